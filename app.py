@@ -1,0 +1,59 @@
+"""Diffusion Studio: builds the page from tabs.ALL, reads flags and the environment, launches."""
+from __future__ import annotations
+
+import argparse
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home; set before gradio loads
+
+import gradio as gr  # noqa: E402
+
+import tabs  # noqa: E402
+from core import config  # noqa: E402
+from core.models import Models  # noqa: E402
+
+CSS = ".studio-header p { margin: 0 }"
+
+
+def build_demo(models: Models) -> gr.Blocks:
+    with gr.Blocks(title="Diffusion Studio") as demo:
+        gr.Markdown(f"## Diffusion Studio\n{models.describe()}", elem_classes="studio-header", elem_id="studio-header")
+        for tab in tabs.ALL:
+            with gr.Tab(tab.TITLE):
+                tab.build(models)
+    return demo
+
+
+def parse_args(argv=None) -> config.ServerConfig:
+    defaults = config.ServerConfig()
+    parser = argparse.ArgumentParser(description="Diffusion Studio")
+    parser.add_argument("--model", default=os.environ.get("STUDIO_MODEL"),
+                        help="base model: an embedded name (toy-sd), a Hub id or a local folder "
+                             "(default: SD1.5 on a CUDA GPU, toy-sd otherwise)")
+    parser.add_argument("--host", default=os.environ.get("STUDIO_HOST", defaults.host))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("STUDIO_PORT", defaults.port)))
+    parser.add_argument("--share", action="store_true", help="also serve on a public gradio.live link")
+    parser.add_argument("--auth", help="protect the page and API with USER:PASSWORD")
+    parser.add_argument("--queue-size", type=int, default=defaults.queue_size)
+    args = parser.parse_args(argv)
+    auth = None
+    if args.auth:
+        user, sep, password = args.auth.partition(":")
+        if not sep or not user or not password:
+            parser.error("--auth takes USER:PASSWORD")
+        auth = (user, password)
+    return config.ServerConfig(host=args.host, port=args.port, share=args.share, auth=auth,
+                               queue_size=args.queue_size, model=args.model)
+
+
+def launch(server: config.ServerConfig, **launch_kwargs):
+    models = Models(base_model=server.model, allow_local=server.model is not None)
+    demo = build_demo(models)
+    demo.queue(default_concurrency_limit=server.concurrency, max_size=server.queue_size)
+    demo.launch(server_name=server.host, server_port=server.port, share=server.share, auth=server.auth,
+                css=CSS, theme=gr.themes.Soft(), **launch_kwargs)
+    return demo
+
+
+if __name__ == "__main__":
+    launch(parse_args())

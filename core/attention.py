@@ -1,0 +1,235 @@
+"""The one attention processor of the app, the controller protocol, and the kernel choice.
+
+Every `Attention` module of a UNet gets a `StudioAttnProcessor` (installed with
+`unet.set_attn_processor`). For each call it asks the active controllers whether they need the
+attention probabilities of this layer. Nobody does → a fused kernel (xformers on CUDA when a
+probe call works, else PyTorch SDPA) and no map is ever materialised. Somebody does → explicit
+softmax(QKᵀ·scale), each controller reads or edits the map in turn, then ·V.
+
+Frame modes change which keys/values a self-attention sees when video frames are folded into
+the batch (batch index = video·frames + frame): first frame (Text2Video-Zero), first+previous
+(Tune-A-Video's sparse-causal), current+middle (FateZero). They work with both kernels.
+"""
+from __future__ import annotations
+
+import contextlib
+import enum
+import functools
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+class FrameMode(str, enum.Enum):
+    NONE = "none"  # frames attend to themselves only (plain image attention)
+    FIRST = "first"  # keys/values from the first frame
+    SPARSE_CAUSAL = "sparse_causal"  # keys/values from the first and the previous frame
+    MIDDLE = "middle"  # keys/values from the current and the middle frame
+
+
+@dataclass(frozen=True)
+class AttentionContext:
+    """What a controller knows about one attention call."""
+    layer: str  # module path, e.g. "up_blocks.1.attentions.0.transformer_blocks.0.attn2"
+    is_cross: bool
+    num_queries: int  # spatial positions of the layer (h·w)
+    step: int  # index of the denoising step in progress (0-based), -1 outside a loop
+    num_steps: int
+    batch: int  # rows of the batch, classifier-free-guidance halves and frames included
+    frames: int  # video frames folded into the batch (1 for images)
+    guided: bool  # True when the batch is [unconditional, conditional] halves
+
+    @property
+    def place(self) -> str:
+        """'down' | 'mid' | 'up', as prompt-to-prompt names layer groups."""
+        return self.layer.split(".")[0].split("_")[0]
+
+
+class AttentionController:
+    """Base class: override `wants` and one of the hooks. Controllers compose in a list."""
+
+    def wants(self, ctx: AttentionContext) -> bool:
+        """Does this controller need the probabilities of this call?"""
+        return False
+
+    def attention(self, probs: torch.Tensor, ctx: AttentionContext) -> torch.Tensor:
+        """probs: (batch, heads, queries, keys). Return them, edited or not."""
+        return probs
+
+    def step_begin(self, step: int, num_steps: int) -> None:
+        """The loop is about to run step `step`."""
+
+    def step_end(self, latents: torch.Tensor, step: int) -> torch.Tensor:
+        """The loop finished step `step`; may return changed latents (local blend)."""
+        return latents
+
+
+class AttentionState:
+    """Shared by every processor of one UNet: the active controllers, the step, the frame mode."""
+
+    def __init__(self):
+        self.controllers: list[AttentionController] = []
+        self.step, self.num_steps = -1, 0
+        self.frames = 1
+        self.frame_mode = FrameMode.NONE
+        self.guided = False
+        self.explicit_calls = 0  # counters: how many calls took each path (tests, benchmarks)
+        self.fused_calls = 0
+
+    @contextlib.contextmanager
+    def use(self, controllers=(), frames: int = 1, frame_mode: FrameMode = FrameMode.NONE):
+        """Activate controllers / frame attention for the duration of a `with` block."""
+        saved = (self.controllers, self.frames, self.frame_mode)
+        self.controllers = [c for c in controllers if c is not None]
+        self.frames, self.frame_mode = frames, FrameMode(frame_mode)
+        try:
+            yield self
+        finally:
+            self.controllers, self.frames, self.frame_mode = saved
+            self.step, self.num_steps = -1, 0
+
+    def step_begin(self, step: int, num_steps: int) -> None:
+        self.step, self.num_steps = step, num_steps
+        for controller in self.controllers:
+            controller.step_begin(step, num_steps)
+
+    def step_end(self, latents: torch.Tensor, step: int) -> torch.Tensor:
+        for controller in self.controllers:
+            latents = controller.step_end(latents, step)
+        return latents
+
+
+# ---- kernels --------------------------------------------------------------------------------
+
+@functools.cache
+def xformers_works(device_type: str) -> bool:
+    """xformers only on CUDA, and only if a small probe call succeeds (its wheels break easily)."""
+    if device_type != "cuda":
+        return False
+    try:
+        import xformers.ops
+        q = torch.randn(1, 8, 1, 8, device="cuda", dtype=torch.float16)
+        xformers.ops.memory_efficient_attention(q, q, q)
+        return True
+    except Exception:
+        return False
+
+
+def fused_attention(query, key, value, mask, scale: float) -> torch.Tensor:
+    """(B, heads, N, d) → (B, heads, N, d) without materialising the N×M map."""
+    if mask is None and xformers_works(query.device.type):
+        import xformers.ops
+        out = xformers.ops.memory_efficient_attention(
+            query.transpose(1, 2).contiguous(), key.transpose(1, 2).contiguous(), value.transpose(1, 2).contiguous(),
+            scale=scale)
+        return out.transpose(1, 2)
+    return F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scale)
+
+
+def attention_probs(query, key, mask, scale: float) -> torch.Tensor:
+    """softmax(QKᵀ·scale) in fp32 for stable maps, returned in the query's dtype."""
+    scores = torch.matmul(query.float(), key.float().transpose(-1, -2)) * scale
+    if mask is not None:
+        scores = scores + mask.float()
+    return scores.softmax(dim=-1).to(query.dtype)
+
+
+def frame_keys(tensor: torch.Tensor, frames: int, mode: FrameMode) -> torch.Tensor:
+    """(B·F, N, C) keys or values → the keys/values each frame attends to under `mode`."""
+    if mode == FrameMode.NONE or frames <= 1:
+        return tensor
+    videos = tensor.shape[0] // frames
+    x = tensor.view(videos, frames, *tensor.shape[1:])
+    index = torch.arange(frames, device=tensor.device)
+    if mode == FrameMode.FIRST:
+        out = x[:, torch.zeros_like(index)]
+    elif mode == FrameMode.SPARSE_CAUSAL:
+        out = torch.cat([x[:, torch.zeros_like(index)], x[:, (index - 1).clamp(min=0)]], dim=2)
+    elif mode == FrameMode.MIDDLE:
+        out = torch.cat([x, x[:, torch.full_like(index, frames // 2)]], dim=2)
+    else:
+        raise ValueError(f"unknown frame mode {mode}")
+    return out.reshape(videos * frames, *out.shape[2:])
+
+
+# ---- the processor --------------------------------------------------------------------------
+
+class StudioAttnProcessor:
+    """Drop-in for diffusers' AttnProcessor2_0 that lets controllers see chosen maps."""
+
+    def __init__(self, layer: str, state: AttentionState):
+        self.layer, self.state = layer, state
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None,
+                 *args, **kwargs) -> torch.Tensor:
+        state = self.state
+        residual = hidden_states
+        if attn.spatial_norm is not None:
+            hidden_states = attn.spatial_norm(hidden_states, temb)
+        input_ndim = hidden_states.ndim
+        if input_ndim == 4:
+            batch, channel, height, width = hidden_states.shape
+            hidden_states = hidden_states.view(batch, channel, height * width).transpose(1, 2)
+        is_cross = encoder_hidden_states is not None
+        batch, sequence_length, _ = hidden_states.shape if not is_cross else encoder_hidden_states.shape
+        if attention_mask is not None:
+            attention_mask = attn.prepare_attention_mask(attention_mask, sequence_length, batch)
+            attention_mask = attention_mask.view(batch, attn.heads, -1, attention_mask.shape[-1])
+        if attn.group_norm is not None:
+            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+
+        query = attn.to_q(hidden_states)
+        if not is_cross:
+            encoder_hidden_states = hidden_states
+        elif attn.norm_cross:
+            encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
+        key = attn.to_k(encoder_hidden_states)
+        value = attn.to_v(encoder_hidden_states)
+        if not is_cross and state.frame_mode != FrameMode.NONE:
+            key = frame_keys(key, state.frames, state.frame_mode)
+            value = frame_keys(value, state.frames, state.frame_mode)
+            if attention_mask is not None:
+                raise ValueError("frame attention does not take an attention mask")
+
+        head_dim = key.shape[-1] // attn.heads
+        query = query.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
+        key = key.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
+        value = value.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
+        if attn.norm_q is not None:
+            query = attn.norm_q(query)
+        if attn.norm_k is not None:
+            key = attn.norm_k(key)
+
+        ctx = AttentionContext(self.layer, is_cross, query.shape[2], state.step, state.num_steps, batch,
+                               state.frames, state.guided)
+        listeners = [c for c in state.controllers if c.wants(ctx)]
+        if listeners:
+            state.explicit_calls += 1
+            probs = attention_probs(query, key, attention_mask, attn.scale)
+            for controller in listeners:
+                probs = controller.attention(probs, ctx)
+            hidden_states = torch.matmul(probs.to(value.dtype), value)
+        else:
+            state.fused_calls += 1
+            hidden_states = fused_attention(query, key, value, attention_mask, attn.scale)
+
+        hidden_states = hidden_states.transpose(1, 2).reshape(batch, -1, attn.heads * head_dim).to(query.dtype)
+        hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))
+        if input_ndim == 4:
+            hidden_states = hidden_states.transpose(-1, -2).reshape(batch, channel, height, width)
+        if attn.residual_connection:
+            hidden_states = hidden_states + residual
+        return hidden_states / attn.rescale_output_factor
+
+
+def install(unet) -> AttentionState:
+    """Give every attention layer of `unet` our processor (again if a pipeline replaced it)."""
+    state = getattr(unet, "studio_attention", None)
+    processors = unet.attn_processors
+    if state is not None and all(isinstance(p, StudioAttnProcessor) and p.state is state for p in processors.values()):
+        return state
+    state = state or AttentionState()
+    unet.set_attn_processor({name: StudioAttnProcessor(name.removesuffix(".processor"), state) for name in processors})
+    unet.studio_attention = state  # a plain attribute: the state lives with the UNet it drives
+    return state

@@ -1,0 +1,71 @@
+"""Every default and limit of the app in one place."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSETS = ROOT / "assets"
+MODELS_DIR = ASSETS / "models"
+EXAMPLES_DIR = ASSETS / "examples"
+TOKENIZER_DIR = ASSETS / "tokenizer"
+
+# ---- models -------------------------------------------------------------------------------
+HUB_BASE_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # default on a CUDA GPU
+EMBEDDED_BASE_MODEL = "toy-sd"  # default on a CPU / offline
+EMBEDDED_CLIP_MODEL = "toy-clip"
+HUB_CLIP_MODEL = "openai/clip-vit-base-patch16"
+# Names that resolve to folders under assets/models/ (the same from_pretrained code path as the Hub).
+EMBEDDED_MODELS = ("toy-sd", "toy-clip")
+ENABLE_ATTENTION_SLICING = False  # diffusers' slicing; our processor already avoids big maps
+ENABLE_VAE_SLICING = True  # decode video frames one at a time on GPU
+ENABLE_CPU_OFFLOAD = False  # accelerate's model offload for small GPUs
+
+# ---- the embedded models' training (scripts/train_toy_*.py) --------------------------------
+TOY_IMAGE_SIZE = 64
+TOY_TOKENIZER_LENGTH = 24  # our grammar's captions are ≤ 20 tokens; 77 would cost 1.6× per step
+
+
+# ---- sampling -----------------------------------------------------------------------------
+DEFAULT_STEPS = 50
+DEFAULT_GUIDANCE = 7.5
+MAX_STEPS = 200
+MAX_GUIDANCE = 30.0
+MAX_SEED = 2**32 - 1
+
+# ---- attention ----------------------------------------------------------------------------
+# self-attention maps are materialised only up to this many queries (32×32): bigger ones are
+# what makes the official P2P/FateZero code run out of memory
+MAX_SELF_ATTENTION_QUERIES = 32 * 32
+
+# ---- inputs -------------------------------------------------------------------------------
+MAX_PROMPT_CHARS = 1000
+MAX_IMAGE_PIXELS = 4096 * 4096  # uploads larger than this are refused before decoding
+MAX_IMAGE_SIDE = 4096
+MAX_VIDEO_FRAMES = 600
+MAX_VIDEO_SECONDS = 60
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 7860
+    share: bool = False  # public link through Gradio's tunnel: opt-in
+    auth: tuple[str, str] | None = None  # (user, password) protecting the page and API
+    queue_size: int = 16  # requests waiting beyond this are refused
+    concurrency: int = 1  # one GPU job at a time
+    model: str | None = None  # None: Hub SD1.5 on CUDA, the embedded toy-sd otherwise
+
+
+@dataclass
+class SamplerDefaults:
+    """/sampler (METHODS.md §5)."""
+    prompt: str = "a red circle on a white background"
+    scheduler: str = "DDIM"
+    eta: float = 0.0
+    steps: int = DEFAULT_STEPS
+    guidance_scale: float = DEFAULT_GUIDANCE
+    seed: int = 0
+    snapshots: int = 8
+    max_snapshots: int = 25

@@ -1,0 +1,141 @@
+"""Model names → loaded diffusers / transformers objects, cached.
+
+A name is an embedded model (a folder under assets/models/, e.g. "toy-sd"), a Hub id
+("owner/name"), or — only when the operator passes it on the command line — a local folder.
+Everything loads through `from_pretrained`, safetensors only, never remote code. One base
+pipeline stays resident; loading another evicts it. A model that fails to load raises
+`ModelLoadError` saying why: there is no silent fallback.
+"""
+from __future__ import annotations
+
+import gc
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import config
+from .tokenizer import check_tokenizer
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$")
+
+
+class ModelLoadError(ValueError):
+    """A model name that cannot be resolved or loaded; the message says why."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    name: str
+    location: str  # folder path or Hub id handed to from_pretrained
+    kind: str  # "embedded" | "local" | "hub"
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def default_base_model(device: torch.device | None = None) -> str:
+    """SD1.5 from the Hub on a CUDA GPU; the embedded toy model on a CPU (offline default)."""
+    device = device or default_device()
+    return config.HUB_BASE_MODEL if device.type == "cuda" else config.EMBEDDED_BASE_MODEL
+
+
+def resolve(name: str, allow_local: bool = False) -> ModelSource:
+    """Where `name` lives. Local folders only when the operator allowed them (never from a request)."""
+    name = (name or "").strip()
+    if not name:
+        raise ModelLoadError("no model name given")
+    embedded = config.MODELS_DIR / name
+    if re.fullmatch(r"[\w.-]+", name) and embedded.is_dir():
+        return ModelSource(name, str(embedded), "embedded")
+    if allow_local and Path(name).expanduser().is_dir():
+        return ModelSource(name, str(Path(name).expanduser().resolve()), "local")
+    if HUB_ID.fullmatch(name) and ".." not in name:
+        return ModelSource(name, name, "hub")
+    if name in config.EMBEDDED_MODELS:
+        raise ModelLoadError(f"the embedded model {name!r} is missing from {config.MODELS_DIR}: "
+                             f"train it with the script in scripts/")
+    raise ModelLoadError(f"{name!r} is neither an embedded model ({', '.join(config.EMBEDDED_MODELS)}) nor a Hub id "
+                         "like 'owner/model'")
+
+
+class Models:
+    """The app's model cache. Thread-safe; one base pipeline resident at a time."""
+
+    def __init__(self, base_model: str | None = None, device: torch.device | str | None = None,
+                 allow_local: bool = False):
+        self.device = torch.device(device) if device is not None else default_device()
+        self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
+        self.base_model = base_model or default_base_model(self.device)
+        self.allow_local = allow_local
+        self._pipes: dict[str, object] = {}
+        self._aux: dict[tuple, object] = {}
+        self._lock = threading.RLock()
+
+    # -- base text-to-image pipelines ---------------------------------------------------------
+    def pipeline(self, name: str | None = None):
+        """A StableDiffusionPipeline for `name` (default: the app's base model)."""
+        from diffusers import StableDiffusionPipeline
+
+        name = name or self.base_model
+        with self._lock:
+            if name in self._pipes:
+                return self._pipes[name]
+            source = resolve(name, self.allow_local or name == self.base_model)
+            self._evict_pipelines()
+            try:
+                pipe = StableDiffusionPipeline.from_pretrained(
+                    source.location, torch_dtype=self.dtype, use_safetensors=True, safety_checker=None,
+                    requires_safety_checker=False, local_files_only=source.kind != "hub")
+            except Exception as error:  # diffusers raises OSError, ValueError, EnvironmentError …
+                raise ModelLoadError(f"could not load {name!r} ({source.kind}): {error}") from error
+            check_tokenizer(pipe.tokenizer, source.location)
+            pipe = pipe.to(self.device)
+            pipe.set_progress_bar_config(disable=True)
+            if self.device.type == "cuda":
+                if config.ENABLE_VAE_SLICING:
+                    pipe.vae.enable_slicing()
+                if config.ENABLE_CPU_OFFLOAD:
+                    pipe.enable_model_cpu_offload()
+            self._pipes[name] = pipe
+            return pipe
+
+    def _evict_pipelines(self) -> None:
+        self._pipes.clear()
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    # -- CLIP (losses, energies) ---------------------------------------------------------------
+    def clip(self, name: str | None = None):
+        """(CLIPModel, tokenizer) — toy-clip offline, CLIP ViT-B/16 on a GPU."""
+        from transformers import CLIPModel, CLIPTokenizer
+
+        name = name or (config.HUB_CLIP_MODEL if self.device.type == "cuda" else config.EMBEDDED_CLIP_MODEL)
+        key = ("clip", name)
+        with self._lock:
+            if key not in self._aux:
+                source = resolve(name, self.allow_local)
+                try:
+                    model = CLIPModel.from_pretrained(source.location, dtype=self.dtype, use_safetensors=True,
+                                                      local_files_only=source.kind != "hub")
+                    tokenizer = CLIPTokenizer.from_pretrained(source.location, local_files_only=source.kind != "hub")
+                except Exception as error:
+                    raise ModelLoadError(f"could not load CLIP model {name!r}: {error}") from error
+                check_tokenizer(tokenizer, source.location)
+                self._aux[key] = (model.to(self.device).eval().requires_grad_(False), tokenizer)
+            return self._aux[key]
+
+    def describe(self) -> str:
+        """One line for the page header."""
+        source = resolve(self.base_model, True)
+        label = "embedded toy model" if source.kind == "embedded" else source.kind
+        return f"model **{self.base_model}** ({label}) on **{self.device.type.upper()}** ({str(self.dtype).removeprefix('torch.')})"
+
+    def clear(self) -> None:
+        with self._lock:
+            self._evict_pipelines()
+            self._aux.clear()

@@ -1,0 +1,154 @@
+"""The one denoising loop, and the prompt-encoding / latent / decoding steps around it.
+
+`denoise` runs any diffusers scheduler with classifier-free guidance, per-step unconditional
+embeddings (null-text inversion), per-step hooks (local blend, energy guidance, latent
+blending) and x_t / x̂0 snapshots. With no extras it computes exactly what
+`StableDiffusionPipeline.__call__` computes (tests/test_sampling.py holds it to that).
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .attention import AttentionState, install
+
+# hook(step, timestep, latents, x0_prediction) -> new latents or None
+StepHook = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor | None]
+
+
+@dataclass
+class Snapshot:
+    step: int  # 0-based index of the finished step
+    timestep: int
+    latents: torch.Tensor  # x_t after the step
+    x0: torch.Tensor | None  # the scheduler's prediction of x_0 at this step
+
+
+@dataclass
+class DenoiseResult:
+    latents: torch.Tensor
+    timesteps: list[int]
+    snapshots: list[Snapshot] = field(default_factory=list)
+
+
+@torch.no_grad()
+def encode_prompts(pipe, prompts: Sequence[str]) -> torch.Tensor:
+    """Prompts → text-encoder hidden states (B, tokenizer.model_max_length, dim), like the pipeline."""
+    tokenizer = pipe.tokenizer
+    ids = tokenizer(list(prompts), padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                    return_tensors="pt").input_ids.to(pipe.text_encoder.device)
+    use_mask = getattr(pipe.text_encoder.config, "use_attention_mask", False)
+    mask = (ids != tokenizer.pad_token_id).long() if use_mask else None
+    embeds = pipe.text_encoder(ids, attention_mask=mask)[0]
+    return embeds.to(dtype=pipe.unet.dtype)
+
+
+def prepare_latents(pipe, batch: int, height: int, width: int, generator: torch.Generator | None,
+                    frames: int | None = None) -> torch.Tensor:
+    """Initial noise, drawn on the CPU generator's stream so a seed means the same on every device."""
+    channels = pipe.unet.config.in_channels
+    scale = pipe.vae_scale_factor
+    shape = (batch, channels, height // scale, width // scale) if frames is None else \
+        (batch, channels, frames, height // scale, width // scale)
+    device = pipe.unet.device
+    latents = torch.randn(shape, generator=generator, device=generator.device if generator else "cpu",
+                          dtype=pipe.unet.dtype).to(device)
+    return latents * pipe.scheduler.init_noise_sigma
+
+
+def _step_kwargs(scheduler, eta: float, generator) -> dict:
+    accepted = set(inspect.signature(scheduler.step).parameters)
+    kwargs = {}
+    if "eta" in accepted:
+        kwargs["eta"] = eta
+    if "generator" in accepted:
+        kwargs["generator"] = generator
+    return kwargs
+
+
+def predict_x0(scheduler, latents, noise_pred, timestep) -> torch.Tensor | None:
+    """x̂0 = (x_t − √(1−ᾱ_t)·ε)/√ᾱ_t for schedulers that do not report it (ε-prediction only)."""
+    alphas = getattr(scheduler, "alphas_cumprod", None)
+    if alphas is None or scheduler.config.get("prediction_type", "epsilon") != "epsilon":
+        return None
+    alpha = alphas.to(latents.device)[int(timestep)].to(latents.dtype)
+    return (latents - (1 - alpha).sqrt() * noise_pred) / alpha.sqrt()
+
+
+def denoise(unet, scheduler, latents: torch.Tensor, cond_embeds: torch.Tensor,
+            uncond_embeds: torch.Tensor | Sequence[torch.Tensor] | None = None, guidance_scale: float = 7.5,
+            num_steps: int = 50, eta: float = 0.0, generator: torch.Generator | None = None,
+            hooks: Sequence[StepHook] = (), snapshot_steps: Sequence[int] = (), start_step: int = 0,
+            on_step: Callable[[int, int], None] | None = None, unet_kwargs: dict | None = None,
+            set_timesteps: bool = True) -> DenoiseResult:
+    """Sample from `latents` (already scaled by init_noise_sigma) with classifier-free guidance.
+
+    uncond_embeds: one tensor for every step, or one per step (null-text inversion); None or
+    guidance_scale ≤ 1 runs the conditional branch alone. Steps before `start_step` are skipped
+    (img2img, inversion-based edits start part-way). Attention controllers are whatever is active
+    on the UNet's `AttentionState` (see core.attention); the loop tells it where steps begin/end.
+    """
+    state: AttentionState = install(unet)
+    if set_timesteps:
+        scheduler.set_timesteps(num_steps, device=latents.device)
+    timesteps = scheduler.timesteps
+    per_step_uncond = isinstance(uncond_embeds, (list, tuple))
+    guided = uncond_embeds is not None and guidance_scale > 1.0
+    state.guided = guided
+    step_kwargs = _step_kwargs(scheduler, eta, generator)
+    result = DenoiseResult(latents, [int(t) for t in timesteps])
+    snapshot_steps = set(snapshot_steps)
+    for i, t in enumerate(timesteps):
+        if i < start_step:
+            continue
+        state.step_begin(i, len(timesteps))
+        if guided:
+            uncond = uncond_embeds[i] if per_step_uncond else uncond_embeds
+            uncond = uncond.expand(cond_embeds.shape[0], *uncond.shape[1:]) if uncond.shape[0] == 1 else uncond
+            model_input = torch.cat([latents] * 2)
+            context = torch.cat([uncond, cond_embeds])
+        else:
+            model_input, context = latents, cond_embeds
+        model_input = scheduler.scale_model_input(model_input, t)
+        noise_pred = unet(model_input, t, encoder_hidden_states=context, return_dict=False, **(unet_kwargs or {}))[0]
+        if guided:
+            noise_uncond, noise_text = noise_pred.chunk(2)
+            noise_pred = noise_uncond + guidance_scale * (noise_text - noise_uncond)
+        previous = latents
+        output = scheduler.step(noise_pred, t, latents, **step_kwargs, return_dict=True)
+        latents = output.prev_sample
+        x0 = getattr(output, "pred_original_sample", None)
+        latents = state.step_end(latents, i)
+        for hook in hooks:
+            changed = hook(i, t, latents, x0)
+            latents = changed if changed is not None else latents
+        if i in snapshot_steps:
+            if x0 is None:
+                x0 = predict_x0(scheduler, previous, noise_pred, t)
+            result.snapshots.append(Snapshot(i, int(t), latents.detach().clone(), None if x0 is None else x0.detach().clone()))
+        if on_step is not None:
+            on_step(i + 1, len(timesteps))
+    state.guided = False
+    result.latents = latents
+    return result
+
+
+@torch.no_grad()
+def decode(pipe, latents: torch.Tensor) -> np.ndarray:
+    """Latents (B, C, h, w) → uint8 images (B, H, W, 3), as the pipeline's postprocessing does."""
+    vae = pipe.vae
+    images = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
+    images = (images / 2 + 0.5).clamp(0, 1)
+    return (images.permute(0, 2, 3, 1).float().cpu().numpy() * 255).round().astype(np.uint8)
+
+
+@torch.no_grad()
+def encode_images(pipe, images: np.ndarray, generator: torch.Generator | None = None) -> torch.Tensor:
+    """uint8 images (B, H, W, 3) → scaled latents (posterior mean: inversion wants no noise)."""
+    vae = pipe.vae
+    pixels = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(vae.device, vae.dtype) / 127.5 - 1
+    return vae.encode(pixels).latent_dist.mean * vae.config.scaling_factor

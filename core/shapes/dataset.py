@@ -1,0 +1,137 @@
+"""The procedural captioned dataset of coloured shapes that the embedded models learn.
+
+The grammar is fixed (issue 3): one or two filled shapes on a plain background,
+captioned ``a {color} {shape} on a {background} background`` or
+``a {color} {shape} and a {color} {shape} on a {background} background`` (left object
+first), and moving single objects ``a {color} {shape} moving {direction} on a
+{background} background`` for the video models.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+PALETTE: dict[str, tuple[int, int, int]] = {
+    "red": (220, 40, 40),
+    "green": (40, 180, 60),
+    "blue": (40, 80, 220),
+    "yellow": (235, 210, 40),
+    "purple": (140, 60, 190),
+    "orange": (240, 140, 30),
+}
+BACKGROUNDS: dict[str, tuple[int, int, int]] = {
+    "white": (245, 245, 245),
+    "black": (15, 15, 15),
+    "gray": (128, 128, 128),
+}
+SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
+DIRECTIONS: dict[str, tuple[int, int]] = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
+
+# Radius range for one object, as a fraction of the image side (10–22 px at 64 px).
+SINGLE_RADIUS = (10 / 64, 22 / 64)
+# Two objects share the width, so each is smaller.
+PAIR_RADIUS = (9 / 64, 14 / 64)
+SUPERSAMPLE = 4  # draw big then downsample: anti-aliased edges like a photo's
+
+
+@dataclass(frozen=True)
+class ShapeObject:
+    color: str
+    shape: str
+    cx: float  # centre, pixels
+    cy: float
+    radius: float  # circumradius, pixels
+
+
+@dataclass(frozen=True)
+class Scene:
+    objects: tuple[ShapeObject, ...]
+    background: str
+
+    def caption(self) -> str:
+        described = " and ".join(f"a {o.color} {o.shape}" for o in sorted(self.objects, key=lambda o: o.cx))
+        return f"{described} on a {self.background} background"
+
+
+def _draw_object(draw: ImageDraw.ImageDraw, obj: ShapeObject, scale: int) -> None:
+    cx, cy, r = obj.cx * scale, obj.cy * scale, obj.radius * scale
+    fill = PALETTE[obj.color]
+    if obj.shape == "circle":
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
+    elif obj.shape == "square":
+        half = r * 0.8  # a square a little smaller than its circumcircle looks of equal weight
+        draw.rectangle([cx - half, cy - half, cx + half, cy + half], fill=fill)
+    elif obj.shape == "triangle":
+        # upright equilateral triangle with its centre at (cx, cy)
+        angles = np.deg2rad([-90.0, 30.0, 150.0])
+        draw.polygon([(cx + r * np.cos(a), cy + r * np.sin(a)) for a in angles], fill=fill)
+    else:
+        raise ValueError(f"unknown shape {obj.shape!r}; expected one of {SHAPES}")
+
+
+def render(scene: Scene, size: int = 64) -> np.ndarray:
+    """Scene → uint8 array (size, size, 3)."""
+    big = Image.new("RGB", (size * SUPERSAMPLE, size * SUPERSAMPLE), BACKGROUNDS[scene.background])
+    draw = ImageDraw.Draw(big)
+    for obj in scene.objects:
+        _draw_object(draw, obj, SUPERSAMPLE)
+    return np.asarray(big.resize((size, size), Image.Resampling.BOX))
+
+
+def _place(rng: np.random.Generator, radius: float, x_range: tuple[float, float], size: int) -> tuple[float, float]:
+    # triangles and squares lie inside the circumcircle, so keeping the circle inside keeps all inside
+    lo, hi = x_range[0] + radius + 1, x_range[1] - radius - 1
+    cx = rng.uniform(lo, max(lo, hi))
+    cy = rng.uniform(radius + 1, size - radius - 1)
+    return cx, cy
+
+
+def random_object(rng: np.random.Generator, size: int, radius_range, x_range, color=None, shape=None) -> ShapeObject:
+    radius = rng.uniform(*radius_range) * size
+    cx, cy = _place(rng, radius, x_range, size)
+    return ShapeObject(
+        color=color or str(rng.choice(list(PALETTE))),
+        shape=shape or str(rng.choice(SHAPES)),
+        cx=cx, cy=cy, radius=radius,
+    )
+
+
+def random_scene(rng: np.random.Generator, size: int = 64, two_object_prob: float = 0.35,
+                 color=None, shape=None, background=None) -> Scene:
+    """A random one- or two-object scene; fixed attributes may be given."""
+    background = background or str(rng.choice(list(BACKGROUNDS)))
+    if rng.random() < two_object_prob:
+        gap = size * 0.03
+        left = random_object(rng, size, PAIR_RADIUS, (0, size / 2 - gap), color, shape)
+        right = random_object(rng, size, PAIR_RADIUS, (size / 2 + gap, size))
+        return Scene((left, right), background)
+    return Scene((random_object(rng, size, SINGLE_RADIUS, (0, size), color, shape),), background)
+
+
+def sample_batch(rng: np.random.Generator, n: int, size: int = 64, two_object_prob: float = 0.35):
+    """n random scenes → (uint8 images (n, size, size, 3), captions)."""
+    scenes = [random_scene(rng, size, two_object_prob) for _ in range(n)]
+    return np.stack([render(s, size) for s in scenes]), [s.caption() for s in scenes]
+
+
+def moving_clip(rng: np.random.Generator, frames: int = 8, size: int = 64, speed: float | None = None,
+                direction: str | None = None):
+    """One object moving in a straight line → (uint8 frames (T, size, size, 3), caption)."""
+    direction = direction or str(rng.choice(list(DIRECTIONS)))
+    background = str(rng.choice(list(BACKGROUNDS)))
+    radius = rng.uniform(*PAIR_RADIUS) * size
+    speed = speed if speed is not None else rng.uniform(1.5, 3.0)
+    dx, dy = DIRECTIONS[direction]
+    travel = speed * (frames - 1)
+    # choose a start so that the whole path stays inside the image
+    lo_x, hi_x = radius + 1 + max(0, -dx * travel), size - radius - 1 - max(0, dx * travel)
+    lo_y, hi_y = radius + 1 + max(0, -dy * travel), size - radius - 1 - max(0, dy * travel)
+    cx0, cy0 = rng.uniform(lo_x, max(lo_x, hi_x)), rng.uniform(lo_y, max(lo_y, hi_y))
+    color, shape = str(rng.choice(list(PALETTE))), str(rng.choice(SHAPES))
+    clip = [
+        render(Scene((ShapeObject(color, shape, cx0 + dx * speed * t, cy0 + dy * speed * t, radius),), background), size)
+        for t in range(frames)
+    ]
+    return np.stack(clip), f"a {color} {shape} moving {direction} on a {background} background"

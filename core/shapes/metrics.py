@@ -1,0 +1,74 @@
+"""How well the embedded models follow the grammar, measured from pixels (model cards, tests)."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import torch
+
+from . import dataset, reader
+
+EVAL_BACKGROUNDS = ("white", "black")  # issue 3 measures colour and shape on these
+
+
+def single_object_prompts(backgrounds=EVAL_BACKGROUNDS) -> list[tuple[str, str, str]]:
+    return list(itertools.product(dataset.PALETTE, dataset.SHAPES, backgrounds))
+
+
+def grade_single(images, expected: list[tuple[str, str, str]]) -> dict:
+    """Fraction of images whose largest object has the asked colour / shape."""
+    color_ok = shape_ok = 0
+    for image, (color, shape, _) in zip(images, expected):
+        blob = reader.read_single(np.asarray(image))
+        color_ok += blob is not None and blob.color == color
+        shape_ok += blob is not None and blob.shape == shape
+    n = len(expected)
+    return {"color_accuracy": color_ok / n, "shape_accuracy": shape_ok / n, "n": n}
+
+
+def two_object_cases(rng: np.random.Generator, n: int) -> list[tuple[str, str, str, str]]:
+    """(left colour, right colour, shapes…, background) with two different colours."""
+    cases = []
+    colors = list(dataset.PALETTE)
+    for _ in range(n):
+        left, right = rng.choice(colors, 2, replace=False)
+        cases.append((str(left), str(rng.choice(dataset.SHAPES)), str(right), str(rng.choice(dataset.SHAPES)),
+                      str(rng.choice(EVAL_BACKGROUNDS))))
+    return cases
+
+
+def two_object_prompt(case) -> str:
+    left, left_shape, right, right_shape, background = case
+    return f"a {left} {left_shape} and a {right} {right_shape} on a {background} background"
+
+
+def grade_two_objects(images, cases) -> dict:
+    """Fraction of images with two objects whose colours are the asked ones, left and right."""
+    ok = 0
+    for image, (left, _, right, _, _) in zip(images, cases):
+        blobs = reader.read_objects(np.asarray(image), max_objects=2)
+        ok += len(blobs) == 2 and blobs[0].color == left and blobs[1].color == right
+    return {"left_right_accuracy": ok / len(cases), "n": len(cases)}
+
+
+@torch.no_grad()
+def clip_zero_shot(model, tokenizer, n: int = 600, seed: int = 0) -> dict:
+    """Zero-shot colour / shape / background accuracy of a CLIPModel on fresh single-object images."""
+    rng = np.random.default_rng(seed)
+    scenes = [dataset.random_scene(rng, two_object_prob=0.0) for _ in range(n)]
+    images = np.stack([dataset.render(s) for s in scenes])
+    candidates = single_object_prompts(tuple(dataset.BACKGROUNDS))
+    texts = [f"a {c} {s} on a {b} background" for c, s, b in candidates]
+    ids = tokenizer(texts, padding="max_length", truncation=True, return_tensors="pt").input_ids
+    text = torch.nn.functional.normalize(model.get_text_features(input_ids=ids).pooler_output, dim=-1)
+    pixels = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+    image = torch.nn.functional.normalize(model.get_image_features(pixel_values=pixels).pooler_output, dim=-1)
+    best = (image @ text.T).argmax(1).tolist()
+    color = shape = background = 0
+    for scene, index in zip(scenes, best):
+        c, s, b = candidates[index]
+        obj = scene.objects[0]
+        color += c == obj.color
+        shape += s == obj.shape
+        background += b == scene.background
+    return {"color_accuracy": color / n, "shape_accuracy": shape / n, "background_accuracy": background / n, "n": n}

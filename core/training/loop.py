@@ -1,0 +1,58 @@
+"""Small pieces every trainer here shares: resumable checkpoints, the learning-rate schedule, EMA."""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from pathlib import Path
+
+import torch
+
+
+def warmup_cosine(step: int, total: int, warmup: int, floor: float = 0.1) -> float:
+    """Learning-rate multiplier: linear warm-up, then cosine down to `floor`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class EMA:
+    """Exponential moving average of a module's weights (sampled from after training)."""
+
+    def __init__(self, module: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.shadow = copy.deepcopy(module).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, module: torch.nn.Module, step: int) -> None:
+        decay = min(self.decay, (1 + step) / (10 + step))  # short memory early on
+        for ema_p, p in zip(self.shadow.parameters(), module.parameters()):
+            ema_p.lerp_(p.detach(), 1 - decay)
+
+
+class Checkpoint:
+    """One file per stage, rewritten every `every` steps, so a killed run resumes where it was."""
+
+    def __init__(self, path: Path, every: int):
+        self.path, self.every = Path(path), every
+        self.started = time.time()
+        self.elapsed_before = 0.0
+
+    def load(self) -> dict | None:
+        if not self.path.exists():
+            return None
+        state = torch.load(self.path, map_location="cpu", weights_only=False)
+        self.elapsed_before = state.get("elapsed", 0.0)
+        return state
+
+    def elapsed(self) -> float:
+        """CPU wall time of this stage over all its sittings."""
+        return self.elapsed_before + time.time() - self.started
+
+    def maybe_save(self, step: int, state: dict, force: bool = False) -> None:
+        if force or (step + 1) % self.every == 0:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            torch.save({**state, "step": step + 1, "elapsed": self.elapsed()}, tmp)
+            tmp.replace(self.path)

@@ -1,0 +1,56 @@
+"""What every tab shares: GPU entry points, turning engine errors into gr.Error, small widgets."""
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Callable
+
+import gradio as gr
+import torch
+
+from core.models import ModelLoadError
+
+log = logging.getLogger("studio")
+
+try:  # HuggingFace ZeroGPU: GPU work must run inside spaces.GPU; elsewhere the package is absent
+    import spaces  # type: ignore
+
+    _gpu_decorator = spaces.GPU
+except ImportError:  # pragma: no cover - depends on the host
+    _gpu_decorator = None
+
+
+def handler(fn: Callable) -> Callable:
+    """Wrap a tab's handler: user mistakes → gr.Error with the reason; out-of-memory → a clear
+    message and freed memory; anything else → a generic error (logged here, no traceback to the page)."""
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except (ValueError, ModelLoadError) as error:
+            raise gr.Error(str(error)) from None
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            raise gr.Error("the GPU ran out of memory: use fewer steps, frames or a smaller size") from None
+        except Exception:
+            log.exception("handler %s failed", fn.__name__)
+            raise gr.Error("something went wrong on the server while running this; the details are in its log") from None
+
+    return _gpu_decorator(wrapped) if _gpu_decorator is not None else wrapped
+
+
+def step_progress(progress: gr.Progress, label: str):
+    """A callback for core.sampling.denoise that moves a Gradio progress bar."""
+    def on_step(done: int, total: int) -> None:
+        progress(done / total, desc=f"{label}: step {done}/{total}")
+    return on_step
+
+
+def header(title: str, summary: str, note: str | None = None) -> None:
+    text = f"### {title}\n{summary}"
+    if note:
+        text += f"\n\n*{note}*"
+    gr.Markdown(text)

@@ -1,0 +1,54 @@
+"""Tab: score-based sampler inspector (METHODS.md §5) — endpoint /sampler."""
+from __future__ import annotations
+
+import gradio as gr
+
+from core import config
+from core.methods import sampler
+from core.schedulers import SCHEDULERS
+
+from .common import handler, header, step_progress
+
+TITLE = "Sampler inspector"
+D = config.SamplerDefaults
+
+
+def build(models) -> None:
+    header(TITLE, "Sample with a chosen scheduler and watch the trajectory: the noisy latent x_t and the "
+                  "model's prediction of the clean image x̂0 = (x_t − √(1−ᾱ_t)·ε)/√ᾱ_t at evenly spaced steps, "
+                  "with the noise schedule ᾱ_t and its signal-to-noise ratio.")
+    with gr.Row():
+        with gr.Column():
+            prompt = gr.Textbox(D.prompt, label="prompt", elem_id="sampler-prompt")
+            scheduler = gr.Dropdown(list(SCHEDULERS), value=D.scheduler, label="scheduler")
+            with gr.Row():
+                steps = gr.Slider(1, config.MAX_STEPS, D.steps, step=1, label="steps")
+                guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
+            with gr.Row():
+                eta = gr.Slider(0, 1, D.eta, step=0.05, label="eta (DDIM: 0 deterministic, 1 ≈ DDPM)")
+                snapshots = gr.Slider(1, D.max_snapshots, D.snapshots, step=1, label="snapshots")
+                seed = gr.Number(D.seed, precision=0, label="seed", minimum=0, maximum=config.MAX_SEED)
+            run = gr.Button("Sample", variant="primary", elem_id="sampler-run")
+        with gr.Column():
+            image = gr.Image(label="final image", type="numpy", format="png", elem_id="sampler-image")
+            plot = gr.Image(label="noise schedule", type="numpy", format="png")
+    trajectory = gr.Gallery(label="trajectory: x_t and predicted x̂0", columns=8, height="auto")
+
+    @handler
+    def sample(prompt: str, scheduler: str = D.scheduler, eta: float = D.eta, steps: int = D.steps,
+               guidance_scale: float = D.guidance_scale, seed: int = D.seed, snapshots: int = D.snapshots,
+               progress=gr.Progress()):
+        params = sampler.SamplerParams(prompt, scheduler, float(eta), int(steps), float(guidance_scale),
+                                       int(seed), int(snapshots))
+        params.check()
+        progress(0, desc="loading model")
+        result = sampler.run(models.pipeline(), params, on_step=step_progress(progress, "sampling"))
+        return result.image, [(img, caption) for caption, img in result.trajectory], result.schedule_plot
+
+    inputs = [prompt, scheduler, eta, steps, guidance_scale, seed, snapshots]
+    run.click(sample, inputs, [image, trajectory, plot], api_name="sampler")
+    gr.Examples(
+        [["a red circle on a white background", "DDIM", 0.0, 25, 6.0, 0, 6],
+         ["a blue square on a black background", "Euler a", 0.0, 25, 6.0, 1, 6],
+         ["a yellow triangle on a gray background", "DDPM", 1.0, 50, 6.0, 2, 8]],
+        inputs, [image, trajectory, plot], fn=sample, cache_examples=False)

@@ -1,0 +1,63 @@
+"""The one denoising loop computes what StableDiffusionPipeline computes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from core.methods.sampler import snapshot_indices
+from core.sampling import decode, denoise, encode_prompts, prepare_latents
+from core.schedulers import make_scheduler
+
+PROMPT = "a red circle on a white background"
+
+
+@pytest.mark.parametrize("scheduler_name, eta", [("DDIM", 0.0), ("DDIM", 1.0), ("Euler a", 0.0)])
+@torch.no_grad()
+def test_denoise_reproduces_the_pipeline(tiny_pipe, scheduler_name, eta):
+    pipe = tiny_pipe
+    pipe.scheduler = make_scheduler(scheduler_name, pipe.scheduler.config)
+    size = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    expected = pipe(PROMPT, num_inference_steps=6, guidance_scale=7.5, eta=eta, height=size, width=size,
+                    generator=torch.Generator().manual_seed(3), output_type="np").images[0]
+
+    generator = torch.Generator().manual_seed(3)
+    latents = prepare_latents(pipe, 1, size, size, generator)
+    result = denoise(pipe.unet, pipe.scheduler, latents, encode_prompts(pipe, [PROMPT]), encode_prompts(pipe, [""]),
+                     guidance_scale=7.5, num_steps=6, eta=eta, generator=generator)
+    ours = decode(pipe, result.latents)[0].astype(np.float32) / 255
+    # the pipeline returns floats; ours is rounded to uint8, so allow half a grey level
+    assert np.abs(ours - expected).max() <= 0.5 / 255 + 1e-4
+    pipe.scheduler = make_scheduler("DDIM", pipe.scheduler.config)
+
+
+@torch.no_grad()
+def test_denoise_latents_match_pipeline_latents(tiny_pipe):
+    pipe = tiny_pipe
+    expected = pipe(PROMPT, num_inference_steps=5, guidance_scale=5.0, height=32, width=32,
+                    generator=torch.Generator().manual_seed(1), output_type="latent").images
+    generator = torch.Generator().manual_seed(1)
+    result = denoise(pipe.unet, pipe.scheduler, prepare_latents(pipe, 1, 32, 32, generator),
+                     encode_prompts(pipe, [PROMPT]), encode_prompts(pipe, [""]), 5.0, 5)
+    assert (result.latents - expected).abs().max().item() < 1e-4
+
+
+@torch.no_grad()
+def test_snapshots_hooks_and_per_step_uncond(tiny_pipe):
+    pipe = tiny_pipe
+    generator = torch.Generator().manual_seed(0)
+    latents = prepare_latents(pipe, 1, 32, 32, generator)
+    cond, uncond = encode_prompts(pipe, [PROMPT]), encode_prompts(pipe, [""])
+    seen = []
+    result = denoise(pipe.unet, pipe.scheduler, latents, cond, [uncond] * 8, 7.5, 8,
+                     hooks=[lambda i, t, x, x0: seen.append(i)], snapshot_steps=snapshot_indices(8, 4))
+    assert seen == list(range(8))
+    assert [s.step for s in result.snapshots] == [0, 2, 5, 7]
+    assert all(s.x0 is not None and s.x0.shape == latents.shape for s in result.snapshots)
+    same = denoise(pipe.unet, pipe.scheduler, latents, cond, uncond, 7.5, 8)
+    assert torch.allclose(result.latents, same.latents, atol=1e-6)  # a list of equal embeddings = one embedding
+
+
+def test_snapshot_indices():
+    assert snapshot_indices(50, 8) == [0, 7, 14, 21, 28, 35, 42, 49]
+    assert snapshot_indices(3, 8) == [0, 1, 2]
