@@ -38,6 +38,9 @@ MAX_SEED = 2**32 - 1
 # what makes the official P2P/FateZero code run out of memory
 MAX_SELF_ATTENTION_QUERIES = 32 * 32
 
+# P2P heatmaps and local blend read cross-attention at this side (16×16 on SD1.5 at 512 px)
+P2P_MAP_SIDE = 16
+
 # ---- inputs -------------------------------------------------------------------------------
 MAX_PROMPT_CHARS = 1000
 MAX_IMAGE_PIXELS = 4096 * 4096  # uploads larger than this are refused before decoding
@@ -69,3 +72,32 @@ class SamplerDefaults:
     seed: int = 0
     snapshots: int = 8
     max_snapshots: int = 25
+
+
+@dataclass
+class P2PDefaults:
+    """/p2p (METHODS.md §0); the official notebook's values."""
+    source_prompt: str = "a red circle on a white background"
+    target_prompt: str = "a blue circle on a white background"
+    edit_mode: str = "auto"
+    cross_replace_steps: float = 0.8
+    self_replace_steps: float = 0.4
+    blend_words: str = ""
+    blend_threshold: float = 0.3
+    blend_start: float = 0.2  # null-text notebook's start_blend: early maps are still noise
+    reweight_words: str = ""
+    reweight_value: float = 2.0
+    steps: int = DEFAULT_STEPS
+    guidance_scale: float = DEFAULT_GUIDANCE
+    seed: int = 0
+
+
+@dataclass
+class NullTextDefaults:
+    """/null_text (METHODS.md §13)."""
+    inversion: str = "null-text"  # "null-text" | "negative-prompt" | "ddim"
+    num_inner_steps: int = 10
+    early_stop_epsilon: float = 1e-5
+    learning_rate: float = 1e-2  # Adam, decayed as lr·(1 − i/100) over steps i
+    cache_size: int = 8  # inversions kept in memory (image, prompt, model, steps)
+    max_side: int = 1024  # uploads are resized to the model's resolution; refuse absurd ones earlier

@@ -39,3 +39,26 @@ def tiny_pipe():
                                    image_encoder=None, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+@pytest.fixture(scope="session")
+def app_url():
+    """The whole app, launched in-process on a free local port with its default (embedded) model."""
+    import socket
+
+    import app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = app.parse_args(["--port", str(port)])
+    demo = app.launch(server, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+@pytest.fixture(scope="session")
+def client(app_url):
+    from gradio_client import Client
+
+    return Client(app_url, verbose=False)

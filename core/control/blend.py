@@ -1,0 +1,45 @@
+"""Local blend: only the region of the chosen words may change between source and edit.
+
+Mask from the step's cross-attention maps of `blend_words` (source and target): sum the words'
+maps, 3×3 max-pool, upsample to the latent, normalise by the max, threshold; the union over
+prompts. Then x_t* = x_t + mask·(x_t* − x_t) after each step from `start_step` on.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..attention import AttentionController
+from .store import AttentionStore
+
+
+class LocalBlend(AttentionController):
+    def __init__(self, store: AttentionStore, positions: list[list[int]], threshold: float, start_step: int = 0):
+        self.store = store  # must come before this controller in the list
+        self.positions = positions  # per prompt, the token positions of the blend words
+        self.threshold = threshold
+        self.start_step = start_step
+        self.last_mask: torch.Tensor | None = None  # (prompts, h, w), for display and tests
+
+    def mask(self, latent_hw: tuple[int, int]) -> torch.Tensor:
+        maps = self.store.current  # (prompts·frames, q, tokens)
+        prompts = len(self.positions)
+        maps = maps.view(prompts, -1, *maps.shape[1:])
+        side = self.store.side
+        word_maps = torch.stack([maps[p][..., pos].sum(-1) for p, pos in enumerate(self.positions)])
+        word_maps = word_maps.view(-1, 1, side, side)  # (prompts·frames, 1, side, side)
+        word_maps = F.max_pool2d(word_maps, 3, stride=1, padding=1)
+        word_maps = F.interpolate(word_maps, size=latent_hw, mode="bilinear", align_corners=False)
+        word_maps = word_maps / word_maps.flatten(1).amax(1).clamp(min=1e-8)[:, None, None, None]
+        mask = (word_maps > self.threshold).view(prompts, -1, 1, *latent_hw)
+        return mask[:1] | mask  # a pixel may change where either prompt's word is
+
+    def step_end(self, latents: torch.Tensor, step: int) -> torch.Tensor:
+        if step < self.start_step or self.store.current is None:
+            return latents
+        prompts = len(self.positions)
+        mask = self.mask(tuple(latents.shape[-2:]))
+        self.last_mask = mask[:, 0, 0].float()
+        x = latents.view(prompts, -1, *latents.shape[1:])
+        x = x[:1] + mask.to(latents.dtype) * (x - x[:1])
+        return x.reshape(latents.shape)

@@ -1,0 +1,91 @@
+"""Prompt-to-Prompt attention edits: the target prompt's maps take (a function of) the source's.
+
+The conditional branch holds the prompts in order [source, target, …] (times frames for video).
+Cross-attention: target = f(source)·α + own·(1 − α), α per step and token (core.control.schedule).
+Self-attention: in the `self_replace_steps` window the target's maps become the source's, only
+in layers with at most `max_self_queries` queries; every other layer keeps the fused kernel.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..attention import AttentionContext, AttentionController
+from .store import conditional_rows
+
+
+class AttentionEdit(AttentionController):
+    def __init__(self, cross_alpha: torch.Tensor, self_window: tuple[int, int], max_self_queries: int,
+                 prompts: int = 2):
+        self.cross_alpha = cross_alpha  # (num_steps, tokens)
+        self.self_window = self_window
+        self.max_self_queries = max_self_queries
+        self.prompts = prompts
+
+    def wants(self, ctx: AttentionContext) -> bool:
+        if ctx.step < 0:
+            return False
+        if ctx.is_cross:
+            return bool(self.cross_alpha[min(ctx.step, len(self.cross_alpha) - 1)].any())
+        return self.self_window[0] <= ctx.step < self.self_window[1] and ctx.num_queries <= self.max_self_queries
+
+    def replace_cross(self, base: torch.Tensor, edited: torch.Tensor) -> torch.Tensor:
+        """base (F, heads, q, tokens), edited (P−1, F, heads, q, tokens) → new edited maps."""
+        raise NotImplementedError
+
+    def attention(self, probs: torch.Tensor, ctx: AttentionContext) -> torch.Tensor:
+        rows = conditional_rows(probs, ctx)
+        cond = probs[rows]
+        cond = cond.view(self.prompts, -1, *cond.shape[1:])  # (P, frames, heads, q, k)
+        base, edited = cond[0], cond[1:]
+        if ctx.is_cross:
+            alpha = self.cross_alpha[min(ctx.step, len(self.cross_alpha) - 1)].to(probs)
+            edited = self.replace_cross(base, edited) * alpha + edited * (1 - alpha)
+        else:
+            edited = base.unsqueeze(0).expand_as(edited)
+        probs = probs.clone()
+        probs[rows] = torch.cat([base.unsqueeze(0), edited]).reshape(probs[rows].shape)
+        return probs
+
+
+class AttentionReplace(AttentionEdit):
+    """Word swap: the target's token j looks where the source's mapped tokens looked."""
+
+    def __init__(self, mapper: torch.Tensor, **kwargs):
+        super().__init__(**kwargs)
+        self.mapper = mapper  # (tokens, tokens)
+
+    def replace_cross(self, base, edited):
+        replaced = torch.einsum("fhqi,ij->fhqj", base, self.mapper.to(base))
+        return replaced.unsqueeze(0).expand_as(edited)
+
+
+class AttentionRefine(AttentionEdit):
+    """Added words: shared tokens take the source's maps, new tokens keep their own."""
+
+    def __init__(self, index: torch.Tensor, aligned: torch.Tensor, **kwargs):
+        super().__init__(**kwargs)
+        self.index, self.aligned = index, aligned  # (tokens,) each
+
+    def replace_cross(self, base, edited):
+        aligned = self.aligned.to(base)
+        return base[..., self.index.to(base.device)].unsqueeze(0) * aligned + edited * (1 - aligned)
+
+
+class AttentionReweight(AttentionController):
+    """Scale chosen tokens' cross-attention in the edited prompts (the equalizer), on top of any
+    edit listed before it, in the steps where `active[step]` is set."""
+
+    def __init__(self, equalizer: torch.Tensor, active: torch.Tensor, prompts: int = 2):
+        self.equalizer, self.active, self.prompts = equalizer, active, prompts
+
+    def wants(self, ctx: AttentionContext) -> bool:
+        return ctx.is_cross and ctx.step >= 0 and bool(self.active[min(ctx.step, len(self.active) - 1)])
+
+    def attention(self, probs: torch.Tensor, ctx: AttentionContext) -> torch.Tensor:
+        rows = conditional_rows(probs, ctx)
+        cond = probs[rows].view(self.prompts, -1, *probs.shape[1:])
+        scale = torch.ones_like(self.equalizer).expand(self.prompts, -1).clone()
+        scale[1:] = self.equalizer
+        probs = probs.clone()
+        probs[rows] = (cond * scale.to(probs)[:, None, None, None, :]).reshape(probs[rows].shape)
+        return probs

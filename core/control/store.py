@@ -1,0 +1,49 @@
+"""AttentionStore: the conditional branch's cross-attention maps at one resolution, per token.
+
+Keeps the current step's maps (local blend reads them) and their sum over steps (heatmaps).
+Maps are averaged over heads and layers as they arrive, so memory is (prompts, h·w, tokens).
+"""
+from __future__ import annotations
+
+import torch
+
+from ..attention import AttentionContext, AttentionController
+
+
+def conditional_rows(probs: torch.Tensor, ctx: AttentionContext) -> slice:
+    """The rows of the batch that belong to the conditional branch ([uncond, cond] when guided)."""
+    return slice(probs.shape[0] // 2, None) if ctx.guided else slice(None)
+
+
+class AttentionStore(AttentionController):
+    def __init__(self, side: int):
+        self.side = side  # maps are kept at side×side queries
+        self.current: torch.Tensor | None = None  # (rows, side·side, tokens) of the last finished step
+        self.total: torch.Tensor | None = None
+        self.steps = 0
+        self._sum, self._layers = None, 0
+
+    def wants(self, ctx: AttentionContext) -> bool:
+        return ctx.is_cross and ctx.num_queries == self.side * self.side
+
+    def attention(self, probs: torch.Tensor, ctx: AttentionContext) -> torch.Tensor:
+        maps = probs[conditional_rows(probs, ctx)].float().mean(1)
+        self._sum = maps if self._sum is None else self._sum + maps
+        self._layers += 1
+        return probs
+
+    def step_begin(self, step: int, num_steps: int) -> None:
+        self._sum, self._layers = None, 0
+
+    def step_end(self, latents: torch.Tensor, step: int) -> torch.Tensor:
+        if self._layers:
+            self.current = self._sum / self._layers
+            self.total = self.current.clone() if self.total is None else self.total + self.current
+            self.steps += 1
+        return latents
+
+    def average(self) -> torch.Tensor:
+        """(rows, side, side, tokens) maps averaged over the steps seen."""
+        if self.total is None:
+            raise RuntimeError("no cross-attention maps were recorded")
+        return (self.total / self.steps).view(self.total.shape[0], self.side, self.side, -1)

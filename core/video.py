@@ -1,0 +1,89 @@
+"""Video in and out: read / write mp4 and GIF, resize, sample frames, motion vectors.
+
+Frames are uint8 arrays (T, H, W, 3) everywhere in the app. The ffmpeg binary comes with
+imageio-ffmpeg, so nothing needs a system ffmpeg.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import imageio.v3 as iio
+import numpy as np
+
+from . import config
+
+VIDEO_SUFFIXES = {".mp4", ".webm", ".mov", ".avi", ".mkv", ".gif"}
+
+
+def read_video(path, max_frames: int = config.MAX_VIDEO_FRAMES) -> tuple[np.ndarray, float]:
+    """A video file → (frames (T, H, W, 3) uint8, fps). Refuses wrong types and oversize input."""
+    path = Path(path)
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise ValueError(f"{path.suffix or 'this file'} is not a video type this app reads; use "
+                         f"{', '.join(sorted(VIDEO_SUFFIXES))}")
+    if not path.is_file() or path.stat().st_size == 0:
+        raise ValueError("the video file is empty or missing")
+    if path.stat().st_size > config.MAX_UPLOAD_BYTES:
+        raise ValueError(f"the video is larger than {config.MAX_UPLOAD_BYTES // 2**20} MiB")
+    try:
+        is_gif = path.suffix.lower() == ".gif"
+        meta = iio.immeta(path) if is_gif else iio.immeta(path, plugin="FFMPEG")
+        fps = float(meta.get("fps") or (1000.0 / meta["duration"] if meta.get("duration") else 8.0))
+        frames = []
+        iterator = iio.imiter(path) if is_gif else iio.imiter(path, plugin="FFMPEG")
+        for frame in iterator:
+            frames.append(np.asarray(frame)[..., :3])
+            if len(frames) > max_frames:
+                raise ValueError(f"the video has more than {max_frames} frames; trim it first")
+            if frames[0].shape[0] * frames[0].shape[1] > config.MAX_IMAGE_PIXELS:
+                raise ValueError("the video's frames are too large")
+    except ValueError:
+        raise
+    except Exception as error:
+        raise ValueError(f"the video could not be decoded ({type(error).__name__})") from error
+    if not frames:
+        raise ValueError("the video has no frames")
+    if len(frames) / max(fps, 1e-6) > config.MAX_VIDEO_SECONDS * 1.05:
+        raise ValueError(f"the video is longer than {config.MAX_VIDEO_SECONDS} s; trim it first")
+    return np.stack(frames).astype(np.uint8), fps
+
+
+def write_video(frames: np.ndarray, path, fps: float = 8.0) -> Path:
+    """uint8 frames → mp4 (h264, any size) or GIF (looping), chosen by the suffix."""
+    path = Path(path)
+    frames = np.asarray(frames, dtype=np.uint8)
+    if path.suffix.lower() == ".gif":
+        iio.imwrite(path, frames, duration=1000.0 / fps, loop=0)
+    else:
+        # macro_block_size=1 keeps odd sizes as they are instead of silently resizing them
+        iio.imwrite(path, frames, extension=".mp4", fps=fps, codec="libx264", macro_block_size=1,
+                    output_params=["-pix_fmt", "yuv420p"] if frames.shape[1] % 2 == 0 and frames.shape[2] % 2 == 0 else None)
+    return path
+
+
+def resize_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
+    interpolation = cv2.INTER_AREA if frames.shape[1] > height else cv2.INTER_CUBIC
+    return np.stack([cv2.resize(f, (width, height), interpolation=interpolation) for f in frames])
+
+
+def sample_frames(frames: np.ndarray, count: int) -> np.ndarray:
+    """`count` frames evenly spread over the clip (repeats when it has fewer)."""
+    index = np.linspace(0, len(frames) - 1, count).round().astype(int)
+    return frames[index]
+
+
+def motion_vectors(frames: np.ndarray) -> np.ndarray:
+    """Dense optical flow between consecutive frames (Farnebäck) → (T−1, H, W, 2) pixels/frame."""
+    gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+    return np.stack([cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0) for a, b in zip(gray, gray[1:])])
+
+
+def flow_to_rgb(flow: np.ndarray) -> np.ndarray:
+    """Flow (H, W, 2) → an RGB picture: hue = direction, brightness = speed."""
+    magnitude, angle = cv2.cartToPolar(flow[..., 0], flow[..., 1])
+    hsv = np.zeros((*flow.shape[:2], 3), np.uint8)
+    hsv[..., 0] = (angle * 90 / np.pi).astype(np.uint8)
+    hsv[..., 1] = 255
+    hsv[..., 2] = cv2.normalize(magnitude, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)

@@ -1,0 +1,41 @@
+"""/sampler through gradio_client against the app launched in-process (embedded model)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.shapes import reader
+
+
+def test_sampler_endpoint_returns_image_and_snapshots(client):
+    image, trajectory, plot = client.predict(prompt="a red circle on a white background", steps=25,
+                                             guidance_scale=6.0, snapshots=4, api_name="/sampler")
+    final = np.asarray(Image.open(image).convert("RGB"))
+    assert final.shape == (64, 64, 3)
+    assert len(trajectory) >= 4  # x_t and x̂0 for each of 4 snapshots
+    assert all(Image.open(item["image"]).size == (64, 64) for item in trajectory)
+    assert np.asarray(Image.open(plot)).shape[0] > 100
+    blob = reader.read_single(final)
+    assert blob is not None and blob.color == "red"
+
+
+def test_sampler_endpoint_defaults_and_other_schedulers(client):
+    image, trajectory, _ = client.predict(prompt="a blue square on a black background", scheduler="Euler a",
+                                          steps=10, snapshots=3, api_name="/sampler")
+    assert len(trajectory) == 6
+    assert Image.open(image).size == (64, 64)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"prompt": "   "}, "prompt is empty"),
+    ({"prompt": "a red circle", "steps": 100000}, "steps must be between"),
+    ({"prompt": "a red circle", "scheduler": "nonsense"}, "unknown scheduler"),
+    ({"prompt": "a red circle", "guidance_scale": -3}, "guidance_scale must be between"),
+])
+def test_sampler_bad_input_is_a_clear_error(client, kwargs, message):
+    with pytest.raises(Exception, match=message):
+        client.predict(api_name="/sampler", **kwargs)
+    # the server is still fine afterwards
+    image, _, _ = client.predict(prompt="a green circle on a gray background", steps=2, snapshots=1, api_name="/sampler")
+    assert Image.open(image).size == (64, 64)

@@ -1,0 +1,34 @@
+"""The page in a real headless Chromium (Debian's package, driven by Playwright)."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def test_sampler_tab_in_chromium(app_url, tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api")
+    assert Path(CHROMIUM).exists(), "install Debian's chromium package (see README)"
+    ARTIFACTS.mkdir(exist_ok=True)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"])
+        page = browser.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(app_url, wait_until="networkidle")
+        assert "toy-sd" in page.locator("#studio-header").inner_text()
+        page.locator("#sampler-prompt textarea").fill("a yellow square on a black background")
+        page.locator("#sampler-run").click()
+        page.locator("#sampler-image img").wait_for(state="visible", timeout=120_000)
+        src = page.locator("#sampler-image img").get_attribute("src")
+        page.screenshot(path=str(ARTIFACTS / "sampler_tab.png"), full_page=True)
+        browser.close()
+    assert src
+    assert not errors
