@@ -1,4 +1,4 @@
 """The app's tabs, in page order. Each module exposes TITLE and build(models)."""
-from . import sampler
+from . import null_text, p2p, sampler
 
-ALL = [sampler]
+ALL = [p2p, null_text, sampler]

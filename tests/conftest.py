@@ -15,6 +15,10 @@ torch.set_num_threads(2)
 
 @pytest.fixture(scope="session")
 def tiny_pipe():
+    return make_tiny_pipe()
+
+
+def make_tiny_pipe():
     """A StableDiffusionPipeline of tiny random components (like diffusers' get_dummy_components)."""
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel

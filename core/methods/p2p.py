@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from diffusers import DDIMScheduler
 
 from .. import config
 from ..attention import install
@@ -81,7 +82,7 @@ class P2PResult:
     mode: str = ""
 
 
-def resolve_mode(tokenizer, params: P2PParams) -> str:
+def resolve_mode(params: P2PParams) -> str:
     if params.edit_mode != "auto":
         return params.edit_mode
     if params.source_prompt.strip() == params.target_prompt.strip():
@@ -98,7 +99,7 @@ def heatmap_side(unet) -> int:
 
 
 def build_controllers(tokenizer, params: P2PParams, num_steps: int, map_side: int) -> Controllers:
-    mode = resolve_mode(tokenizer, params)
+    mode = resolve_mode(params)
     source, target = params.source_prompt, params.target_prompt
     store = AttentionStore(map_side)
     alpha = cross_replace_alpha(tokenizer, target, params.cross_replace_steps, num_steps)
@@ -147,9 +148,10 @@ def edit(pipe, params: P2PParams, latents: torch.Tensor | None = None, uncond_em
     cond = encode_prompts(pipe, [params.source_prompt, params.target_prompt])
     if uncond_embeds is None:
         uncond_embeds = encode_prompts(pipe, [""])
+    scheduler = DDIMScheduler.from_config(pipe.scheduler.config)  # the paper's sampler; inversion assumes it
     state = install(pipe.unet)
     with torch.no_grad(), state.use(controllers.as_list()):
-        result = denoise(pipe.unet, pipe.scheduler, latents.expand(2, *latents.shape[1:]).clone(), cond,
+        result = denoise(pipe.unet, scheduler, latents.expand(2, *latents.shape[1:]).clone(), cond,
                          uncond_embeds, params.guidance_scale, num_steps, on_step=on_step)
     images = decode(pipe, result.latents)
     source_tokens = pipe.tokenizer.tokenize(params.source_prompt)

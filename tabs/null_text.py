@@ -1,0 +1,72 @@
+"""Tab: Null-text inversion for real-image editing (METHODS.md §13) — endpoint /null_text."""
+from __future__ import annotations
+
+import gradio as gr
+
+from core import config
+from core.methods import null_text
+from core.validate import load_image
+
+from .common import handler, header, step_progress
+from .p2p import edit_controls, gallery, make_params
+
+TITLE = "Null-text inversion"
+D, P = config.NullTextDefaults, config.P2PDefaults
+EXAMPLE_IMAGE = str(config.EXAMPLES_DIR / "red_circle_white.png")
+
+
+def build(models) -> None:
+    header(TITLE, "Edit a real image: invert it with its caption (DDIM pivots, then per-step optimisation of the "
+                  "unconditional 'null-text' embedding — or the fast negative-prompt inversion), check the "
+                  "reconstruction, then edit with all Prompt-to-Prompt controls. The inversion is cached, so "
+                  "further edits of the same image and caption skip it.")
+    cache = null_text.InversionCache()
+    with gr.Row():
+        with gr.Column():
+            image = gr.Image(label="image", type="filepath", sources=["upload", "clipboard"], elem_id="nt-image")
+            source_prompt = gr.Textbox(P.source_prompt, label="source_prompt (caption of the image)")
+            target_prompt = gr.Textbox(P.target_prompt, label="target_prompt")
+            with gr.Row():
+                inversion = gr.Dropdown(list(null_text.INVERSIONS), value=D.inversion, label="inversion")
+                num_inner_steps = gr.Slider(0, 50, D.num_inner_steps, step=1, label="num_inner_steps")
+                early_stop_epsilon = gr.Number(D.early_stop_epsilon, label="early_stop_epsilon")
+            controls = edit_controls()
+            run = gr.Button("Invert and edit", variant="primary")
+        with gr.Column():
+            with gr.Row():
+                reconstruction = gr.Image(label="reconstruction", type="numpy", format="png")
+                edited = gr.Image(label="edited", type="numpy", format="png")
+            with gr.Row():
+                psnr = gr.Number(label="reconstruction PSNR (dB)", precision=2)
+                seconds = gr.Number(label="inversion seconds (0 = cached)", precision=2)
+            heatmaps = gr.Gallery(label="cross-attention per caption token", columns=6, height="auto")
+
+    @handler
+    def invert_and_edit(image: str, source_prompt: str, target_prompt: str, inversion: str = D.inversion,
+                        num_inner_steps: int = D.num_inner_steps, early_stop_epsilon: float = D.early_stop_epsilon,
+                        edit_mode: str = P.edit_mode, cross_replace_steps: float = P.cross_replace_steps,
+                        self_replace_steps: float = P.self_replace_steps, blend_words: str = P.blend_words,
+                        blend_threshold: float = P.blend_threshold, reweight_words: str = P.reweight_words,
+                        reweight_value: float = P.reweight_value, steps: int = P.steps,
+                        guidance_scale: float = P.guidance_scale, seed: int = P.seed, cross_replace_words: str = "",
+                        progress=gr.Progress()):
+        pixels = load_image(image)
+        edit = make_params(source_prompt, target_prompt, edit_mode, cross_replace_steps, self_replace_steps,
+                           blend_words, blend_threshold, reweight_words, reweight_value, steps, guidance_scale, seed,
+                           cross_replace_words)
+        params = null_text.NullTextParams(edit, inversion, int(num_inner_steps), float(early_stop_epsilon))
+        params.check()
+        progress(0, desc="loading model")
+        result = null_text.run(models.pipeline(), pixels, params, cache, models.base_model,
+                               on_step=step_progress(progress, f"{inversion} inversion"))
+        return result.reconstruction, result.edited, round(result.psnr, 2), round(result.seconds, 2), gallery(result.heatmaps)
+
+    inputs = [image, source_prompt, target_prompt, inversion, num_inner_steps, early_stop_epsilon, *controls.inputs()]
+    outputs = [reconstruction, edited, psnr, seconds, heatmaps]
+    run.click(invert_and_edit, inputs, outputs, api_name="null_text")
+    gr.Examples(
+        [[EXAMPLE_IMAGE, "a red circle on a white background", "a blue circle on a white background", "null-text", 10, 1e-5,
+          "auto", 0.8, 0.4, "", 0.3, "", 2.0, 25, 6.0, 0, ""],
+         [EXAMPLE_IMAGE, "a red circle on a white background", "a green circle on a white background", "negative-prompt", 10,
+          1e-5, "auto", 0.8, 0.4, "circle", 0.3, "", 2.0, 25, 6.0, 0, ""]],
+        inputs, outputs, fn=invert_and_edit, cache_examples=False)

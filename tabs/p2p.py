@@ -1,0 +1,125 @@
+"""Tab: Prompt-to-Prompt (METHODS.md §0) — endpoint /p2p. Also the edit controls /null_text reuses."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from core import config
+from core.control.schedule import parse_steps
+from core.methods import p2p
+
+from .common import handler, header, step_progress
+
+TITLE = "Prompt-to-Prompt"
+D = config.P2PDefaults
+
+
+@dataclass
+class EditControls:
+    """The P2P widgets, in the order of the endpoint's parameters after the prompts."""
+    edit_mode: gr.Dropdown
+    cross_replace_steps: gr.Slider
+    self_replace_steps: gr.Slider
+    blend_words: gr.Textbox
+    blend_threshold: gr.Slider
+    reweight_words: gr.Textbox
+    reweight_value: gr.Slider
+    steps: gr.Slider
+    guidance_scale: gr.Slider
+    seed: gr.Number
+    cross_replace_words: gr.Textbox
+
+    def inputs(self) -> list:
+        return [self.edit_mode, self.cross_replace_steps, self.self_replace_steps, self.blend_words,
+                self.blend_threshold, self.reweight_words, self.reweight_value, self.steps, self.guidance_scale,
+                self.seed, self.cross_replace_words]
+
+
+def edit_controls() -> EditControls:
+    edit_mode = gr.Dropdown(list(p2p.EDIT_MODES), value=D.edit_mode, label="edit_mode",
+                            info="auto: replace when the prompts have as many words, else refine")
+    with gr.Row():
+        cross = gr.Slider(0, 1, D.cross_replace_steps, step=0.05, label="cross_replace_steps",
+                          info="fraction of steps whose cross-attention comes from the source")
+        self_ = gr.Slider(0, 1, D.self_replace_steps, step=0.05, label="self_replace_steps",
+                          info=f"fraction of steps whose self-attention comes from the source (≤{int(config.MAX_SELF_ATTENTION_QUERIES ** 0.5)}² layers)")
+    with gr.Row():
+        blend_words = gr.Textbox(D.blend_words, label="blend_words", info="local blend: only these words' region may change")
+        blend_threshold = gr.Slider(0, 1, D.blend_threshold, step=0.05, label="blend_threshold")
+    with gr.Row():
+        reweight_words = gr.Textbox(D.reweight_words, label="reweight_words", info="words of the target to strengthen/weaken")
+        reweight_value = gr.Slider(-5, 10, D.reweight_value, step=0.25, label="reweight_value")
+    with gr.Accordion("sampling and per-word schedules", open=False):
+        with gr.Row():
+            steps = gr.Slider(1, config.MAX_STEPS, D.steps, step=1, label="steps")
+            guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
+            seed = gr.Number(D.seed, precision=0, minimum=0, maximum=config.MAX_SEED, label="seed")
+        words = gr.Textbox("", label="cross_replace_words",
+                           info="per-word cross_replace_steps, e.g. 'circle: 0.3; red: 0.1, 0.5' (a fraction or a start, end range)")
+    return EditControls(edit_mode, cross, self_, blend_words, blend_threshold, reweight_words, reweight_value, steps,
+                        guidance_scale, seed, words)
+
+
+def make_params(source_prompt, target_prompt, edit_mode, cross_replace_steps, self_replace_steps, blend_words,
+                blend_threshold, reweight_words, reweight_value, steps, guidance_scale, seed,
+                cross_replace_words="") -> p2p.P2PParams:
+    cross = float(cross_replace_steps)
+    if cross_replace_words and cross_replace_words.strip():
+        per_word = parse_steps(cross_replace_words)
+        if not isinstance(per_word, dict):
+            raise ValueError("cross_replace_words takes 'word: fraction' pairs separated by ';'")
+        cross = {"default_": cross, **{k: v for k, v in per_word.items() if k != "default_"}}
+    if seed is None:
+        raise ValueError("seed must be a whole number")
+    return p2p.P2PParams(source_prompt, target_prompt, edit_mode, cross, float(self_replace_steps), blend_words or "",
+                         float(blend_threshold), reweight_words or "", float(reweight_value), int(steps),
+                         float(guidance_scale), int(seed))
+
+
+def gallery(heatmaps) -> list:
+    return [(image, token) for token, image in heatmaps]
+
+
+def build(models) -> None:
+    header(TITLE, "Edit a generated image by editing its prompt: the edited prompt is generated from the same noise "
+                  "while the source prompt's attention maps are injected, so the layout stays. Word swap, refinement "
+                  "(added words), reweighting and local blending, as in Hertz et al. 2022.")
+    with gr.Row():
+        with gr.Column():
+            source_prompt = gr.Textbox(D.source_prompt, label="source_prompt", elem_id="p2p-source")
+            target_prompt = gr.Textbox(D.target_prompt, label="target_prompt", elem_id="p2p-target")
+            controls = edit_controls()
+            run = gr.Button("Generate and edit", variant="primary", elem_id="p2p-run")
+        with gr.Column():
+            with gr.Row():
+                source_image = gr.Image(label="source", type="numpy", format="png")
+                edited_image = gr.Image(label="edited", type="numpy", format="png", elem_id="p2p-edited")
+            heatmaps = gr.Gallery(label="cross-attention per source token (averaged over steps)", columns=6, height="auto")
+
+    @handler
+    def generate(source_prompt: str, target_prompt: str, edit_mode: str = D.edit_mode,
+                 cross_replace_steps: float = D.cross_replace_steps, self_replace_steps: float = D.self_replace_steps,
+                 blend_words: str = D.blend_words, blend_threshold: float = D.blend_threshold,
+                 reweight_words: str = D.reweight_words, reweight_value: float = D.reweight_value,
+                 steps: int = D.steps, guidance_scale: float = D.guidance_scale, seed: int = D.seed,
+                 cross_replace_words: str = "", progress=gr.Progress()):
+        params = make_params(source_prompt, target_prompt, edit_mode, cross_replace_steps, self_replace_steps,
+                             blend_words, blend_threshold, reweight_words, reweight_value, steps, guidance_scale,
+                             seed, cross_replace_words)
+        params.check()
+        progress(0, desc="loading model")
+        result = p2p.edit(models.pipeline(), params, on_step=step_progress(progress, f"{p2p.resolve_mode(params)}"))
+        return result.source_image, result.edited_image, gallery(result.heatmaps)
+
+    inputs = [source_prompt, target_prompt, *controls.inputs()]
+    outputs = [source_image, edited_image, heatmaps]
+    run.click(generate, inputs, outputs, api_name="p2p")
+    gr.Examples(
+        [["a red circle on a white background", "a blue circle on a white background", "auto", 0.8, 0.4, "", 0.3, "", 2.0, 25, 6.0, 0, ""],
+         ["a green circle on a black background", "a green square on a black background", "auto", 0.4, 0.2, "", 0.3, "", 2.0, 25, 6.0, 1, ""],
+         ["a red circle and a blue square on a white background", "a red circle and a yellow square on a white background",
+          "replace", 0.8, 0.4, "square", 0.3, "", 2.0, 25, 6.0, 2, ""],
+         ["a purple triangle on a gray background", "a purple triangle on a gray background", "reweight", 0.8, 0.4, "", 0.3,
+          "purple", 3.0, 25, 6.0, 3, ""]],
+        inputs, outputs, fn=generate, cache_examples=False)

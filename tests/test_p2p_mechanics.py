@@ -1,0 +1,117 @@
+"""Prompt-to-Prompt mechanics on tiny random components: alignment, schedules, controllers."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from core.control.alignment import refinement_alignment, replacement_mapper, token_positions
+from core.control.schedule import cross_replace_alpha, parse_steps, step_window
+from core.methods import p2p
+from core.sampling import decode, denoise, encode_prompts, prepare_latents
+from core.tokenizer import clip_tokenizer
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return clip_tokenizer(24)
+
+
+def test_replacement_mapper_same_length_words_is_identity(tokenizer):
+    mapper = replacement_mapper(tokenizer, "a red circle on a white background", "a blue circle on a white background")
+    assert torch.equal(mapper, torch.eye(24))
+
+
+def test_replacement_mapper_spreads_multi_token_words(tokenizer):
+    source, target = "a red circle", "a xylophonist circle"
+    n_target = len(tokenizer.encode("xylophonist", add_special_tokens=False))
+    assert n_target > 1
+    mapper = replacement_mapper(tokenizer, source, target)
+    # "red" (position 2) spreads evenly over the target word's tokens; "circle" moves along
+    assert mapper[2, 2:2 + n_target].tolist() == [1.0] * n_target
+    assert mapper[3, 2 + n_target] == 1.0
+    assert torch.allclose(mapper.sum(0), torch.ones(24))  # every target token takes exactly one unit
+
+
+def test_replacement_needs_equal_word_counts(tokenizer):
+    with pytest.raises(ValueError, match="same number of words"):
+        replacement_mapper(tokenizer, "a red circle", "a big red circle")
+
+
+def test_refinement_alignment(tokenizer):
+    index, aligned = refinement_alignment(tokenizer, "a red circle on a white background",
+                                          "a big red circle on a white background")
+    # "big" (position 2) is new; "red" moved from 2 to 3; the tail follows
+    assert aligned[2] == 0 and aligned[3] == 1 and index[3] == 2 and index[4] == 3
+    assert aligned[1] == 1 and index[1] == 1
+
+
+def test_token_positions(tokenizer):
+    assert token_positions(tokenizer, "a red circle and a blue square", "blue, square") == [6, 7]
+    assert token_positions(tokenizer, "a red circle", "green") == []
+
+
+def test_schedules(tokenizer):
+    assert step_window(0.8, 50) == (0, 40)
+    assert step_window((0.2, 0.6), 10) == (2, 6)
+    with pytest.raises(ValueError):
+        step_window((0.8, 0.2), 10)
+    alpha = cross_replace_alpha(tokenizer, "a blue circle on a white background", {"default_": 0.8, "blue": 0.2}, 10)
+    assert alpha[:, 1].tolist() == [1] * 8 + [0] * 2
+    assert alpha[:, 2].tolist() == [1] * 2 + [0] * 8
+    assert parse_steps("0.8") == 0.8
+    assert parse_steps("0.2, 0.6") == (0.2, 0.6)
+    assert parse_steps("0.8; blue: 0.2") == {"default_": 0.8, "blue": 0.2}
+
+
+@torch.no_grad()
+def test_no_injection_equals_plain_target_generation(tiny_pipe):
+    params = p2p.P2PParams("a red circle on a white background", "a blue circle on a white background",
+                           cross_replace_steps=0.0, self_replace_steps=0.0, steps=6, guidance_scale=7.5, seed=4)
+    result = p2p.edit(tiny_pipe, params)
+    generator = torch.Generator().manual_seed(4)
+    latents = prepare_latents(tiny_pipe, 1, 32, 32, generator)
+    plain = denoise(tiny_pipe.unet, tiny_pipe.scheduler, latents, encode_prompts(tiny_pipe, [params.target_prompt]),
+                    encode_prompts(tiny_pipe, [""]), 7.5, 6)
+    expected = decode(tiny_pipe, plain.latents)[0]
+    assert np.abs(result.edited_image.astype(int) - expected.astype(int)).max() <= 2
+
+
+@torch.no_grad()
+def test_full_injection_of_identical_prompts_copies_the_source(tiny_pipe):
+    # same prompt, all maps injected: the target must reproduce the source
+    prompt = "a red circle on a white background"
+    params = p2p.P2PParams(prompt, prompt, edit_mode="replace", cross_replace_steps=1.0, self_replace_steps=1.0, steps=5)
+    result = p2p.edit(tiny_pipe, params)
+    assert np.abs(result.edited_image.astype(int) - result.source_image.astype(int)).max() <= 1
+    assert len(result.heatmaps) == len(tiny_pipe.tokenizer.tokenize(prompt))
+    assert result.heatmaps[0][1].shape[0] >= 256
+
+
+@torch.no_grad()
+def test_injection_changes_the_edit(tiny_pipe):
+    base = dict(source_prompt="a red circle on a white background", target_prompt="a blue square on a black background",
+                steps=5, seed=1)
+    free = p2p.edit(tiny_pipe, p2p.P2PParams(**base, cross_replace_steps=0.0, self_replace_steps=0.0))
+    injected = p2p.edit(tiny_pipe, p2p.P2PParams(**base, cross_replace_steps=1.0, self_replace_steps=1.0))
+    assert np.abs(free.edited_image.astype(int) - injected.edited_image.astype(int)).max() > 2
+    assert np.array_equal(free.source_image, injected.source_image)  # the source is never touched
+
+
+@torch.no_grad()
+def test_local_blend_keeps_outside_of_mask(tiny_pipe):
+    params = p2p.P2PParams("a red circle on a white background", "a blue circle on a white background",
+                           blend_words="circle", blend_threshold=0.5, blend_start=0.0, steps=5)
+    controllers = p2p.build_controllers(tiny_pipe.tokenizer, params, 5, 16)
+    assert controllers.blend is not None and controllers.as_list()[0] is controllers.store
+    result = p2p.edit(tiny_pipe, params)
+    assert result.blend_mask is not None and result.blend_mask.shape == (16, 16)
+
+
+def test_bad_parameters_are_clear(tiny_pipe):
+    with pytest.raises(ValueError, match="edit_mode"):
+        p2p.edit(tiny_pipe, p2p.P2PParams("a b", "a c", edit_mode="swap"))
+    with pytest.raises(ValueError, match="reweight_words"):
+        p2p.edit(tiny_pipe, p2p.P2PParams("a red circle", "a red circle", reweight_words="green"))
+    with pytest.raises(ValueError, match="same number of words"):
+        p2p.edit(tiny_pipe, p2p.P2PParams("a red circle", "a very red circle", edit_mode="replace"))
