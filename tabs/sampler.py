@@ -11,6 +11,10 @@ from .common import handler, header, step_progress
 
 TITLE = "Sampler inspector"
 D = config.SamplerDefaults
+# prompt, scheduler, eta, steps, guidance_scale, seed, snapshots — all on the embedded toy-sd grammar
+EXAMPLES = [["a red circle on a white background", "DDIM", 0.0, 25, 6.0, 0, 6],
+            ["a blue square on a black background", "Euler a", 0.0, 25, 6.0, 1, 6],
+            ["a yellow triangle on a gray background", "DDPM", 1.0, 50, 6.0, 2, 8]]
 
 
 def build(models) -> None:
@@ -47,8 +51,4 @@ def build(models) -> None:
 
     inputs = [prompt, scheduler, eta, steps, guidance_scale, seed, snapshots]
     run.click(sample, inputs, [image, trajectory, plot], api_name="sampler")
-    gr.Examples(
-        [["a red circle on a white background", "DDIM", 0.0, 25, 6.0, 0, 6],
-         ["a blue square on a black background", "Euler a", 0.0, 25, 6.0, 1, 6],
-         ["a yellow triangle on a gray background", "DDPM", 1.0, 50, 6.0, 2, 8]],
-        inputs, [image, trajectory, plot], fn=sample, cache_examples=False)
+    gr.Examples(EXAMPLES, inputs, [image, trajectory, plot], fn=sample, cache_examples=False)

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import tabs.sampler
+
 from core.shapes import reader
 
 
@@ -39,3 +41,13 @@ def test_sampler_bad_input_is_a_clear_error(client, kwargs, message):
     # the server is still fine afterwards
     image, _, _ = client.predict(prompt="a green circle on a gray background", steps=2, snapshots=1, api_name="/sampler")
     assert Image.open(image).size == (64, 64)
+
+
+@pytest.mark.parametrize("example", tabs.sampler.EXAMPLES)
+def test_sampler_examples_draw_what_they_say(client, example):
+    prompt, scheduler, eta, steps, guidance_scale, seed, snapshots = example
+    image, _, _ = client.predict(prompt=prompt, scheduler=scheduler, eta=eta, steps=steps, guidance_scale=guidance_scale,
+                                 seed=seed, snapshots=snapshots, api_name="/sampler")
+    blob = reader.read_single(np.asarray(Image.open(image).convert("RGB")))
+    words = prompt.split()
+    assert blob is not None and (blob.color, blob.shape) == (words[1], words[2])

@@ -51,7 +51,12 @@ def parse_steps(value):
         if not part:
             continue
         word, sep, rest = part.rpartition(":")
-        numbers = [float(x) for x in (rest if sep else part).split(",") if x.strip()]
+        try:
+            numbers = [float(x) for x in (rest if sep else part).split(",") if x.strip()]
+        except ValueError:
+            raise ValueError(f"replace steps {part!r}: expected a fraction like 0.8 or a range like 0.2, 0.8") from None
+        if not numbers:
+            raise ValueError(f"replace steps {part!r}: no fraction given")
         bounds = numbers[0] if len(numbers) == 1 else tuple(numbers[:2])
         parsed[word.strip() if sep else "default_"] = bounds
     if list(parsed) == ["default_"]:

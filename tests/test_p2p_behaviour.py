@@ -1,0 +1,140 @@
+"""Prompt-to-Prompt and null-text editing on the embedded toy-sd (issue 4), measured on images."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from core.methods import null_text, p2p
+from core.models import Models
+from core.sampling import decode, denoise, encode_images, encode_prompts, prepare_latents
+from core.shapes import reader
+from core.shapes.dataset import Scene, ShapeObject, render
+
+STEPS, GUIDANCE = 25, 6.0
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return Models("toy-sd", device="cpu").pipeline()
+
+
+def edit(pipe, source, target, **kwargs):
+    kwargs = {"steps": STEPS, "guidance_scale": GUIDANCE, **kwargs}
+    return p2p.edit(pipe, p2p.P2PParams(source, target, **kwargs))
+
+
+COLOUR_SWAPS = [("red", "blue", "circle", "white", 0), ("green", "yellow", "square", "black", 1),
+                ("blue", "orange", "triangle", "white", 2), ("purple", "green", "circle", "black", 3),
+                ("yellow", "red", "square", "white", 4)]
+
+
+@pytest.mark.parametrize("source_color, target_color, shape, background, seed", COLOUR_SWAPS)
+def test_word_swap_changes_colour_and_keeps_the_mask(pipe, source_color, target_color, shape, background, seed):
+    result = edit(pipe, f"a {source_color} {shape} on a {background} background",
+                  f"a {target_color} {shape} on a {background} background", seed=seed)
+    before, after = reader.read_single(result.source_image), reader.read_single(result.edited_image)
+    assert before is not None and after is not None
+    assert after.color == target_color
+    assert reader.mask_iou(before.mask, after.mask) >= 0.85
+
+
+@torch.no_grad()
+def test_without_injection_the_edit_is_a_plain_generation(pipe):
+    source, target = "a red circle on a white background", "a blue circle on a white background"
+    result = edit(pipe, source, target, cross_replace_steps=0.0, self_replace_steps=0.0, seed=7)
+    generator = torch.Generator().manual_seed(7)
+    latents = prepare_latents(pipe, 1, 64, 64, generator)
+    plain = denoise(pipe.unet, pipe.scheduler, latents, encode_prompts(pipe, [target]), encode_prompts(pipe, [""]),
+                    GUIDANCE, STEPS)
+    expected = decode(pipe, plain.latents)[0]
+    assert np.abs(result.edited_image.astype(int) - expected.astype(int)).max() <= 2
+
+
+def test_shape_swap_keeps_position_and_colour(pipe):
+    result = edit(pipe, "a green circle on a black background", "a green square on a black background",
+                  cross_replace_steps=0.4, self_replace_steps=0.2, seed=1)
+    before, after = reader.read_single(result.source_image), reader.read_single(result.edited_image)
+    assert after.shape == "square" and after.color == before.color == "green"
+    assert np.hypot(after.cx - before.cx, after.cy - before.cy) <= 3.0
+
+
+def test_local_blend_changes_only_the_named_object(pipe):
+    source = "a red circle and a blue square on a white background"
+    target = "a red circle and a yellow square on a white background"
+    result = edit(pipe, source, target, blend_words="square", seed=2)
+    objects = reader.read_objects(result.source_image)
+    assert [o.color for o in objects] == ["red", "blue"]
+    edited = reader.read_objects(result.edited_image)
+    assert [o.color for o in edited] == ["red", "yellow"]
+    # outside the square (grown by a few pixels for soft edges) nothing may change
+    region = np.logical_or(objects[1].mask, edited[1].mask).astype(np.uint8)
+    outside = cv2.dilate(region, np.ones((9, 9), np.uint8)) == 0
+    change = np.abs(result.edited_image.astype(int) - result.source_image.astype(int)).max(-1)
+    assert change[outside].mean() < 1.0 and np.percentile(change[outside], 99) <= 6
+
+
+def test_reweight_effect_grows_with_the_weight(pipe):
+    prompt = "a red circle on a gray background"
+    redness = []
+    for value in (-2.0, 0.0, 1.0, 3.0):
+        result = edit(pipe, prompt, prompt, edit_mode="reweight", reweight_words="red", reweight_value=value, seed=5)
+        image = result.edited_image.astype(float)
+        redness.append(float(np.mean(image[..., 0] - (image[..., 1] + image[..., 2]) / 2)))
+    assert all(b > a for a, b in zip(redness, redness[1:])), redness
+
+
+# ---- null-text inversion -----------------------------------------------------------------------
+
+IMAGE = render(Scene((ShapeObject("red", "circle", 30, 34, 16),), "white"))
+CAPTION = "a red circle on a white background"
+
+
+def invert_edit(pipe, inversion, target=CAPTION, **kwargs):
+    params = null_text.NullTextParams(p2p.P2PParams(CAPTION, target, steps=STEPS, guidance_scale=7.5, **kwargs),
+                                      inversion=inversion)
+    return null_text.run(pipe, IMAGE, params)
+
+
+@torch.no_grad()
+def vae_psnr(pipe):
+    return null_text.psnr(decode(pipe, encode_images(pipe, IMAGE[None]))[0], IMAGE)
+
+
+def test_null_text_reconstruction_and_edit(pipe):
+    vae = vae_psnr(pipe)
+    nti = invert_edit(pipe, "null-text", target="a blue circle on a white background")
+    ddim = invert_edit(pipe, "ddim")
+    assert nti.psnr >= vae - 1.5, (nti.psnr, vae)
+    assert nti.psnr >= ddim.psnr + 5.0, (nti.psnr, ddim.psnr)
+    before, after = reader.read_single(IMAGE), reader.read_single(nti.edited)
+    assert after.color == "blue"
+    assert reader.mask_iou(before.mask, after.mask) >= 0.8
+
+
+def test_inversion_is_cached(pipe):
+    cache = null_text.InversionCache()
+    params = null_text.NullTextParams(p2p.P2PParams(CAPTION, "a green circle on a white background", steps=STEPS),
+                                      inversion="negative-prompt")
+    first = null_text.run(pipe, IMAGE, params, cache, "toy-sd")
+    params.edit.target_prompt = "a yellow circle on a white background"
+    second = null_text.run(pipe, IMAGE, params, cache, "toy-sd")
+    assert not first.cached and second.cached and second.seconds == 0.0
+    assert np.array_equal(first.reconstruction, second.reconstruction)
+
+
+def test_negative_prompt_inversion_is_much_cheaper(pipe):
+    """Speed as a count of UNet evaluations (deterministic); seconds are in bench/inversion_speed.py."""
+    calls = []
+    handle = pipe.unet.register_forward_pre_hook(lambda module, args: calls.append(1))
+    try:
+        counts = {}
+        for kind in ("negative-prompt", "null-text"):
+            calls.clear()
+            params = null_text.NullTextParams(p2p.P2PParams(CAPTION, CAPTION, steps=STEPS), inversion=kind)
+            null_text.invert(pipe, null_text.prepare_image(IMAGE, 64), CAPTION, params)
+            counts[kind] = len(calls)
+    finally:
+        handle.remove()
+    assert counts["null-text"] >= 5 * counts["negative-prompt"], counts
