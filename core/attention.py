@@ -223,9 +223,11 @@ class StudioAttnProcessor:
         return hidden_states / attn.rescale_output_factor
 
 
-def install(unet) -> AttentionState:
-    """Give every attention layer of `unet` our processor (again if a pipeline replaced it)."""
-    state = getattr(unet, "studio_attention", None)
+def install(unet, state: AttentionState | None = None) -> AttentionState:
+    """Give every attention layer of `unet` our processor (again if a pipeline replaced it).
+
+    Pass the UNet's `state` to drive a companion model (a ControlNet) with the same frame mode."""
+    state = state or getattr(unet, "studio_attention", None)
     processors = unet.attn_processors
     if state is not None and all(isinstance(p, StudioAttnProcessor) and p.state is state for p in processors.values()):
         return state

@@ -101,3 +101,45 @@ class NullTextDefaults:
     learning_rate: float = 1e-2  # Adam, decayed as lr·(1 − i/100) over steps i
     cache_size: int = 8  # inversions kept in memory (image, prompt, model, steps)
     max_side: int = 1024  # uploads are resized to the model's resolution; refuse absurd ones earlier
+
+
+@dataclass
+class T2VZeroDefaults:
+    """/t2v_zero (METHODS.md §15); the official code's values."""
+    prompt: str = "a red circle on a white background"
+    frames: int = 8
+    max_frames: int = 24
+    motion_x: float = 12.0  # pixels per frame of a 512-px frame
+    motion_y: float = 12.0
+    max_motion: float = 64.0
+    t0: int = 44  # DDIM step indices counted from the end (timesteps 881 and 941 of 1000 at 50 steps)
+    t1: int = 47
+    steps: int = DEFAULT_STEPS
+    guidance_scale: float = DEFAULT_GUIDANCE
+    seed: int = 0
+    fps: int = 4
+    image_guidance_scale: float = 1.0  # Video Instruct-Pix2Pix (official demo default)
+    controlnet_scale: float = 1.0
+    canny_low: int = 100  # official Canny thresholds
+    canny_high: int = 200
+    controlnet_model: str = "lllyasviel/sd-controlnet-canny"
+    pix2pix_model: str = "timbrooks/instruct-pix2pix"
+
+
+@dataclass
+class FateZeroDefaults:
+    """/fatezero (METHODS.md §11); the official configs' values."""
+    source_prompt: str = "a red circle moving right on a white background"
+    target_prompt: str = "a blue circle moving right on a white background"
+    cross_replace_steps: float = 0.8
+    self_replace_steps: float = 0.8
+    blend_words: str = ""
+    blend_threshold: float = 0.3
+    amplify_words: str = ""
+    amplify_value: float = 10.0
+    frames: int = 8
+    max_frames: int = 24
+    steps: int = DEFAULT_STEPS
+    guidance_scale: float = DEFAULT_GUIDANCE
+    seed: int = 0
+    fps: int = 8

@@ -17,6 +17,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .attention import install
+
 
 @dataclass
 class DDIMSchedule:
@@ -70,13 +72,18 @@ def guided_epsilon(unet, sample, timestep: int, cond, uncond, guidance_scale: fl
 @torch.no_grad()
 def ddim_invert(unet, latents: torch.Tensor, cond: torch.Tensor, schedule: DDIMSchedule,
                 on_step: Callable[[int, int], None] | None = None) -> list[torch.Tensor]:
-    """z*_0 → [z*_0, z*_{t_1}, …, z*_T] (ascending noise), conditional model at guidance 1."""
+    """z*_0 → [z*_0, z*_{t_1}, …, z*_T] (ascending noise), conditional model at guidance 1.
+
+    Active attention controllers see inversion step i (ascending noise) as the step index."""
     trajectory = [latents]
     ascending = schedule.timesteps[::-1]
+    state = install(unet)
     for i, t in enumerate(ascending):
+        state.step_begin(i, len(ascending))
         t_from = ascending[i - 1] if i > 0 else -1
         eps = _epsilon(unet, trajectory[-1], t, cond, schedule)
         trajectory.append(ddim_move(trajectory[-1], eps, schedule.alpha(t_from), schedule.alpha(t)))
+        state.step_end(trajectory[-1], i)
         if on_step:
             on_step(i + 1, len(ascending))
     return trajectory

@@ -84,12 +84,17 @@ def denoise(unet, scheduler, latents: torch.Tensor, cond_embeds: torch.Tensor,
             num_steps: int = 50, eta: float = 0.0, generator: torch.Generator | None = None,
             hooks: Sequence[StepHook] = (), snapshot_steps: Sequence[int] = (), start_step: int = 0,
             on_step: Callable[[int, int], None] | None = None, unet_kwargs: dict | None = None,
-            set_timesteps: bool = True) -> DenoiseResult:
+            set_timesteps: bool = True, end_step: int | None = None,
+            unet_kwargs_fn: Callable | None = None, image_latents: torch.Tensor | None = None,
+            image_guidance_scale: float = 1.5) -> DenoiseResult:
     """Sample from `latents` (already scaled by init_noise_sigma) with classifier-free guidance.
 
     uncond_embeds: one tensor for every step, or one per step (null-text inversion); None or
     guidance_scale ≤ 1 runs the conditional branch alone. Steps before `start_step` are skipped
-    (img2img, inversion-based edits start part-way). Attention controllers are whatever is active
+    (img2img, inversion-based edits start part-way); steps from `end_step` on are left for a later
+    call (Text2Video-Zero stops part-way). `unet_kwargs_fn(step, t, model_input, context)` adds
+    per-step UNet inputs (ControlNet residuals). `image_latents` switches to Instruct-Pix2Pix's
+    three branches (text+image, image, neither) with `image_guidance_scale`. Attention controllers are whatever is active
     on the UNet's `AttentionState` (see core.attention); the loop tells it where steps begin/end.
     """
     state: AttentionState = install(unet)
@@ -97,25 +102,41 @@ def denoise(unet, scheduler, latents: torch.Tensor, cond_embeds: torch.Tensor,
         scheduler.set_timesteps(num_steps, device=latents.device)
     timesteps = scheduler.timesteps
     per_step_uncond = isinstance(uncond_embeds, (list, tuple))
-    guided = uncond_embeds is not None and guidance_scale > 1.0
+    pix2pix = image_latents is not None
+    guided = uncond_embeds is not None and guidance_scale > 1.0 and not pix2pix
     state.guided = guided
     step_kwargs = _step_kwargs(scheduler, eta, generator)
     result = DenoiseResult(latents, [int(t) for t in timesteps])
     snapshot_steps = set(snapshot_steps)
+    end_step = len(timesteps) if end_step is None else end_step
     for i, t in enumerate(timesteps):
-        if i < start_step:
+        if i < start_step or i >= end_step:
             continue
         state.step_begin(i, len(timesteps))
-        if guided:
+        if guided or pix2pix:
             uncond = uncond_embeds[i] if per_step_uncond else uncond_embeds
             uncond = uncond.expand(cond_embeds.shape[0], *uncond.shape[1:]) if uncond.shape[0] == 1 else uncond
+        if pix2pix:
+            model_input = torch.cat([latents] * 3)
+            context = torch.cat([cond_embeds, uncond, uncond])
+        elif guided:
             model_input = torch.cat([latents] * 2)
             context = torch.cat([uncond, cond_embeds])
         else:
             model_input, context = latents, cond_embeds
         model_input = scheduler.scale_model_input(model_input, t)
-        noise_pred = unet(model_input, t, encoder_hidden_states=context, return_dict=False, **(unet_kwargs or {}))[0]
-        if guided:
+        if pix2pix:
+            model_input = torch.cat([model_input, torch.cat([image_latents, image_latents,
+                                                             torch.zeros_like(image_latents)])], dim=1)
+        extra = dict(unet_kwargs or {})
+        if unet_kwargs_fn is not None:
+            extra.update(unet_kwargs_fn(i, t, model_input, context))
+        noise_pred = unet(model_input, t, encoder_hidden_states=context, return_dict=False, **extra)[0]
+        if pix2pix:
+            noise_text, noise_image, noise_uncond = noise_pred.chunk(3)
+            noise_pred = (noise_uncond + guidance_scale * (noise_text - noise_image)
+                          + image_guidance_scale * (noise_image - noise_uncond))
+        elif guided:
             noise_uncond, noise_text = noise_pred.chunk(2)
             noise_pred = noise_uncond + guidance_scale * (noise_text - noise_uncond)
         previous = latents
@@ -131,7 +152,7 @@ def denoise(unet, scheduler, latents: torch.Tensor, cond_embeds: torch.Tensor,
                 x0 = predict_x0(scheduler, previous, noise_pred, t)
             result.snapshots.append(Snapshot(i, int(t), latents.detach().clone(), None if x0 is None else x0.detach().clone()))
         if on_step is not None:
-            on_step(i + 1, len(timesteps))
+            on_step(i + 1 - start_step, end_step - start_step)
     state.guided = False
     result.latents = latents
     return result
@@ -147,8 +168,10 @@ def decode(pipe, latents: torch.Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
-def encode_images(pipe, images: np.ndarray, generator: torch.Generator | None = None) -> torch.Tensor:
-    """uint8 images (B, H, W, 3) → scaled latents (posterior mean: inversion wants no noise)."""
+def encode_images(pipe, images: np.ndarray, scaled: bool = True) -> torch.Tensor:
+    """uint8 images (B, H, W, 3) → latents (posterior mean: inversion wants no noise), scaled by
+    the VAE's factor unless `scaled` is False (Instruct-Pix2Pix's image conditioning is unscaled)."""
     vae = pipe.vae
     pixels = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(vae.device, vae.dtype) / 127.5 - 1
-    return vae.encode(pixels).latent_dist.mean * vae.config.scaling_factor
+    latents = vae.encode(pixels).latent_dist.mean
+    return latents * vae.config.scaling_factor if scaled else latents

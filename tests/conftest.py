@@ -66,3 +66,12 @@ def client(app_url):
     from gradio_client import Client
 
     return Client(app_url, verbose=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_controlnet(tiny_pipe):
+    """A random ControlNet matching the tiny UNet (for the ControlNet modes' mechanics)."""
+    from diffusers import ControlNetModel
+
+    torch.manual_seed(0)
+    return ControlNetModel.from_unet(tiny_pipe.unet, conditioning_embedding_out_channels=(16, 32)).eval()

@@ -1,0 +1,116 @@
+"""FateZero (Qi et al. 2023, METHODS.md §11): zero-shot text-driven video editing.
+
+Invert the source video with DDIM while storing its attention maps (≤ 32×32 queries, fp16, on
+the CPU), then sample the target prompt from the inverted noise, fusing the stored maps in
+(cross-attention replaced for shared words, self-attention blended by the binarised source mask
+of the edited words); frames attend to themselves and the middle frame (spatial-temporal
+attention).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from diffusers import DDIMScheduler
+
+from .. import config
+from ..attention import FrameMode, install
+from ..control.alignment import refinement_alignment, replacement_mapper, token_positions
+from ..control.fusion import AttentionFusion, InversionMapStore
+from ..control.schedule import cross_replace_alpha, parse_steps, step_window
+from ..inversion import DDIMSchedule, ddim_invert
+from ..sampling import decode, denoise, encode_images, encode_prompts
+from ..validate import check_prompt, check_range
+from ..video import resize_frames, sample_frames
+
+D = config.FateZeroDefaults
+
+
+@dataclass
+class FateZeroParams:
+    source_prompt: str
+    target_prompt: str
+    cross_replace_steps: object = D.cross_replace_steps
+    self_replace_steps: object = D.self_replace_steps
+    blend_words: str = D.blend_words  # source words whose region may change (self-attention blend)
+    blend_threshold: float = D.blend_threshold
+    amplify_words: str = D.amplify_words  # target words whose cross-attention is multiplied
+    amplify_value: float = D.amplify_value
+    frames: int = D.frames
+    steps: int = D.steps
+    guidance_scale: float = D.guidance_scale
+    seed: int = D.seed
+
+    def check(self) -> None:
+        check_prompt(self.source_prompt, "source_prompt")
+        check_prompt(self.target_prompt, "target_prompt")
+        self.cross_replace_steps = parse_steps(self.cross_replace_steps)
+        self.self_replace_steps = parse_steps(self.self_replace_steps)
+        check_range("blend_threshold", self.blend_threshold, 0.0, 1.0)
+        check_range("amplify_value", self.amplify_value, 0.0, 50.0)
+        check_range("frames", self.frames, 1, D.max_frames)
+        check_range("steps", self.steps, 1, config.MAX_STEPS)
+        check_range("guidance_scale", self.guidance_scale, 0.0, config.MAX_GUIDANCE)
+        check_range("seed", self.seed, 0, config.MAX_SEED)
+
+
+@dataclass
+class FateZeroResult:
+    edited: np.ndarray  # uint8 (F, H, W, 3)
+    reconstruction: np.ndarray | None
+    source: np.ndarray  # the resampled, resized input frames
+    stored_bytes: int  # memory held by the stored attention maps
+
+
+def build_fusion(tokenizer, store: InversionMapStore, params: FateZeroParams, target: str, mask_side: int):
+    source = params.source_prompt
+    steps = int(params.steps)
+    same_count = len(source.split()) == len(target.split())
+    mapper = replacement_mapper(tokenizer, source, target) if same_count else None
+    refine = None if same_count else refinement_alignment(tokenizer, source, target)
+    equalizer = torch.ones(tokenizer.model_max_length)
+    if params.amplify_words.strip():
+        positions = token_positions(tokenizer, target, params.amplify_words)
+        if not positions:
+            raise ValueError(f"amplify_words {params.amplify_words!r} are not words of the target prompt")
+        equalizer[positions] = float(params.amplify_value)
+    blend = token_positions(tokenizer, source, params.blend_words) if params.blend_words.strip() else []
+    if params.blend_words.strip() and not blend:
+        raise ValueError(f"blend_words {params.blend_words!r} are not words of the source prompt")
+    return AttentionFusion(store, mapper, refine, cross_replace_alpha(tokenizer, target, params.cross_replace_steps, steps),
+                           step_window(params.self_replace_steps, steps), equalizer, blend, params.blend_threshold,
+                           mask_side)
+
+
+def run(pipe, video: np.ndarray, params: FateZeroParams, reconstruct: bool = True, on_step=None) -> FateZeroResult:
+    params.check()
+    steps, guidance = int(params.steps), float(params.guidance_scale)
+    size = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    frames = resize_frames(sample_frames(video, int(params.frames)), size, size)
+    count = len(frames)
+    scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    schedule = DDIMSchedule.from_scheduler(scheduler, steps)
+    state = install(pipe.unet)
+    passes = 2 + int(reconstruct)
+
+    def progress(index):
+        return None if on_step is None else (lambda done, total: on_step(index * total + done, passes * total))
+
+    with torch.no_grad():
+        latents = torch.cat([encode_images(pipe, frames[i:i + 1]) for i in range(count)])
+        source_embeds = encode_prompts(pipe, [params.source_prompt]).expand(count, -1, -1)
+        store = InversionMapStore(config.MAX_SELF_ATTENTION_QUERIES)
+        with state.use([store], frames=count, frame_mode=FrameMode.MIDDLE):
+            noise = ddim_invert(pipe.unet, latents, source_embeds, schedule, on_step=progress(0))[-1]
+        uncond = encode_prompts(pipe, [""])
+        mask_side = min(config.P2P_MAP_SIDE, pipe.unet.config.sample_size)
+        outputs = []
+        for index, target in enumerate([params.target_prompt] + ([params.source_prompt] if reconstruct else [])):
+            fusion = build_fusion(pipe.tokenizer, store, params, target, mask_side)
+            target_embeds = encode_prompts(pipe, [target]).expand(count, -1, -1)
+            with state.use([fusion], frames=count, frame_mode=FrameMode.MIDDLE):
+                result = denoise(pipe.unet, scheduler, noise.clone(), target_embeds, uncond, guidance, steps,
+                                 on_step=progress(index + 1))
+            outputs.append(np.concatenate([decode(pipe, result.latents[i:i + 1]) for i in range(count)]))
+    return FateZeroResult(outputs[0], outputs[1] if reconstruct else None, frames, store.nbytes())

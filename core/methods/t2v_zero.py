@@ -1,0 +1,175 @@
+"""Text2Video-Zero (Khachatryan et al. 2023, METHODS.md §15): zero-shot video from an image model.
+
+Motion dynamics: denoise frame 1's x_T to step t1 and on to t0 (DDIM step indices counted from
+the end, 47 and 44 of 50), copy it to every frame, translate frame k by k·δ (δ = motion_x,
+motion_y in units of a 512-px frame, as the official code), re-noise from t0 back to t1 with
+the forward process, then denoise all frames together with cross-frame attention (every
+frame's self-attention reads frame 1's keys/values).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import DDIMScheduler
+
+from .. import config
+from ..attention import FrameMode, install
+from ..sampling import decode, denoise, encode_images, encode_prompts, prepare_latents
+from ..video import resize_frames
+from ..validate import check_prompt, check_range
+
+MOTION_REFERENCE = 512  # motion_x/y are pixels of a 512-px frame, whatever the model's size
+D = config.T2VZeroDefaults
+
+
+@dataclass
+class T2VZeroParams:
+    prompt: str
+    frames: int = D.frames
+    motion_x: float = D.motion_x
+    motion_y: float = D.motion_y
+    t0: int = D.t0
+    t1: int = D.t1
+    steps: int = D.steps
+    guidance_scale: float = D.guidance_scale
+    seed: int = D.seed
+    cross_frame: bool = True  # the paper's cross-frame attention (off only for the ablation)
+    motion: bool = True  # the paper's motion dynamics in the latent (off: all frames share x_T)
+
+    def check(self) -> None:
+        check_prompt(self.prompt)
+        check_range("frames", self.frames, 1, D.max_frames)
+        check_range("motion_x", self.motion_x, -D.max_motion, D.max_motion)
+        check_range("motion_y", self.motion_y, -D.max_motion, D.max_motion)
+        check_range("steps", self.steps, 2, config.MAX_STEPS)
+        if self.motion:
+            check_range("t1", self.t1, 1, self.steps - 1)
+            check_range("t0", self.t0, 0, self.t1 - 1)
+        check_range("guidance_scale", self.guidance_scale, 0.0, config.MAX_GUIDANCE)
+        check_range("seed", self.seed, 0, config.MAX_SEED)
+
+
+def translate(latent: torch.Tensor, shifts: list[tuple[float, float]]) -> torch.Tensor:
+    """(1, C, h, w) → (len(shifts), C, h, w): content moved by (dx, dy) latent pixels each
+    (nearest sampling with reflection at the borders, as the official warp)."""
+    _, _, h, w = latent.shape
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    grids = []
+    for dx, dy in shifts:
+        # output pixel p shows the input at p − δ, so the content moves by +δ
+        gx = (xs - dx + 0.5) / w * 2 - 1
+        gy = (ys - dy + 0.5) / h * 2 - 1
+        grids.append(torch.stack([gx, gy], -1))
+    grid = torch.stack(grids).to(latent)
+    return F.grid_sample(latent.expand(len(shifts), -1, -1, -1), grid, mode="nearest", padding_mode="reflection",
+                         align_corners=False)
+
+
+def forward_noise(x: torch.Tensor, alpha_from: torch.Tensor, alpha_to: torch.Tensor, generator) -> torch.Tensor:
+    """q(x_to | x_from) for a noisier `to`: √(ᾱ_to/ᾱ_from)·x + √(1 − ᾱ_to/ᾱ_from)·ε."""
+    ratio = (alpha_to / alpha_from).to(x)
+    noise = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+    return ratio.sqrt() * x + (1 - ratio).sqrt() * noise
+
+
+def generate(pipe, params: T2VZeroParams, on_step=None, unet_kwargs_fn=None, cond_embeds=None,
+             uncond_embeds=None) -> np.ndarray:
+    """→ uint8 frames (F, H, W, 3). `unet_kwargs_fn` / embeddings let the ControlNet mode reuse it
+    (the function sees batches of the first frame alone while the motion is prepared)."""
+    params.check()
+    frames, steps = int(params.frames), int(params.steps)
+    generator = torch.Generator().manual_seed(int(params.seed))
+    size = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    scheduler.set_timesteps(steps)
+    timesteps = scheduler.timesteps
+    first_t1 = steps - int(params.t1) - 1  # step index at which the motion is added (t1)
+    first_t0 = steps - int(params.t0) - 1
+    cond = encode_prompts(pipe, [params.prompt]) if cond_embeds is None else cond_embeds
+    uncond = encode_prompts(pipe, [""]) if uncond_embeds is None else uncond_embeds
+    latent = prepare_latents(pipe, 1, size, size, generator)
+    state = install(pipe.unet)
+    total = first_t0 + (steps - first_t1) * frames  # in frame-steps
+
+    def progress(offset):
+        return None if on_step is None else (lambda done, _: on_step(offset + done, total))
+
+    with torch.no_grad():
+        if params.motion and frames > 1:
+            x_t1 = denoise(pipe.unet, scheduler, latent, cond, uncond, params.guidance_scale, steps, end_step=first_t1,
+                           generator=generator, on_step=progress(0), unet_kwargs_fn=unet_kwargs_fn).latents
+            x_t0 = denoise(pipe.unet, scheduler, x_t1, cond, uncond, params.guidance_scale, steps, start_step=first_t1,
+                           end_step=first_t0, generator=generator, on_step=progress(first_t1),
+                           unet_kwargs_fn=unet_kwargs_fn).latents
+            scale = pipe.unet.config.sample_size / MOTION_REFERENCE
+            shifts = [(params.motion_x * k * scale, params.motion_y * k * scale) for k in range(1, frames)]
+            moved = translate(x_t0, shifts)
+            alphas = scheduler.alphas_cumprod
+            moved = forward_noise(moved, alphas[int(timesteps[first_t0])], alphas[int(timesteps[first_t1])], generator)
+            latents = torch.cat([x_t1, moved])
+            start = first_t1
+        else:
+            latents, start = latent.expand(frames, -1, -1, -1).clone(), 0
+        mode = FrameMode.FIRST if params.cross_frame else FrameMode.NONE
+        with state.use([], frames=frames, frame_mode=mode):
+            result = denoise(pipe.unet, scheduler, latents, cond.expand(frames, -1, -1), uncond, params.guidance_scale,
+                             steps, start_step=start, generator=generator, unet_kwargs_fn=unet_kwargs_fn,
+                             on_step=None if on_step is None else (lambda done, n: on_step(first_t0 + done * frames, total)))
+    return np.concatenate([decode(pipe, result.latents[i:i + 1]) for i in range(frames)])
+
+
+def controlnet_inputs(controlnet, conditions: torch.Tensor, state, scale: float = 1.0):
+    """A `unet_kwargs_fn` adding ControlNet residuals for per-frame conditions (F, 3, H, W) in [0, 1].
+
+    A call for n frames uses the first n conditions, twice when the batch is guided."""
+    def unet_kwargs(step, timestep, model_input, context):
+        batch = model_input.shape[0]
+        frames = batch // 2 if state.guided else batch
+        cond = conditions[:frames].to(model_input)
+        cond = cond.repeat(batch // frames, 1, 1, 1)
+        down, mid = controlnet(model_input, timestep, encoder_hidden_states=context, controlnet_cond=cond,
+                               conditioning_scale=scale, return_dict=False)
+        return {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}
+    return unet_kwargs
+
+
+def generate_controlled(pipe, controlnet, conditions: np.ndarray, params: T2VZeroParams, scale: float = 1.0,
+                        on_step=None) -> np.ndarray:
+    """The ControlNet variant: one shared x_T for every frame (no latent motion: the conditions
+    carry it), cross-frame attention in both the UNet and the ControlNet."""
+    state = install(pipe.unet)
+    install(controlnet, state)
+    images = torch.from_numpy(np.ascontiguousarray(conditions)).permute(0, 3, 1, 2).float() / 255
+    params.motion = False
+    return generate(pipe, params, on_step, unet_kwargs_fn=controlnet_inputs(controlnet, images, state, scale))
+
+
+def edit_pix2pix(pipe, frames: np.ndarray, instruction: str, params: T2VZeroParams,
+                 image_guidance_scale: float = D.image_guidance_scale, on_step=None) -> np.ndarray:
+    """Video Instruct-Pix2Pix: every frame edited by `instruction` from one shared x_T, with
+    cross-frame attention (an Instruct-Pix2Pix pipeline: its UNet takes the image latent too)."""
+    params.prompt, params.motion = instruction, False
+    params.check()
+    check_range("image_guidance_scale", image_guidance_scale, 0.0, config.MAX_GUIDANCE)
+    if pipe.unet.config.in_channels != 2 * pipe.vae.config.latent_channels:
+        raise ValueError("the video-editing mode needs an Instruct-Pix2Pix model (its UNet takes the image too)")
+    count = int(params.frames)
+    size = pipe.vae_scale_factor * (pipe.unet.config.sample_size or 64)
+    frames = resize_frames(frames, size, size)[:count]
+    count = len(frames)
+    generator = torch.Generator().manual_seed(int(params.seed))
+    scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    image_latents = torch.cat([encode_images(pipe, frames[i:i + 1], scaled=False) for i in range(count)])
+    channels = pipe.vae.config.latent_channels
+    shape = (1, channels, size // pipe.vae_scale_factor, size // pipe.vae_scale_factor)
+    latent = torch.randn(shape, generator=generator).to(pipe.unet.device, pipe.unet.dtype) * scheduler.init_noise_sigma
+    state = install(pipe.unet)
+    with torch.no_grad(), state.use([], frames=count, frame_mode=FrameMode.FIRST):
+        result = denoise(pipe.unet, scheduler, latent.expand(count, -1, -1, -1).clone(),
+                         encode_prompts(pipe, [instruction]).expand(count, -1, -1), encode_prompts(pipe, [""]),
+                         params.guidance_scale, int(params.steps), generator=generator, image_latents=image_latents,
+                         image_guidance_scale=image_guidance_scale, on_step=on_step)
+    return np.concatenate([decode(pipe, result.latents[i:i + 1]) for i in range(count)])
