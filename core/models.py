@@ -76,18 +76,21 @@ class Models:
         self._lock = threading.RLock()
 
     # -- base text-to-image pipelines ---------------------------------------------------------
-    def pipeline(self, name: str | None = None):
-        """A StableDiffusionPipeline for `name` (default: the app's base model)."""
+    def pipeline(self, name: str | None = None, pipeline_class=None):
+        """A StableDiffusionPipeline (or `pipeline_class`, e.g. Instruct-Pix2Pix) for `name`
+        (default: the app's base model)."""
         from diffusers import StableDiffusionPipeline
 
         name = name or self.base_model
+        pipeline_class = pipeline_class or StableDiffusionPipeline
+        key = f"{pipeline_class.__name__}:{name}"
         with self._lock:
-            if name in self._pipes:
-                return self._pipes[name]
+            if key in self._pipes:
+                return self._pipes[key]
             source = resolve(name, self.allow_local or name == self.base_model)
             self._evict_pipelines()
             try:
-                pipe = StableDiffusionPipeline.from_pretrained(
+                pipe = pipeline_class.from_pretrained(
                     source.location, torch_dtype=self.dtype, use_safetensors=True, safety_checker=None,
                     requires_safety_checker=False, local_files_only=source.kind != "hub")
             except Exception as error:  # diffusers raises OSError, ValueError, EnvironmentError …
@@ -100,7 +103,7 @@ class Models:
                     pipe.vae.enable_slicing()
                 if config.ENABLE_CPU_OFFLOAD:
                     pipe.enable_model_cpu_offload()
-            self._pipes[name] = pipe
+            self._pipes[key] = pipe
             return pipe
 
     def _evict_pipelines(self) -> None:
@@ -108,6 +111,22 @@ class Models:
         gc.collect()
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
+
+    # -- companion models (ControlNets, adapters) ------------------------------------------------
+    def controlnet(self, name: str):
+        from diffusers import ControlNetModel
+
+        key = ("controlnet", name)
+        with self._lock:
+            if key not in self._aux:
+                source = resolve(name, self.allow_local)
+                try:
+                    model = ControlNetModel.from_pretrained(source.location, torch_dtype=self.dtype, use_safetensors=True,
+                                                            local_files_only=source.kind != "hub")
+                except Exception as error:
+                    raise ModelLoadError(f"could not load the ControlNet {name!r}: {error}") from error
+                self._aux[key] = model.to(self.device).eval()
+            return self._aux[key]
 
     # -- CLIP (losses, energies) ---------------------------------------------------------------
     def clip(self, name: str | None = None):

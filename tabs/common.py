@@ -3,12 +3,17 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import tempfile
+import uuid
+from pathlib import Path
 from typing import Callable
 
 import gradio as gr
 import torch
 
 from core.models import ModelLoadError
+from core.video import read_video, write_video
 
 log = logging.getLogger("studio")
 
@@ -54,3 +59,21 @@ def header(title: str, summary: str, note: str | None = None) -> None:
     if note:
         text += f"\n\n*{note}*"
     gr.Markdown(text)
+
+
+def output_path(suffix: str) -> str:
+    """A fresh file in the app's temp folder (GRADIO_TEMP_DIR or the system's), never a request's path."""
+    folder = Path(os.environ.get("GRADIO_TEMP_DIR") or tempfile.gettempdir()) / "studio-outputs"
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder / f"{uuid.uuid4().hex}{suffix}")
+
+
+def save_video(frames, fps: float) -> str:
+    return str(write_video(frames, output_path(".mp4"), fps=fps))
+
+
+def read_video_input(path, name: str = "video"):
+    if not path:
+        raise ValueError(f"no {name} given: upload one")
+    frames, _ = read_video(path)
+    return frames

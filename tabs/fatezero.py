@@ -1,0 +1,71 @@
+"""Tab: FateZero (METHODS.md §11) — endpoint /fatezero."""
+from __future__ import annotations
+
+import gradio as gr
+
+from core import config
+from core.methods import fatezero
+
+from .common import handler, header, read_video_input, save_video, step_progress
+
+TITLE = "FateZero"
+D = config.FateZeroDefaults
+EXAMPLE_VIDEO = str(config.EXAMPLES_DIR / "red_circle_moving_right.mp4")
+EXAMPLES = [[EXAMPLE_VIDEO, "a red circle moving right on a white background",
+             "a blue circle moving right on a white background", 0.8, 0.8, "", 0.3, "", 10.0, 8, 25, 0],
+            [EXAMPLE_VIDEO, "a red circle moving right on a white background",
+             "a red square moving right on a white background", 0.5, 0.5, "circle", 0.3, "", 10.0, 8, 25, 0]]
+
+
+def build(models) -> None:
+    header(TITLE, "Zero-shot video editing: the source video is DDIM-inverted while its attention maps are stored; "
+                  "the target prompt is then sampled from the inverted noise with those maps fused in (cross-attention "
+                  "of shared words replaced, self-attention blended by the source mask of blend_words). Frames attend "
+                  "to themselves and the middle frame.",
+           f"Maps are kept only for layers with ≤ {config.MAX_SELF_ATTENTION_QUERIES} queries, in fp16 on the CPU — "
+           "a fraction of the official code's memory (see bench/).")
+    with gr.Row():
+        with gr.Column():
+            video = gr.Video(label="video", sources=["upload"])
+            source_prompt = gr.Textbox(D.source_prompt, label="source_prompt")
+            target_prompt = gr.Textbox(D.target_prompt, label="target_prompt")
+            with gr.Row():
+                cross = gr.Slider(0, 1, D.cross_replace_steps, step=0.05, label="cross_replace_steps")
+                self_ = gr.Slider(0, 1, D.self_replace_steps, step=0.05, label="self_replace_steps")
+            with gr.Row():
+                blend_words = gr.Textbox(D.blend_words, label="blend_words (source words that may change)")
+                blend_threshold = gr.Slider(0, 1, D.blend_threshold, step=0.05, label="blend_threshold")
+            with gr.Row():
+                amplify_words = gr.Textbox(D.amplify_words, label="amplify_words")
+                amplify_value = gr.Slider(0, 20, D.amplify_value, step=1, label="amplify_value")
+            with gr.Row():
+                frames = gr.Slider(1, D.max_frames, D.frames, step=1, label="frames")
+                steps = gr.Slider(1, config.MAX_STEPS, D.steps, step=1, label="steps")
+                seed = gr.Number(D.seed, precision=0, minimum=0, maximum=config.MAX_SEED, label="seed")
+                guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
+            run = gr.Button("Invert and edit", variant="primary")
+        with gr.Column():
+            edited = gr.Video(label="edited", autoplay=True, loop=True)
+            reconstruction = gr.Video(label="reconstruction (target = source)", autoplay=True, loop=True)
+            memory = gr.Textbox(label="stored attention maps", interactive=False)
+
+    @handler
+    def edit(video: str, source_prompt: str, target_prompt: str, cross_replace_steps: float = D.cross_replace_steps,
+             self_replace_steps: float = D.self_replace_steps, blend_words: str = D.blend_words,
+             blend_threshold: float = D.blend_threshold, amplify_words: str = D.amplify_words,
+             amplify_value: float = D.amplify_value, frames: int = D.frames, steps: int = D.steps, seed: int = D.seed,
+             guidance_scale: float = D.guidance_scale, progress=gr.Progress()):
+        clip = read_video_input(video)
+        params = fatezero.FateZeroParams(source_prompt, target_prompt, float(cross_replace_steps),
+                                         float(self_replace_steps), blend_words or "", float(blend_threshold),
+                                         amplify_words or "", float(amplify_value), int(frames), int(steps), int(seed),
+                                         float(guidance_scale))
+        params.check()
+        result = fatezero.run(models.pipeline(), clip, params, on_step=step_progress(progress, "invert, edit, reconstruct"))
+        stored = f"{result.stored_bytes / 2**20:.1f} MiB for {len(result.edited)} frames × {params.steps} steps"
+        return save_video(result.edited, D.fps), save_video(result.reconstruction, D.fps), stored
+
+    inputs = [video, source_prompt, target_prompt, cross, self_, blend_words, blend_threshold, amplify_words,
+              amplify_value, frames, steps, seed, guidance_scale]
+    run.click(edit, inputs, [edited, reconstruction, memory], api_name="fatezero")
+    gr.Examples(EXAMPLES, inputs[:12], [edited, reconstruction, memory], fn=edit, cache_examples=False)

@@ -1,0 +1,87 @@
+"""Tab: Text2Video-Zero (METHODS.md §15) — endpoint /t2v_zero."""
+from __future__ import annotations
+
+import gradio as gr
+from diffusers import StableDiffusionInstructPix2PixPipeline
+
+from core import config
+from core.conditions import canny
+from core.methods import t2v_zero
+from core.video import resize_frames, sample_frames
+
+from .common import handler, header, read_video_input, save_video, step_progress
+
+TITLE = "Text2Video-Zero"
+D = config.T2VZeroDefaults
+MODES = ("text", "controlnet", "pix2pix")
+EXAMPLES = [["a red circle on a white background", 8, 12, 0, 44, 47, 50, 0],
+            ["a blue square on a black background", 8, 0, 12, 44, 47, 50, 1],
+            ["a yellow triangle on a gray background", 8, -12, -12, 44, 47, 50, 2]]
+
+
+def build(models) -> None:
+    header(TITLE, "Zero-shot video from the image model: frame 1's noise is denoised a little, copied to every frame "
+                  "and translated by k·(motion_x, motion_y), re-noised, and all frames are denoised together with "
+                  "cross-frame attention (every frame reads frame 1's keys and values). Modes: text; ControlNet on "
+                  "per-frame Canny edges of an uploaded video; Instruct-Pix2Pix editing of an uploaded video.",
+           "ControlNet and Instruct-Pix2Pix modes need their Hub weights (a GPU machine with network); the "
+           "text mode runs on the embedded toy model. Background smoothing is not included (it needs a salient-object "
+           "detector that the official code does not ship either).")
+    with gr.Row():
+        with gr.Column():
+            mode = gr.Radio(list(MODES), value="text", label="mode")
+            prompt = gr.Textbox(D.prompt, label="prompt")
+            with gr.Row():
+                frames = gr.Slider(1, D.max_frames, D.frames, step=1, label="frames")
+                motion_x = gr.Slider(-D.max_motion, D.max_motion, D.motion_x, step=1, label="motion_x")
+                motion_y = gr.Slider(-D.max_motion, D.max_motion, D.motion_y, step=1, label="motion_y")
+            with gr.Row():
+                t0 = gr.Slider(0, config.MAX_STEPS - 2, D.t0, step=1, label="t0")
+                t1 = gr.Slider(1, config.MAX_STEPS - 1, D.t1, step=1, label="t1")
+                steps = gr.Slider(2, config.MAX_STEPS, D.steps, step=1, label="steps")
+                seed = gr.Number(D.seed, precision=0, minimum=0, maximum=config.MAX_SEED, label="seed")
+            with gr.Accordion("guidance, ablation, video modes", open=False):
+                guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
+                cross_frame = gr.Checkbox(True, label="cross_frame (attention to frame 1)")
+                control_video = gr.Video(label="control_video (controlnet mode: Canny edges per frame)", sources=["upload"])
+                source_video = gr.Video(label="source_video (pix2pix mode)", sources=["upload"])
+                instruction = gr.Textbox("", label="instruction (pix2pix mode)")
+            run = gr.Button("Generate video", variant="primary")
+        with gr.Column():
+            video = gr.Video(label="video", autoplay=True, loop=True)
+            conditions = gr.Gallery(label="condition maps", columns=8, height="auto")
+
+    @handler
+    def generate(prompt: str, frames: int = D.frames, motion_x: float = D.motion_x, motion_y: float = D.motion_y,
+                 t0: int = D.t0, t1: int = D.t1, steps: int = D.steps, seed: int = D.seed, mode: str = "text",
+                 control_video: str | None = None, source_video: str | None = None, instruction: str = "",
+                 guidance_scale: float = D.guidance_scale, cross_frame: bool = True, progress=gr.Progress()):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}")
+        params = t2v_zero.T2VZeroParams(prompt if mode != "pix2pix" else (instruction or prompt), int(frames),
+                                        float(motion_x), float(motion_y), int(t0), int(t1), int(steps),
+                                        float(guidance_scale), int(seed), bool(cross_frame), motion=mode == "text")
+        params.check()
+        on_step = step_progress(progress, mode)
+        maps = []
+        if mode == "text":
+            out = t2v_zero.generate(models.pipeline(), params, on_step=on_step)
+        elif mode == "controlnet":
+            pipe = models.pipeline()
+            size = pipe.unet.config.sample_size * pipe.vae_scale_factor
+            clip = resize_frames(sample_frames(read_video_input(control_video, "control_video"), params.frames), size, size)
+            maps = canny(clip, D.canny_low, D.canny_high)
+            out = t2v_zero.generate_controlled(pipe, models.controlnet(D.controlnet_model), maps, params,
+                                               D.controlnet_scale, on_step=on_step)
+        else:
+            if not (instruction or "").strip():
+                raise ValueError("pix2pix mode needs an instruction, e.g. 'make it blue'")
+            clip = sample_frames(read_video_input(source_video, "source_video"), params.frames)
+            pipe = models.pipeline(D.pix2pix_model, StableDiffusionInstructPix2PixPipeline)
+            out = t2v_zero.edit_pix2pix(pipe, clip, instruction, params, D.image_guidance_scale, on_step=on_step)
+        return save_video(out, D.fps), [m for m in maps]
+
+    inputs = [prompt, frames, motion_x, motion_y, t0, t1, steps, seed, mode, control_video, source_video, instruction,
+              guidance_scale, cross_frame]
+    run.click(generate, inputs, [video, conditions], api_name="t2v_zero")
+    gr.Examples(EXAMPLES, inputs[:8], [video, conditions], fn=generate, cache_examples=False)
