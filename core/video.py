@@ -57,8 +57,9 @@ def write_video(frames: np.ndarray, path, fps: float = 8.0) -> Path:
         iio.imwrite(path, frames, duration=1000.0 / fps, loop=0)
     else:
         # macro_block_size=1 keeps odd sizes as they are instead of silently resizing them
+        even = frames.shape[1] % 2 == 0 and frames.shape[2] % 2 == 0  # yuv420p (what browsers play) needs even sides
         iio.imwrite(path, frames, extension=".mp4", fps=fps, codec="libx264", macro_block_size=1,
-                    output_params=["-pix_fmt", "yuv420p"] if frames.shape[1] % 2 == 0 and frames.shape[2] % 2 == 0 else None)
+                    pixelformat="yuv420p" if even else "yuv444p")
     return path
 
 

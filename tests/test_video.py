@@ -18,10 +18,11 @@ def test_round_trip(tmp_path, suffix):
     assert np.abs(back.astype(float) - frames).mean() < 6  # lossy codecs, but close
 
 
-def test_odd_sizes_are_kept(tmp_path):
-    frames = np.random.default_rng(0).integers(0, 255, (5, 50, 70, 3), dtype=np.uint8)
-    back, _ = video.read_video(video.write_video(frames, tmp_path / "odd.mp4"))
-    assert back.shape[1:3] == (50, 70)
+@pytest.mark.parametrize("height, width", [(50, 70), (51, 71)])
+def test_sizes_are_kept(tmp_path, height, width):
+    frames = np.random.default_rng(0).integers(0, 255, (5, height, width, 3), dtype=np.uint8)
+    back, _ = video.read_video(video.write_video(frames, tmp_path / "clip.mp4"))
+    assert back.shape[1:3] == (height, width)
 
 
 def test_motion_vectors_follow_the_object():
