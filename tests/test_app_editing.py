@@ -61,3 +61,33 @@ def test_p2p_bad_input(client, kwargs, message):
 def test_null_text_without_image_is_a_clear_error(client):
     with pytest.raises(Exception, match="no image given"):
         client.predict(image=None, source_prompt="a", target_prompt="b", api_name="/null_text")
+
+
+def test_t2v_zero_endpoint(client):
+    from core.video import read_video
+
+    video, conditions = client.predict(prompt="a red circle on a white background", frames=4, steps=20, t0=14, t1=17,
+                                       motion_y=0, api_name="/t2v_zero")
+    frames, _ = read_video(video["video"] if isinstance(video, dict) else video)
+    assert frames.shape == (4, 64, 64, 3) and conditions == []
+
+
+def test_t2v_zero_controlnet_offline_is_a_clear_error(client):
+    with pytest.raises(Exception, match="no control_video given"):
+        client.predict(prompt="a red circle", mode="controlnet", steps=4, api_name="/t2v_zero")
+
+
+def test_fatezero_endpoint(client):
+    from core.video import read_video
+    from tabs.fatezero import EXAMPLE_VIDEO
+
+    edited, reconstruction, memory = client.predict(
+        video={"video": handle_file(EXAMPLE_VIDEO)}, source_prompt="a red circle moving right on a white background",
+        target_prompt="a blue circle moving right on a white background", frames=4, steps=10, api_name="/fatezero")
+    frames, _ = read_video(edited["video"] if isinstance(edited, dict) else edited)
+    assert frames.shape == (4, 64, 64, 3) and "MiB" in memory
+
+
+def test_fatezero_rejects_a_non_video(client):
+    with pytest.raises(Exception):
+        client.predict(video={"video": handle_file(EXAMPLE)}, source_prompt="a", target_prompt="b", api_name="/fatezero")

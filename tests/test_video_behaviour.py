@@ -1,0 +1,66 @@
+"""Text2Video-Zero and FateZero on the embedded toy-sd (issue 5), measured on frames."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.methods import fatezero, t2v_zero
+from core.methods.null_text import psnr
+from core.models import Models
+from core.shapes import reader
+from core.video import read_video
+
+from tabs.fatezero import EXAMPLE_VIDEO
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return Models("toy-sd", device="cpu").pipeline()
+
+
+def objects(frames):
+    blobs = [reader.read_single(f) for f in frames]
+    assert all(b is not None for b in blobs)
+    return blobs
+
+
+def generate(pipe, **kwargs):
+    params = dict(prompt="a red circle on a white background", frames=8, steps=50, guidance_scale=6.0, seed=0)
+    return t2v_zero.generate(pipe, t2v_zero.T2VZeroParams(**{**params, **kwargs}))
+
+
+def test_t2v_zero_motion_x_moves_the_object_right(pipe):
+    moving = objects(generate(pipe, motion_x=12, motion_y=0))
+    still = objects(generate(pipe, motion_x=0, motion_y=0))
+    assert moving[-1].cx - moving[0].cx >= 4
+    assert max(abs(b.cx - still[0].cx) for b in still) <= 2
+    for blob in moving + still:
+        assert (blob.color, blob.shape) == ("red", "circle")
+
+
+def test_t2v_zero_cross_frame_attention_keeps_appearance(pipe):
+    def variation(frames):
+        return float(np.mean([np.abs(f.astype(float) - frames[0]).mean() for f in frames[1:]]))
+
+    with_attention = variation(generate(pipe, motion_x=0, motion_y=0, motion=False, seed=3))
+    without = variation(generate(pipe, motion_x=0, motion_y=0, motion=False, cross_frame=False, seed=3))
+    assert without > with_attention * 1.5, (with_attention, without)
+
+
+@pytest.fixture(scope="module")
+def red_circle_video():
+    frames, _ = read_video(EXAMPLE_VIDEO)
+    return frames
+
+
+def test_fatezero_recolours_every_frame_and_keeps_motion(pipe, red_circle_video):
+    params = fatezero.FateZeroParams("a red circle moving right on a white background",
+                                     "a blue circle moving right on a white background", frames=8, steps=25,
+                                     guidance_scale=6.0)
+    result = fatezero.run(pipe, red_circle_video, params)
+    source, edited = objects(result.source), objects(result.edited)
+    assert all(b.color == "blue" for b in edited)
+    assert min(reader.mask_iou(a.mask, b.mask) for a, b in zip(source, edited)) >= 0.75
+    assert edited[-1].cx - edited[0].cx >= 0.8 * (source[-1].cx - source[0].cx)
+    recon = np.mean([psnr(a, b) for a, b in zip(result.reconstruction, result.source)])
+    assert recon >= 25.0, recon
