@@ -68,7 +68,7 @@ def test_t2v_zero_endpoint(client):
 
     video, conditions = client.predict(prompt="a red circle on a white background", frames=4, steps=20, t0=14, t1=17,
                                        motion_y=0, api_name="/t2v_zero")
-    frames, _ = read_video(video["video"] if isinstance(video, dict) else video)
+    frames, _ = read_video(video)
     assert frames.shape == (4, 64, 64, 3) and conditions == []
 
 
@@ -82,12 +82,12 @@ def test_fatezero_endpoint(client):
     from tabs.fatezero import EXAMPLE_VIDEO
 
     edited, reconstruction, memory = client.predict(
-        video={"video": handle_file(EXAMPLE_VIDEO)}, source_prompt="a red circle moving right on a white background",
+        video=handle_file(EXAMPLE_VIDEO), source_prompt="a red circle moving right on a white background",
         target_prompt="a blue circle moving right on a white background", frames=4, steps=10, api_name="/fatezero")
-    frames, _ = read_video(edited["video"] if isinstance(edited, dict) else edited)
+    frames, _ = read_video(edited)
     assert frames.shape == (4, 64, 64, 3) and "MiB" in memory
 
 
 def test_fatezero_rejects_a_non_video(client):
     with pytest.raises(Exception):
-        client.predict(video={"video": handle_file(EXAMPLE)}, source_prompt="a", target_prompt="b", api_name="/fatezero")
+        client.predict(video=handle_file(EXAMPLE), source_prompt="a", target_prompt="b", api_name="/fatezero")
