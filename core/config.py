@@ -143,3 +143,20 @@ class FateZeroDefaults:
     guidance_scale: float = DEFAULT_GUIDANCE
     seed: int = 0
     fps: int = 8
+
+
+@dataclass
+class FreeDoMDefaults:
+    """/freedom (METHODS.md §6); FreeDoM's SD-style code: DDIM 100, guided 30–70, travel r=3 on 40–70."""
+    prompt: str = "a red circle on a white background"
+    energy: str = "text"
+    reference_text: str = "a blue circle on a white background"
+    rho_scale: float = 0.2
+    guidance_start: float = 0.3
+    guidance_end: float = 0.7
+    time_travel: int = 3
+    travel_start: float = 0.4
+    travel_end: float = 0.7
+    steps: int = 100
+    guidance_scale: float = DEFAULT_GUIDANCE
+    seed: int = 0

@@ -7,6 +7,7 @@ blending) and x_t / x̂0 snapshots. With no extras it computes exactly what
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -86,7 +87,7 @@ def denoise(unet, scheduler, latents: torch.Tensor, cond_embeds: torch.Tensor,
             on_step: Callable[[int, int], None] | None = None, unet_kwargs: dict | None = None,
             set_timesteps: bool = True, end_step: int | None = None,
             unet_kwargs_fn: Callable | None = None, image_latents: torch.Tensor | None = None,
-            image_guidance_scale: float = 1.5) -> DenoiseResult:
+            image_guidance_scale: float = 1.5, energy_guidance=None) -> DenoiseResult:
     """Sample from `latents` (already scaled by init_noise_sigma) with classifier-free guidance.
 
     uncond_embeds: one tensor for every step, or one per step (null-text inversion); None or
@@ -94,8 +95,10 @@ def denoise(unet, scheduler, latents: torch.Tensor, cond_embeds: torch.Tensor,
     (img2img, inversion-based edits start part-way); steps from `end_step` on are left for a later
     call (Text2Video-Zero stops part-way). `unet_kwargs_fn(step, t, model_input, context)` adds
     per-step UNet inputs (ControlNet residuals). `image_latents` switches to Instruct-Pix2Pix's
-    three branches (text+image, image, neither) with `image_guidance_scale`. Attention controllers are whatever is active
-    on the UNet's `AttentionState` (see core.attention); the loop tells it where steps begin/end.
+    three branches (text+image, image, neither) with `image_guidance_scale`. `energy_guidance`
+    (core.guidance.EnergyGuidance) steers x_t by an energy's gradient and time-travels in its
+    windows. Attention controllers are whatever is active on the UNet's `AttentionState`
+    (core.attention); the loop tells it where steps begin and end.
     """
     state: AttentionState = install(unet)
     if set_timesteps:
@@ -109,21 +112,19 @@ def denoise(unet, scheduler, latents: torch.Tensor, cond_embeds: torch.Tensor,
     result = DenoiseResult(latents, [int(t) for t in timesteps])
     snapshot_steps = set(snapshot_steps)
     end_step = len(timesteps) if end_step is None else end_step
-    for i, t in enumerate(timesteps):
-        if i < start_step or i >= end_step:
-            continue
-        state.step_begin(i, len(timesteps))
+    def predict(x, i, t):
+        """Guided noise prediction at x_t, and the guidance term (ε_c − ε_u)·w when guided."""
         if guided or pix2pix:
             uncond = uncond_embeds[i] if per_step_uncond else uncond_embeds
             uncond = uncond.expand(cond_embeds.shape[0], *uncond.shape[1:]) if uncond.shape[0] == 1 else uncond
         if pix2pix:
-            model_input = torch.cat([latents] * 3)
+            model_input = torch.cat([x] * 3)
             context = torch.cat([cond_embeds, uncond, uncond])
         elif guided:
-            model_input = torch.cat([latents] * 2)
+            model_input = torch.cat([x] * 2)
             context = torch.cat([uncond, cond_embeds])
         else:
-            model_input, context = latents, cond_embeds
+            model_input, context = x, cond_embeds
         model_input = scheduler.scale_model_input(model_input, t)
         if pix2pix:
             model_input = torch.cat([model_input, torch.cat([image_latents, image_latents,
@@ -134,15 +135,36 @@ def denoise(unet, scheduler, latents: torch.Tensor, cond_embeds: torch.Tensor,
         noise_pred = unet(model_input, t, encoder_hidden_states=context, return_dict=False, **extra)[0]
         if pix2pix:
             noise_text, noise_image, noise_uncond = noise_pred.chunk(3)
-            noise_pred = (noise_uncond + guidance_scale * (noise_text - noise_image)
-                          + image_guidance_scale * (noise_image - noise_uncond))
-        elif guided:
+            return (noise_uncond + guidance_scale * (noise_text - noise_image)
+                    + image_guidance_scale * (noise_image - noise_uncond)), None
+        if guided:
             noise_uncond, noise_text = noise_pred.chunk(2)
-            noise_pred = noise_uncond + guidance_scale * (noise_text - noise_uncond)
-        previous = latents
-        output = scheduler.step(noise_pred, t, latents, **step_kwargs, return_dict=True)
-        latents = output.prev_sample
-        x0 = getattr(output, "pred_original_sample", None)
+            term = guidance_scale * (noise_text - noise_uncond)
+            return noise_uncond + term, term
+        return noise_pred, None
+
+    for i, t in enumerate(timesteps):
+        if i < start_step or i >= end_step:
+            continue
+        state.step_begin(i, len(timesteps))
+        steering = energy_guidance is not None and energy_guidance.active(i, len(timesteps))
+        repeats = energy_guidance.repeats(i, len(timesteps)) if steering else 1
+        for repeat in range(repeats):
+            previous = latents
+            with torch.enable_grad() if steering else contextlib.nullcontext():
+                x_t = latents.detach().requires_grad_(True) if steering else latents
+                noise_pred, term = predict(x_t, i, t)
+                output = scheduler.step(noise_pred, t, x_t, **step_kwargs, return_dict=True)
+                x0 = getattr(output, "pred_original_sample", None)
+                if steering:
+                    x0 = x0 if x0 is not None else predict_x0(scheduler, x_t, noise_pred, t)
+                    latents = energy_guidance.apply(i, t, x_t, x0, output.prev_sample, term)
+                    noise_pred, x0 = noise_pred.detach(), x0.detach()
+                else:
+                    latents = output.prev_sample
+            if repeat < repeats - 1:  # time travel: back to x_t, redo the step
+                next_t = timesteps[i + 1] if i + 1 < len(timesteps) else -1
+                latents = energy_guidance.renoise(latents, t, next_t, generator)
         latents = state.step_end(latents, i)
         for hook in hooks:
             changed = hook(i, t, latents, x0)

@@ -29,6 +29,9 @@ def main() -> None:
                                  "white"))).save(EXAMPLES_DIR / "red_circle_blue_square_white.png")
     write_video(moving("red", "circle", "white", (16, 32), (2, 0)), EXAMPLES_DIR / "red_circle_moving_right.mp4", fps=8)
     write_video(moving("blue", "square", "black", (32, 48), (0, -2)), EXAMPLES_DIR / "blue_square_moving_up.mp4", fps=8)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[20:44, 36:60] = 255  # a square on the right: where the mask energy should put the object
+    Image.fromarray(mask).save(EXAMPLES_DIR / "mask_right.png")
     print(f"wrote examples to {EXAMPLES_DIR}")
 
 

@@ -1,0 +1,146 @@
+"""Energies for training-free guidance (FreeDoM) and CLIP losses, and the guidance step itself.
+
+An energy maps decoded images (B, 3, H, W) in [-1, 1] to one value per image, differentiably.
+`EnergyGuidance` plugs into `core.sampling.denoise`: inside its window it takes the gradient of
+the energy of x̂0(x_t) with respect to x_t and moves the scheduler's x_{t−1} against it (step
+size ρ_t normalised to the classifier-free guidance term, as FreeDoM's SD code), and asks the
+loop to "time travel" (re-noise x_{t−1} back to x_t and redo the step) r times.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class ClipInputs:
+    """How a CLIP model wants its pixels: side and normalisation."""
+    side: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        x = (images + 1) / 2  # [-1, 1] → [0, 1]
+        x = F.interpolate(x, size=(self.side, self.side), mode="bicubic", align_corners=False)
+        mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype)[None, :, None, None]
+        std = torch.tensor(self.std, device=x.device, dtype=x.dtype)[None, :, None, None]
+        return (x - mean) / std
+
+
+def clip_text_features(model, tokenizer, texts: list[str]) -> torch.Tensor:
+    ids = tokenizer(texts, padding="max_length", truncation=True, return_tensors="pt").input_ids.to(model.device)
+    return F.normalize(model.get_text_features(input_ids=ids).pooler_output.float(), dim=-1)
+
+
+def clip_image_features(model, inputs: ClipInputs, images: torch.Tensor) -> torch.Tensor:
+    pixels = inputs(images).to(model.dtype)
+    return F.normalize(model.get_image_features(pixel_values=pixels).pooler_output.float(), dim=-1)
+
+
+class ClipTextEnergy:
+    """‖f_text − f_image(x)‖ with unit CLIP features: low when the image matches the text."""
+
+    def __init__(self, model, tokenizer, inputs: ClipInputs, text: str):
+        self.model, self.inputs = model, inputs
+        with torch.no_grad():
+            self.target = clip_text_features(model, tokenizer, [text])
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return (clip_image_features(self.model, self.inputs, images) - self.target.to(images.device)).norm(dim=-1)
+
+
+def gram(tokens: torch.Tensor) -> torch.Tensor:
+    """(B, N, C) patch tokens → (B, C, C) Gram matrices."""
+    return tokens.transpose(1, 2) @ tokens / tokens.shape[1]
+
+
+class ClipStyleEnergy:
+    """‖G(reference) − G(x)‖ of the CLIP image encoder's 3rd-block patch tokens (FreeDoM style)."""
+
+    BLOCK = 3
+
+    def __init__(self, model, inputs: ClipInputs, reference: torch.Tensor):
+        self.model, self.inputs = model, inputs
+        with torch.no_grad():
+            self.target = self._gram(reference)
+
+    def _gram(self, images):
+        out = self.model.vision_model(pixel_values=self.inputs(images).to(self.model.dtype), output_hidden_states=True)
+        return gram(out.hidden_states[self.BLOCK][:, 1:].float())
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return (self._gram(images) - self.target.to(images.device)).flatten(1).norm(dim=-1)
+
+
+class MaskEnergy:
+    """Distance between the image's soft foreground (pixels unlike its border colour) and a target
+    mask: low when the object fills the mask and nothing else. Needs no network at all."""
+
+    def __init__(self, mask: np.ndarray, softness: float = 0.1, threshold: float = 0.25):
+        self.mask = torch.from_numpy(mask.astype(np.float32))
+        self.softness, self.threshold = softness, threshold
+
+    def foreground(self, images: torch.Tensor) -> torch.Tensor:
+        border = torch.cat([images[..., 0, :], images[..., -1, :], images[..., :, 0], images[..., :, -1]], dim=-1)
+        background = border.median(dim=-1).values[..., None, None]  # (B, 3, 1, 1)
+        distance = (images - background).norm(dim=1) / 2  # (B, H, W), about [0, 1.7]
+        return torch.sigmoid((distance - self.threshold) / self.softness)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        mask = F.interpolate(self.mask[None, None], size=images.shape[-2:], mode="nearest")[:, 0].to(images)
+        return (self.foreground(images) - mask).flatten(1).pow(2).mean(1).sqrt() * 10
+
+
+class WeightedEnergy:
+    """Several conditions at once: Σ wᵢ·Eᵢ."""
+
+    def __init__(self, terms: list[tuple[float, object]]):
+        self.terms = terms
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return sum(weight * energy(images) for weight, energy in self.terms)
+
+
+@dataclass
+class EnergyGuidance:
+    """FreeDoM's guidance for `denoise`: windows are fractions of the sampling steps."""
+    energy: object
+    decode: object  # latents → images in [-1, 1], differentiable
+    alphas_cumprod: torch.Tensor
+    rho_scale: float = 0.2
+    window: tuple[float, float] = (0.3, 0.7)
+    travel_window: tuple[float, float] = (0.4, 0.7)
+    time_travel: int = 3
+    energies: list[float] = field(default_factory=list)  # energy of x̂0 at each guided evaluation, last per step
+    per_step: dict[int, float] = field(default_factory=dict)
+
+    def active(self, step: int, num_steps: int) -> bool:
+        return self.window[0] * num_steps <= step < self.window[1] * num_steps
+
+    def repeats(self, step: int, num_steps: int) -> int:
+        inside = self.travel_window[0] * num_steps <= step < self.travel_window[1] * num_steps
+        return max(1, int(self.time_travel)) if inside else 1
+
+    def apply(self, step: int, timestep, x_t: torch.Tensor, x0: torch.Tensor, prev: torch.Tensor,
+              guidance_term: torch.Tensor | None) -> torch.Tensor:
+        """x_{t−1} − ρ_t ∇_{x_t} E(decode(x̂0(x_t))); x_t requires grad and x0 depends on it."""
+        energy = self.energy(self.decode(x0))
+        grad = torch.autograd.grad(energy.sum(), x_t)[0]
+        self.per_step[step] = float(energy.detach().mean())
+        # ρ_t: the energy step is as large as rho_scale times the classifier-free guidance step
+        reference = guidance_term if guidance_term is not None else x_t.detach()
+        alpha = self.alphas_cumprod.to(x_t.device)[int(timestep)]
+        rho = self.rho_scale * reference.pow(2).mean().sqrt() * (1 - alpha).sqrt() / grad.pow(2).mean().sqrt().clamp(min=1e-12)
+        return (prev - rho * grad).detach()
+
+    def renoise(self, prev: torch.Tensor, timestep, prev_timestep, generator) -> torch.Tensor:
+        """Time travel: q(x_t | x_{t−1}) = N(√(ᾱ_t/ᾱ_{t−1})·x_{t−1}, (1 − ᾱ_t/ᾱ_{t−1})·I)."""
+        alphas = self.alphas_cumprod.to(prev.device)
+        alpha_t = alphas[int(timestep)]
+        alpha_prev = alphas[int(prev_timestep)] if int(prev_timestep) >= 0 else alphas[0]
+        ratio = alpha_t / alpha_prev
+        noise = torch.randn(prev.shape, generator=generator, dtype=prev.dtype).to(prev.device)
+        return ratio.sqrt() * prev + (1 - ratio).sqrt() * noise
