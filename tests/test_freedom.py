@@ -1,0 +1,115 @@
+"""FreeDoM: mechanics on tiny components + toy-clip; behaviour on toy-sd (issue 8's FreeDoM lines)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from core.guidance import MaskEnergy
+from core.methods import freedom
+from core.models import Models
+from core.sampling import denoise, encode_prompts, prepare_latents
+from core.shapes import reader
+
+
+@pytest.fixture(scope="module")
+def clip():
+    model, tokenizer = Models("toy-sd", device="cpu").clip("toy-clip")
+    return model, tokenizer, freedom.clip_inputs(model)
+
+
+def test_mask_energy_is_low_on_its_mask():
+    mask = np.zeros((32, 32), bool)
+    mask[8:20, 8:20] = True
+    inside = -torch.ones(1, 3, 32, 32)
+    inside[:, 0, 8:20, 8:20] = 1.0  # a red square on black, exactly on the mask
+    outside = -torch.ones(1, 3, 32, 32)
+    outside[:, 0, 18:30, 18:30] = 1.0
+    energy = MaskEnergy(mask)
+    assert energy(inside).item() < 0.5 * energy(outside).item()
+
+
+def test_guidance_off_is_the_plain_loop(tiny_pipe):
+    """With an empty guidance window the loop is unchanged."""
+    from core.guidance import EnergyGuidance
+
+    generator = torch.Generator().manual_seed(0)
+    latents = prepare_latents(tiny_pipe, 1, 32, 32, generator)
+    cond, uncond = encode_prompts(tiny_pipe, ["a red circle"]), encode_prompts(tiny_pipe, [""])
+    plain = denoise(tiny_pipe.unet, tiny_pipe.scheduler, latents, cond, uncond, 7.5, 5).latents
+    idle = EnergyGuidance(lambda x: x.sum(), lambda z: z, tiny_pipe.scheduler.alphas_cumprod, window=(0, 0))
+    assert torch.equal(denoise(tiny_pipe.unet, tiny_pipe.scheduler, latents, cond, uncond, 7.5, 5,
+                               energy_guidance=idle).latents, plain)
+
+
+def test_freedom_runs_and_lowers_the_energy(tiny_pipe, clip):
+    mask = np.zeros((32, 32), bool)
+    mask[8:24, 16:30] = True
+    params = freedom.FreeDoMParams("a red circle", energy="text+mask", reference_text="a blue circle on a white background",
+                                   mask=mask, steps=10, rho_scale=1.0)
+    result = freedom.run(tiny_pipe, params, clip)
+    assert result.guided.shape == result.unguided.shape == (32, 32, 3)
+    assert len(result.energy_per_step) == 4 and result.plot is not None
+    assert result.final_energy < result.unguided_energy
+
+
+def test_bad_energy_parameters(tiny_pipe):
+    with pytest.raises(ValueError, match="energy must name"):
+        freedom.run(tiny_pipe, freedom.FreeDoMParams("a red circle", energy="faces"))
+    with pytest.raises(ValueError, match="non-empty mask"):
+        freedom.run(tiny_pipe, freedom.FreeDoMParams("a red circle", energy="mask"))
+
+
+# ---- behaviour on toy-sd ----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def toy():
+    return Models("toy-sd", device="cpu").pipeline()
+
+
+def blue_score(clip, image: np.ndarray) -> float:
+    from core.guidance import clip_image_features, clip_text_features
+
+    model, tokenizer, inputs = clip
+    texts = [f"a {c} circle on a white background" for c in ("red", "green", "blue", "yellow", "purple", "orange")]
+    with torch.no_grad():
+        text = clip_text_features(model, tokenizer, texts)
+        pixels = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 127.5 - 1
+        probs = (100 * clip_image_features(model, inputs, pixels) @ text.T).softmax(-1)[0]
+    return float(probs[2])
+
+
+def test_text_energy_makes_red_prompts_bluer(toy, clip):
+    wins = 0
+    seeds = range(5)
+    for seed in seeds:
+        params = freedom.FreeDoMParams("a red circle on a white background", energy="text",
+                                       reference_text="a blue circle on a white background", steps=50, seed=seed,
+                                       guidance_scale=6.0)
+        result = freedom.run(toy, params, clip)
+        wins += blue_score(clip, result.guided) > blue_score(clip, result.unguided)
+    assert wins >= 0.8 * len(seeds)
+
+
+def test_mask_energy_moves_the_object_into_the_mask(toy):
+    mask = np.zeros((64, 64), bool)
+    mask[20:44, 36:60] = True
+    gains = []
+    for seed in (0, 1, 2):
+        params = freedom.FreeDoMParams("a green square on a black background", energy="mask", mask=mask, steps=50,
+                                       seed=seed, guidance_scale=6.0)
+        result = freedom.run(toy, params)
+        guided, unguided = reader.read_single(result.guided), reader.read_single(result.unguided)
+        gains.append(reader.mask_iou(guided.mask, mask) - reader.mask_iou(unguided.mask, mask))
+    assert np.mean(gains) >= 0.3, gains
+
+
+def test_time_travel_lowers_the_final_energy(toy):
+    mask = np.zeros((64, 64), bool)
+    mask[20:44, 36:60] = True
+    finals = {}
+    for travel in (1, 3):
+        params = freedom.FreeDoMParams("a green square on a black background", energy="mask", mask=mask, steps=50,
+                                       seed=0, time_travel=travel, guidance_scale=6.0)
+        finals[travel] = freedom.run(toy, params).final_energy
+    assert finals[3] < finals[1], finals
