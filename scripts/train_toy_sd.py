@@ -1,6 +1,6 @@
 """Train `toy-sd`: a StableDiffusionPipeline-format text-to-image model of the procedural shapes.
 
-    python scripts/train_toy_sd.py [--unet-steps 7000] [--out assets/models/toy-sd]
+    python scripts/train_toy_sd.py [--unet-steps 5000] [--out assets/models/toy-sd]
     python scripts/train_toy_sd.py --export-only   # write the pipeline from the last checkpoint
 
 Stages, each resumable from runs/toy-sd/<stage>.pt with a fixed seed, on the CPU:
@@ -220,12 +220,13 @@ def train_unet(run_dir: Path, pool: dict, vae, tokenizer, clip_dir: Path, total_
             log(run_dir, f"eval step {step + 1}: {json.dumps(result)}")
     if not export_only:
         ckpt.maybe_save(total_steps - 1, snapshot(), force=True)
-    return ema_unet.shadow, ema_text.shadow, ckpt.elapsed(), history
+    seconds = ckpt.elapsed_before if export_only else ckpt.elapsed()  # export time is not training time
+    return ema_unet.shadow, ema_text.shadow, seconds, history
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--unet-steps", type=int, default=7000)
+    parser.add_argument("--unet-steps", type=int, default=5000)
     parser.add_argument("--vae-steps", type=int, default=VAE_STEPS)
     parser.add_argument("--pool-size", type=int, default=POOL_SIZE)
     parser.add_argument("--out", type=Path, default=config.MODELS_DIR / "toy-sd")

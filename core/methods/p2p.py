@@ -85,7 +85,7 @@ class P2PResult:
 def resolve_mode(params: P2PParams) -> str:
     if params.edit_mode != "auto":
         return params.edit_mode
-    if params.source_prompt.strip() == params.target_prompt.strip():
+    if params.source_prompt.strip() == params.target_prompt.strip() and params.reweight_words.strip():
         return "reweight"
     same_count = len(params.source_prompt.split()) == len(params.target_prompt.split())
     return "replace" if same_count else "refine"
