@@ -24,6 +24,7 @@ def test_sampler_tab_in_chromium(app_url, tmp_path):
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(app_url, wait_until="networkidle")
         assert "toy-sd" in page.locator("#studio-header").inner_text()
+        page.get_by_role("tab", name="Sampler inspector").click()
         page.locator("#sampler-prompt textarea").fill("a yellow square on a black background")
         page.locator("#sampler-run").click()
         page.locator("#sampler-image img").wait_for(state="visible", timeout=120_000)

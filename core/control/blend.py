@@ -1,7 +1,7 @@
 """Local blend: only the region of the chosen words may change between source and edit.
 
 Mask from the step's cross-attention maps of `blend_words` (source and target): sum the words'
-maps, 3×3 max-pool, upsample to the latent, normalise by the max, threshold; the union over
+maps, 3×3 max-pool, upsample to the latent, normalise to [0, 1] (min–max), threshold; the union over
 prompts. Then x_t* = x_t + mask·(x_t* − x_t) after each step from `start_step` on.
 """
 from __future__ import annotations
@@ -30,7 +30,11 @@ class LocalBlend(AttentionController):
         word_maps = word_maps.view(-1, 1, side, side)  # (prompts·frames, 1, side, side)
         word_maps = F.max_pool2d(word_maps, 3, stride=1, padding=1)
         word_maps = F.interpolate(word_maps, size=latent_hw, mode="bilinear", align_corners=False)
-        word_maps = word_maps / word_maps.flatten(1).amax(1).clamp(min=1e-8)[:, None, None, None]
+        # min–max normalisation: the official divides by the max alone, which on diffuse maps
+        # (small models, early steps) leaves the whole image above any threshold
+        low = word_maps.flatten(1).amin(1)[:, None, None, None]
+        high = word_maps.flatten(1).amax(1)[:, None, None, None]
+        word_maps = (word_maps - low) / (high - low).clamp(min=1e-8)
         mask = (word_maps > self.threshold).view(prompts, -1, 1, *latent_hw)
         return mask[:1] | mask  # a pixel may change where either prompt's word is
 
