@@ -189,11 +189,15 @@ def decode(pipe, latents: torch.Tensor) -> np.ndarray:
     return (images.permute(0, 2, 3, 1).float().cpu().numpy() * 255).round().astype(np.uint8)
 
 
+def to_model_pixels(images: np.ndarray) -> torch.Tensor:
+    """uint8 images (B, H, W, 3) → float tensor (B, 3, H, W) in [-1, 1], as VAEs and toy-clip see them."""
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
 @torch.no_grad()
 def encode_images(pipe, images: np.ndarray, scaled: bool = True) -> torch.Tensor:
     """uint8 images (B, H, W, 3) → latents (posterior mean: inversion wants no noise), scaled by
     the VAE's factor unless `scaled` is False (Instruct-Pix2Pix's image conditioning is unscaled)."""
     vae = pipe.vae
-    pixels = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(vae.device, vae.dtype) / 127.5 - 1
-    latents = vae.encode(pixels).latent_dist.mean
+    latents = vae.encode(to_model_pixels(images).to(vae.device, vae.dtype)).latent_dist.mean
     return latents * vae.config.scaling_factor if scaled else latents

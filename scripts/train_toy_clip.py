@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plai
 from core import config  # noqa: E402
 from core.shapes import dataset  # noqa: E402
 from core.shapes.metrics import clip_zero_shot  # noqa: E402
+from core.sampling import to_model_pixels  # noqa: E402
 from core.tokenizer import clip_tokenizer  # noqa: E402
 from core.training.loop import Checkpoint, warmup_cosine  # noqa: E402
 
@@ -39,10 +40,6 @@ def make_model() -> CLIPModel:
     cfg = CLIPConfig(text_config=text.to_dict(), vision_config=vision.to_dict(), projection_dim=128)
     return CLIPModel(cfg)
 
-
-def to_pixels(images: np.ndarray) -> torch.Tensor:
-    """uint8 (B, H, W, 3) → the [-1, 1] tensors toy-clip sees (its processor config says the same)."""
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
 def contrastive_loss(model: CLIPModel, pixels, input_ids, captions) -> torch.Tensor:
@@ -94,7 +91,7 @@ def main() -> None:
         ids = tokenizer(captions, padding="max_length", truncation=True, return_tensors="pt").input_ids
         for group in optimizer.param_groups:
             group["lr"] = LR * warmup_cosine(step, args.steps, warmup=100)
-        loss = contrastive_loss(model, to_pixels(images), ids, captions)
+        loss = contrastive_loss(model, to_model_pixels(images), ids, captions)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

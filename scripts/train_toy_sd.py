@@ -27,6 +27,7 @@ from transformers import CLIPModel, CLIPTextConfig, CLIPTextModel
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script from anywhere
 from core import config  # noqa: E402
 from core.shapes import dataset, metrics  # noqa: E402
+from core.sampling import to_model_pixels  # noqa: E402
 from core.tokenizer import clip_tokenizer  # noqa: E402
 from core.training.loop import EMA, Checkpoint, warmup_cosine  # noqa: E402
 
@@ -76,9 +77,6 @@ def text_encoder_from_clip(clip_dir: Path) -> CLIPTextModel:
     return text
 
 
-def to_pixels(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
-
 
 def train_vae(run_dir: Path, steps: int) -> AutoencoderKL:
     vae = make_vae()
@@ -90,7 +88,7 @@ def train_vae(run_dir: Path, steps: int) -> AutoencoderKL:
         start = state["step"]
     for step in range(start, steps):
         images, _ = dataset.sample_batch(np.random.default_rng([SEED, 1, step]), VAE_BATCH)
-        x = to_pixels(images)
+        x = to_model_pixels(images)
         for group in optimizer.param_groups:
             group["lr"] = VAE_LR * warmup_cosine(step, steps, warmup=50)
         with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -116,7 +114,7 @@ def latent_pool(vae: AutoencoderKL, run_dir: Path, size: int):
     latents, captions = [], []
     for _ in range(max(1, size // 250)):
         images, caps = dataset.sample_batch(rng, 250)
-        latents.append(vae.encode(to_pixels(images)).latent_dist.mean)
+        latents.append(vae.encode(to_model_pixels(images)).latent_dist.mean)
         captions += caps
     latents = torch.cat(latents)
     pool = {"latents": latents, "captions": captions, "scaling_factor": float(1.0 / latents.std())}

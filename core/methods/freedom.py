@@ -17,7 +17,7 @@ from diffusers import DDIMScheduler
 
 from .. import config, plots
 from ..guidance import ClipInputs, ClipStyleEnergy, ClipTextEnergy, EnergyGuidance, MaskEnergy, WeightedEnergy
-from ..sampling import decode, denoise, encode_prompts, prepare_latents
+from ..sampling import decode, denoise, encode_prompts, prepare_latents, to_model_pixels
 from ..validate import check_prompt, check_range
 
 ENERGIES = ("text", "style", "mask")
@@ -96,7 +96,7 @@ def build_energy(params: FreeDoMParams, clip=None) -> WeightedEnergy:
         if name == "text":
             terms.append((weight, ClipTextEnergy(model, tokenizer, inputs, params.reference_text)))
         else:
-            reference = torch.from_numpy(params.reference_image).permute(2, 0, 1)[None].float().to(model.device) / 127.5 - 1
+            reference = to_model_pixels(params.reference_image[None]).to(model.device)
             terms.append((weight, ClipStyleEnergy(model, inputs, reference)))
     return WeightedEnergy(terms)
 
@@ -127,8 +127,7 @@ def run(pipe, params: FreeDoMParams, clip=None, on_step=None) -> FreeDoMResult:
                              generator=generator, energy_guidance=guidance if guided else None, on_step=progress)
             images.append(decode(pipe, result.latents)[0])
     with torch.no_grad():
-        finals = [float(energy(torch.from_numpy(im).permute(2, 0, 1)[None].float().to(pipe.unet.device) / 127.5 - 1))
-                  for im in images]
+        finals = [float(energy(to_model_pixels(im[None]).to(pipe.unet.device))) for im in images]
     per_step = [guidance.per_step[k] for k in sorted(guidance.per_step)]
     plot = plots.line_plot(per_step, "energy of x̂0 at each guided step", "guided step", "energy") if per_step else None
     return FreeDoMResult(images[1], images[0], per_step, finals[1], finals[0], plot)

@@ -6,6 +6,7 @@ import itertools
 import numpy as np
 import torch
 
+from ..sampling import to_model_pixels
 from . import dataset, reader
 
 EVAL_BACKGROUNDS = ("white", "black")  # issue 3 measures colour and shape on these
@@ -61,8 +62,7 @@ def clip_zero_shot(model, tokenizer, n: int = 600, seed: int = 0) -> dict:
     texts = [f"a {c} {s} on a {b} background" for c, s, b in candidates]
     ids = tokenizer(texts, padding="max_length", truncation=True, return_tensors="pt").input_ids
     text = torch.nn.functional.normalize(model.get_text_features(input_ids=ids).pooler_output, dim=-1)
-    pixels = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
-    image = torch.nn.functional.normalize(model.get_image_features(pixel_values=pixels).pooler_output, dim=-1)
+    image = torch.nn.functional.normalize(model.get_image_features(pixel_values=to_model_pixels(images)).pooler_output, dim=-1)
     best = (image @ text.T).argmax(1).tolist()
     color = shape = background = 0
     for scene, index in zip(scenes, best):
