@@ -113,20 +113,28 @@ class Models:
             torch.cuda.empty_cache()
 
     # -- companion models (ControlNets, adapters) ------------------------------------------------
+    def _cached(self, key: tuple, load):
+        """One companion model per key, loaded once under the lock; failures become ModelLoadError."""
+        with self._lock:
+            if key not in self._aux:
+                try:
+                    self._aux[key] = load()
+                except ModelLoadError:
+                    raise
+                except Exception as error:
+                    raise ModelLoadError(f"could not load the {key[0]} model {key[1]!r}: {error}") from error
+            return self._aux[key]
+
     def controlnet(self, name: str):
         from diffusers import ControlNetModel
 
-        key = ("controlnet", name)
-        with self._lock:
-            if key not in self._aux:
-                source = resolve(name, self.allow_local)
-                try:
-                    model = ControlNetModel.from_pretrained(source.location, torch_dtype=self.dtype, use_safetensors=True,
-                                                            local_files_only=source.kind != "hub")
-                except Exception as error:
-                    raise ModelLoadError(f"could not load the ControlNet {name!r}: {error}") from error
-                self._aux[key] = model.to(self.device).eval()
-            return self._aux[key]
+        def load():
+            source = resolve(name, self.allow_local)
+            model = ControlNetModel.from_pretrained(source.location, torch_dtype=self.dtype, use_safetensors=True,
+                                                    local_files_only=source.kind != "hub")
+            return model.to(self.device).eval()
+
+        return self._cached(("ControlNet", name), load)
 
     # -- CLIP (losses, energies) ---------------------------------------------------------------
     def clip(self, name: str | None = None):
@@ -134,19 +142,16 @@ class Models:
         from transformers import CLIPModel, CLIPTokenizer
 
         name = name or (config.HUB_CLIP_MODEL if self.device.type == "cuda" else config.EMBEDDED_CLIP_MODEL)
-        key = ("clip", name)
-        with self._lock:
-            if key not in self._aux:
-                source = resolve(name, self.allow_local)
-                try:
-                    model = CLIPModel.from_pretrained(source.location, dtype=self.dtype, use_safetensors=True,
-                                                      local_files_only=source.kind != "hub")
-                    tokenizer = CLIPTokenizer.from_pretrained(source.location, local_files_only=source.kind != "hub")
-                except Exception as error:
-                    raise ModelLoadError(f"could not load CLIP model {name!r}: {error}") from error
-                check_tokenizer(tokenizer, source.location)
-                self._aux[key] = (model.to(self.device).eval().requires_grad_(False), tokenizer)
-            return self._aux[key]
+
+        def load():
+            source = resolve(name, self.allow_local)
+            model = CLIPModel.from_pretrained(source.location, dtype=self.dtype, use_safetensors=True,
+                                              local_files_only=source.kind != "hub")
+            tokenizer = CLIPTokenizer.from_pretrained(source.location, local_files_only=source.kind != "hub")
+            check_tokenizer(tokenizer, source.location)
+            return model.to(self.device).eval().requires_grad_(False), tokenizer
+
+        return self._cached(("CLIP", name), load)
 
     def describe(self) -> str:
         """One line for the page header."""
