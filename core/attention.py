@@ -40,11 +40,6 @@ class AttentionContext:
     frames: int  # video frames folded into the batch (1 for images)
     guided: bool  # True when the batch is [unconditional, conditional] halves
 
-    @property
-    def place(self) -> str:
-        """'down' | 'mid' | 'up', as prompt-to-prompt names layer groups."""
-        return self.layer.split(".")[0].split("_")[0]
-
 
 class AttentionController:
     """Base class: override `wants` and one of the hooks. Controllers compose in a list."""
