@@ -8,7 +8,11 @@ Stages, each resumable from runs/toy-sd/<stage>.pt with a fixed seed, on the CPU
 2. Latent pool: a fixed set of images encoded once (the VAE is frozen afterwards).
 3. UNet + text encoder: ε-prediction with min-SNR weighting, 10% empty captions for
    classifier-free guidance; the text encoder starts from toy-clip's text tower, as SD's starts
-   from CLIP's. EMA weights are exported.
+   from CLIP's.
+4. Localise: both go on training on freshly drawn scenes with an added cross-attention
+   localisation loss (core/training/localisation.py), so that each colour/shape word's map
+   covers its object, as Prompt-to-Prompt needs. EMA weights are exported.
+`--base FOLDER` starts stage 4 from an exported pipeline instead of running stages 1–3.
 Needs `assets/models/toy-clip` (scripts/train_toy_clip.py) first.
 """
 from __future__ import annotations
@@ -29,6 +33,8 @@ from core import config  # noqa: E402
 from core.shapes import dataset, metrics  # noqa: E402
 from core.sampling import to_model_pixels  # noqa: E402
 from core.tokenizer import clip_tokenizer  # noqa: E402
+from core.attention import install  # noqa: E402
+from core.training.localisation import CrossAttentionRecorder, batch_targets, localisation_loss, word_share  # noqa: E402
 from core.training.loop import EMA, Checkpoint, warmup_cosine  # noqa: E402
 
 SEED = 0
@@ -39,6 +45,10 @@ CAPTION_DROPOUT = 0.1
 MIN_SNR_GAMMA = 5.0
 EMA_DECAY = 0.999
 EVAL_EVERY = 1000
+LOCALISE_STEPS, LOCALISE_BATCH = 1500, 64
+LOCALISE_UNET_LR, LOCALISE_TEXT_LR = 2e-4, 5e-5
+LOCALISE_WEIGHT = 0.01  # × −log(share inside); the ε loss is ~0.01 by then, this starts at ~0.012
+LOCALISE_QUERIES = (256, 64)  # the 16×16 and 8×8 cross-attention layers (P2P reads 16×16)
 EVAL_STEPS, EVAL_GUIDANCE = 25, 6.0
 
 
@@ -222,6 +232,98 @@ def train_unet(run_dir: Path, pool: dict, vae, tokenizer, clip_dir: Path, total_
     return ema_unet.shadow, ema_text.shadow, seconds, history
 
 
+def scene_batch(rng: np.random.Generator, n: int):
+    scenes = [dataset.random_scene(rng) for _ in range(n)]
+    return scenes, [s.caption() for s in scenes], np.stack([dataset.render(s) for s in scenes])
+
+
+def train_localise(run_dir: Path, unet, text_encoder, vae, tokenizer, scaling_factor: float, total_steps: int):
+    """Stage 4: the ε loss plus LOCALISE_WEIGHT × the localisation loss on fresh scenes."""
+    unet, text_encoder = unet.train().requires_grad_(True), text_encoder.train().requires_grad_(True)
+    ema_unet, ema_text = EMA(unet, EMA_DECAY), EMA(text_encoder, EMA_DECAY)
+    optimizer = torch.optim.AdamW([
+        {"params": unet.parameters(), "lr": LOCALISE_UNET_LR, "weight_decay": 0.01, "base_lr": LOCALISE_UNET_LR},
+        {"params": text_encoder.parameters(), "lr": LOCALISE_TEXT_LR, "weight_decay": 0.0, "base_lr": LOCALISE_TEXT_LR},
+    ])
+    scheduler, state = make_scheduler(), install(unet)
+    ckpt = Checkpoint(run_dir / "localise.pt", every=100)
+    start = 0
+    if (saved := ckpt.load()) is not None:
+        unet.load_state_dict(saved["unet"]), text_encoder.load_state_dict(saved["text"])
+        ema_unet.shadow.load_state_dict(saved["ema_unet"]), ema_text.shadow.load_state_dict(saved["ema_text"])
+        optimizer.load_state_dict(saved["optimizer"])
+        start = saved["step"]
+        log(run_dir, f"resumed localise at step {start}")
+
+    def snapshot():
+        return {"unet": unet.state_dict(), "text": text_encoder.state_dict(), "ema_unet": ema_unet.shadow.state_dict(),
+                "ema_text": ema_text.shadow.state_dict(), "optimizer": optimizer.state_dict()}
+
+    num_tokens = tokenizer.model_max_length
+    for step in range(start, total_steps):
+        rng = np.random.default_rng([SEED, 4, step])
+        scenes, captions, images = scene_batch(rng, LOCALISE_BATCH)
+        masks, weights = batch_targets(scenes, captions, tokenizer, num_tokens)
+        dropped = rng.random(LOCALISE_BATCH) < CAPTION_DROPOUT
+        captions = ["" if d else c for c, d in zip(captions, dropped)]
+        weights[torch.from_numpy(dropped)] = 0.0  # an empty caption grounds nothing
+        with torch.no_grad():
+            x0 = vae.encode(to_model_pixels(images)).latent_dist.mean * scaling_factor
+        ids = tokenizer(captions, padding="max_length", truncation=True, return_tensors="pt").input_ids
+        generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
+        noise = torch.randn(x0.shape, generator=generator)
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (LOCALISE_BATCH,), generator=generator)
+        for group in optimizer.param_groups:
+            group["lr"] = group["base_lr"] * warmup_cosine(step, total_steps, warmup=50)
+        recorder = CrossAttentionRecorder(LOCALISE_QUERIES)
+        with state.use([recorder]):
+            pred = unet(scheduler.add_noise(x0, noise, t), t,
+                        encoder_hidden_states=text_encoder(ids).last_hidden_state).sample
+        per_sample = F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))
+        eps_loss = (per_sample * snr_weights(scheduler, t)).mean()
+        loc_loss = localisation_loss(recorder.maps, masks, weights)
+        loss = eps_loss + LOCALISE_WEIGHT * loc_loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(list(unet.parameters()) + list(text_encoder.parameters()), 1.0)
+        optimizer.step()
+        ema_unet.update(unet, step), ema_text.update(text_encoder, step)
+        if step % 25 == 0:
+            share = word_share([m.detach() for m in recorder.maps], masks, weights)
+            log(run_dir, f"localise step {step} eps {eps_loss.item():.4f} loc {loc_loss.item():.3f} "
+                         f"share {share:.3f} elapsed {ckpt.elapsed():.0f}s")
+        ckpt.maybe_save(step, snapshot())
+    ckpt.maybe_save(total_steps - 1, snapshot(), force=True)
+    return ema_unet.shadow, ema_text.shadow, ckpt.elapsed()
+
+
+@torch.no_grad()
+def measure_localisation(pipe: StableDiffusionPipeline, n: int = 48, timesteps=(200, 500, 800)) -> float:
+    """Mean share of a grounded word's 16×16 attention inside its object, on fresh scenes."""
+    scenes, captions, images = scene_batch(np.random.default_rng([SEED, 5]), n)
+    masks, weights = batch_targets(scenes, captions, pipe.tokenizer, pipe.tokenizer.model_max_length)
+    x0 = pipe.vae.encode(to_model_pixels(images)).latent_dist.mean * pipe.vae.config.scaling_factor
+    context = pipe.text_encoder(pipe.tokenizer(captions, padding="max_length", return_tensors="pt").input_ids)[0]
+    state, shares = install(pipe.unet), []
+    for t in timesteps:
+        recorder = CrossAttentionRecorder((LOCALISE_QUERIES[0],))
+        noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(t))
+        steps = torch.full((n,), t)
+        with state.use([recorder]):
+            pipe.unet(pipe.scheduler.add_noise(x0, noise, steps), steps, encoder_hidden_states=context)
+        shares.append(word_share(recorder.maps, masks, weights))
+    return float(np.mean(shares))
+
+
+def load_base(folder: Path):
+    """An exported toy-sd in fp32, and the stage 1–3 figures from its metrics.json."""
+    pipe = StableDiffusionPipeline.from_pretrained(folder, torch_dtype=torch.float32)
+    previous = json.loads((Path(folder) / "metrics.json").read_text())
+    keep = ("vae_train_seconds", "unet_steps", "unet_train_seconds", "history")
+    return (pipe.vae.eval().requires_grad_(False), pipe.unet, pipe.text_encoder,
+            float(pipe.vae.config.scaling_factor), {k: previous[k] for k in keep if k in previous})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--unet-steps", type=int, default=5000)
@@ -230,24 +332,33 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=config.MODELS_DIR / "toy-sd")
     parser.add_argument("--clip", type=Path, default=config.MODELS_DIR / "toy-clip")
     parser.add_argument("--run-dir", type=Path, default=config.ROOT / "runs" / "toy-sd")
+    parser.add_argument("--localise-steps", type=int, default=LOCALISE_STEPS)
+    parser.add_argument("--base", type=Path, default=None, help="run stage 4 only, from this exported pipeline")
     parser.add_argument("--export-only", action="store_true", help="export the last checkpoint without training on")
     args = parser.parse_args()
     torch.manual_seed(SEED)
     torch.set_num_threads(2)
     tokenizer = clip_tokenizer(config.TOY_TOKENIZER_LENGTH)
-    vae = train_vae(args.run_dir, args.vae_steps)
-    pool = latent_pool(vae, args.run_dir, args.pool_size)
-    unet, text_encoder, unet_seconds, history = train_unet(args.run_dir, pool, vae, tokenizer, args.clip,
-                                                           args.unet_steps, args.export_only)
-    pipe = build_pipeline(unet, text_encoder, vae, tokenizer, pool["scaling_factor"])
+    if args.base is None:
+        vae = train_vae(args.run_dir, args.vae_steps)
+        pool = latent_pool(vae, args.run_dir, args.pool_size)
+        unet, text_encoder, unet_seconds, history = train_unet(args.run_dir, pool, vae, tokenizer, args.clip,
+                                                               args.unet_steps, args.export_only)
+        scaling_factor = pool["scaling_factor"]
+        base = {"vae_train_seconds": round(torch.load(args.run_dir / "vae.pt", weights_only=False)["elapsed"]),
+                "unet_steps": torch.load(args.run_dir / "unet.pt", weights_only=False)["step"],
+                "unet_train_seconds": round(unet_seconds), "history": history}
+    else:  # stage 4 on top of an exported pipeline; its card's figures for stages 1–3 carry over
+        vae, unet, text_encoder, scaling_factor, base = load_base(args.base)
+    unet, text_encoder, localise_seconds = train_localise(args.run_dir, unet, text_encoder, vae, tokenizer,
+                                                          scaling_factor, args.localise_steps)
+    pipe = build_pipeline(unet, text_encoder, vae, tokenizer, scaling_factor)
     pipe.to(torch.float16).save_pretrained(args.out, safe_serialization=True)  # fp16 on disk: small
     reloaded = StableDiffusionPipeline.from_pretrained(args.out, torch_dtype=torch.float32)
     result = evaluate(reloaded, seeds=(100, 101), two_object_n=48)
-    vae_seconds = torch.load(args.run_dir / "vae.pt", weights_only=False)["elapsed"]
-    trained_steps = torch.load(args.run_dir / "unet.pt", weights_only=False)["step"]
-    report = {**result, "unet_steps": trained_steps, "unet_train_seconds": round(unet_seconds),
-              "vae_train_seconds": round(vae_seconds), "scaling_factor": pool["scaling_factor"],
-              "eval_steps": EVAL_STEPS, "eval_guidance": EVAL_GUIDANCE, "history": history}
+    report = {**result, **base, "localise_steps": args.localise_steps, "localise_train_seconds": round(localise_seconds),
+              "attention_share": measure_localisation(reloaded), "scaling_factor": scaling_factor,
+              "eval_steps": EVAL_STEPS, "eval_guidance": EVAL_GUIDANCE}
     (args.out / "metrics.json").write_text(json.dumps(report, indent=2))
     write_card(args.out, report)
     print(json.dumps({k: v for k, v in report.items() if k != "history"}, indent=2))

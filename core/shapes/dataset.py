@@ -55,9 +55,9 @@ class Scene:
         return f"{described} on a {self.background} background"
 
 
-def _draw_object(draw: ImageDraw.ImageDraw, obj: ShapeObject, scale: int) -> None:
+def _draw_object(draw: ImageDraw.ImageDraw, obj: ShapeObject, scale: int, fill=None) -> None:
     cx, cy, r = obj.cx * scale, obj.cy * scale, obj.radius * scale
-    fill = PALETTE[obj.color]
+    fill = PALETTE[obj.color] if fill is None else fill
     if obj.shape == "circle":
         draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
     elif obj.shape == "square":
@@ -135,3 +135,11 @@ def moving_clip(rng: np.random.Generator, frames: int = 8, size: int = 64, speed
         for t in range(frames)
     ]
     return np.stack(clip), f"a {color} {shape} moving {direction} on a {background} background"
+
+
+def object_mask(obj: ShapeObject, size: int = 64) -> np.ndarray:
+    """Float mask (size, size) in [0, 1] of one object's pixels (anti-aliased like `render`)."""
+    big = Image.new("L", (size * SUPERSAMPLE, size * SUPERSAMPLE), 0)
+    draw = ImageDraw.Draw(big)
+    _draw_object(draw, obj, SUPERSAMPLE, fill=255)
+    return np.asarray(big.resize((size, size), Image.Resampling.BOX), dtype=np.float32) / 255.0
