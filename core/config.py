@@ -16,7 +16,11 @@ EMBEDDED_BASE_MODEL = "toy-sd"  # default on a CPU / offline
 EMBEDDED_CLIP_MODEL = "toy-clip"
 HUB_CLIP_MODEL = "openai/clip-vit-base-patch16"
 # Names that resolve to folders under assets/models/ (the same from_pretrained code path as the Hub).
-EMBEDDED_MODELS = ("toy-sd", "toy-clip")
+EMBEDDED_SHIFTDDPM_MODEL = "toy-shiftddpm"
+# a ShiftDDPM is trained for one shift variant; the embedded model of each (missing → a clear error)
+SHIFTDDPM_VARIANT_MODELS = {"quadratic_shift": "toy-shiftddpm", "prior_shift": "toy-shiftddpm-prior",
+                            "data_normalization": "toy-shiftddpm-datanorm"}
+EMBEDDED_MODELS = ("toy-sd", "toy-clip", "toy-shiftddpm")
 ENABLE_ATTENTION_SLICING = False  # diffusers' slicing; our processor already avoids big maps
 ENABLE_VAE_SLICING = True  # decode video frames one at a time on GPU
 ENABLE_CPU_OFFLOAD = False  # accelerate's model offload for small GPUs
@@ -160,3 +164,40 @@ class FreeDoMDefaults:
     steps: int = 100
     guidance_scale: float = DEFAULT_GUIDANCE
     seed: int = 0
+
+
+@dataclass
+class ShiftDDPMDefaults:
+    """/shiftddpm (METHODS.md §2); the official configs' quadratic shift, T = 1000 linear β."""
+    class_name: str = "red circle"
+    variant: str = "quadratic_shift"
+    sampler: str = "DDIM"
+    steps: int = 50
+    seed: int = 0
+    n: int = 8
+    max_n: int = 32
+    max_steps: int = 1000  # the training schedule's length: full ancestral DDPM
+    interpolate_to: str = ""  # a second class: E is mixed (1−mix)·E(a) + mix·E(b)
+    mix: float = 0.5
+    snapshots: int = 8
+
+
+@dataclass
+class Face0Defaults:
+    """/face0 (METHODS.md §1); the paper: c = 1 (photoreal), w = 7.5, 3 identity tokens."""
+    prompt: str = "an object on a white background"
+    c: float = 1.0  # weight of ε(z, d, f); 1 − c goes to the face-only / text-only mix
+    a: float = 0.5  # within that mix, the face-only share
+    guidance_scale: float = DEFAULT_GUIDANCE
+    steps: int = DEFAULT_STEPS
+    seed: int = 0
+    face_tokens: int = 3  # SD: positions 75–77 of 77
+    face_cascade: str = "haarcascade_frontalface_default.xml"  # bundled with opencv-python-headless 4.x
+    face_margin: float = 0.25  # around a detected face, per side
+    object_margin: float = 0.15
+    object_threshold: float = 60.0  # RGB distance from the border colour that counts as object
+    min_object_fraction: float = 0.004
+
+
+# Face0 mappers per base model (embedded); others are trained with scripts/train_face0_mapper.py
+FACE0_MAPPERS = {"toy-sd": "toy-face0"}

@@ -153,6 +153,42 @@ class Models:
 
         return self._cached(("CLIP", name), load)
 
+    # -- ShiftDDPM (pixel-space, class-conditional through its forward process) -------------------
+    def shift_model(self, name: str | None = None):
+        """A trained ShiftDDPM folder (core.methods.shiftddpm.ShiftModel): toy-shiftddpm by default."""
+        from .methods.shiftddpm import ShiftModel
+
+        name = name or config.EMBEDDED_SHIFTDDPM_MODEL
+
+        def load():
+            source = resolve(name, self.allow_local)
+            if source.kind == "hub":
+                raise ModelLoadError(f"{name!r}: ShiftDDPM models load from a local folder (train one with "
+                                     "scripts/train_toy_shiftddpm.py --data FOLDER)")
+            model = ShiftModel.load(Path(source.location), dtype=self.dtype)
+            model.unet.to(self.device), model.predictor.to(self.device)
+            return model
+
+        return self._cached(("ShiftDDPM", name), load)
+
+    # -- Face0 identity mappers (one per base model) -------------------------------------------
+    def face0_mapper(self, base_model: str | None = None):
+        """The Face0 mapper trained for `base_model` (config.FACE0_MAPPERS), with its settings."""
+        from .methods.face0 import IdentityMapper
+
+        base_model = base_model or self.base_model
+        name = config.FACE0_MAPPERS.get(base_model)
+        if name is None:
+            raise ModelLoadError(f"no Face0 mapper is trained for base model {base_model!r}: train one with "
+                                 "scripts/train_face0_mapper.py --base ... --data FACES/ and list it in "
+                                 "config.FACE0_MAPPERS")
+
+        def load():
+            mapper, settings = IdentityMapper.load(Path(resolve(name, self.allow_local).location))
+            return mapper.to(self.device, self.dtype), settings
+
+        return self._cached(("Face0 mapper", name), load)
+
     def describe(self) -> str:
         """One line for the page header."""
         source = resolve(self.base_model, True)

@@ -44,3 +44,15 @@ def line_plot(values: list[float], title: str, xlabel: str, ylabel: str) -> np.n
     ax.set_title(title), ax.set_xlabel(xlabel), ax.set_ylabel(ylabel)
     fig.tight_layout()
     return figure_to_array(fig)
+
+
+def curves_plot(curves: dict[str, np.ndarray], title: str, xlabel: str, ylabel: str,
+                highlight: str | None = None) -> np.ndarray:
+    """Several named curves on one axis; `highlight` drawn thicker."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.0))
+    for name, values in curves.items():
+        ax.plot(np.arange(len(values)), values, label=name, linewidth=3 if name == highlight else 1.2)
+    ax.set_title(title), ax.set_xlabel(xlabel), ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return figure_to_array(fig)

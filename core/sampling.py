@@ -80,6 +80,13 @@ def predict_x0(scheduler, latents, noise_pred, timestep) -> torch.Tensor | None:
     return (latents - (1 - alpha).sqrt() * noise_pred) / alpha.sqrt()
 
 
+@dataclass
+class GuidanceBranches:
+    """Several conditionings run in one batch and mixed: combine([ε per context]) → ε."""
+    contexts: Sequence[torch.Tensor]
+    combine: Callable[[list[torch.Tensor]], torch.Tensor]
+
+
 def denoise(unet, scheduler, latents: torch.Tensor, cond_embeds: torch.Tensor,
             uncond_embeds: torch.Tensor | Sequence[torch.Tensor] | None = None, guidance_scale: float = 7.5,
             num_steps: int = 50, eta: float = 0.0, generator: torch.Generator | None = None,
@@ -87,7 +94,8 @@ def denoise(unet, scheduler, latents: torch.Tensor, cond_embeds: torch.Tensor,
             on_step: Callable[[int, int], None] | None = None, unet_kwargs: dict | None = None,
             set_timesteps: bool = True, end_step: int | None = None,
             unet_kwargs_fn: Callable | None = None, image_latents: torch.Tensor | None = None,
-            image_guidance_scale: float = 1.5, energy_guidance=None) -> DenoiseResult:
+            image_guidance_scale: float = 1.5, energy_guidance=None,
+            branches: "GuidanceBranches | None" = None) -> DenoiseResult:
     """Sample from `latents` (already scaled by init_noise_sigma) with classifier-free guidance.
 
     uncond_embeds: one tensor for every step, or one per step (null-text inversion); None or
@@ -97,7 +105,8 @@ def denoise(unet, scheduler, latents: torch.Tensor, cond_embeds: torch.Tensor,
     per-step UNet inputs (ControlNet residuals). `image_latents` switches to Instruct-Pix2Pix's
     three branches (text+image, image, neither) with `image_guidance_scale`. `energy_guidance`
     (core.guidance.EnergyGuidance) steers x_t by an energy's gradient and time-travels in its
-    windows. Attention controllers are whatever is active on the UNet's `AttentionState`
+    windows. `branches` replaces classifier-free guidance by any mix of several conditionings
+    (Face0's three-way guidance). Attention controllers are whatever is active on the UNet's `AttentionState`
     (core.attention); the loop tells it where steps begin and end.
     """
     state: AttentionState = install(unet)
@@ -106,7 +115,7 @@ def denoise(unet, scheduler, latents: torch.Tensor, cond_embeds: torch.Tensor,
     timesteps = scheduler.timesteps
     per_step_uncond = isinstance(uncond_embeds, (list, tuple))
     pix2pix = image_latents is not None
-    guided = uncond_embeds is not None and guidance_scale > 1.0 and not pix2pix
+    guided = uncond_embeds is not None and guidance_scale > 1.0 and not pix2pix and branches is None
     state.guided = guided
     step_kwargs = _step_kwargs(scheduler, eta, generator)
     result = DenoiseResult(latents, [int(t) for t in timesteps])
@@ -117,7 +126,10 @@ def denoise(unet, scheduler, latents: torch.Tensor, cond_embeds: torch.Tensor,
         if guided or pix2pix:
             uncond = uncond_embeds[i] if per_step_uncond else uncond_embeds
             uncond = uncond.expand(cond_embeds.shape[0], *uncond.shape[1:]) if uncond.shape[0] == 1 else uncond
-        if pix2pix:
+        if branches is not None:
+            model_input = torch.cat([x] * len(branches.contexts))
+            context = torch.cat(list(branches.contexts))
+        elif pix2pix:
             model_input = torch.cat([x] * 3)
             context = torch.cat([cond_embeds, uncond, uncond])
         elif guided:
@@ -133,6 +145,8 @@ def denoise(unet, scheduler, latents: torch.Tensor, cond_embeds: torch.Tensor,
         if unet_kwargs_fn is not None:
             extra.update(unet_kwargs_fn(i, t, model_input, context))
         noise_pred = unet(model_input, t, encoder_hidden_states=context, return_dict=False, **extra)[0]
+        if branches is not None:
+            return branches.combine(list(noise_pred.chunk(len(branches.contexts)))), None
         if pix2pix:
             noise_text, noise_image, noise_uncond = noise_pred.chunk(3)
             return (noise_uncond + guidance_scale * (noise_text - noise_image)

@@ -25,6 +25,7 @@ def moving(color: str, shape: str, background: str, start: tuple[float, float], 
 def main() -> None:
     EXAMPLES_DIR.mkdir(parents=True, exist_ok=True)
     Image.fromarray(render(Scene((ShapeObject("red", "circle", 30, 34, 16),), "white"))).save(EXAMPLES_DIR / "red_circle_white.png")
+    Image.fromarray(render(Scene((ShapeObject("green", "triangle", 32, 34, 17),), "white"))).save(EXAMPLES_DIR / "green_triangle_white.png")
     Image.fromarray(render(Scene((ShapeObject("red", "circle", 16, 30, 10), ShapeObject("blue", "square", 46, 34, 10)),
                                  "white"))).save(EXAMPLES_DIR / "red_circle_blue_square_white.png")
     write_video(moving("red", "circle", "white", (16, 32), (2, 0)), EXAMPLES_DIR / "red_circle_moving_right.mp4", fps=8)

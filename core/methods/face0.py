@@ -1,0 +1,186 @@
+"""Face0 (Valevski et al., 2023): an identity vector written into the last text-token slots.
+
+Crop the face (or, for the toy model, the object), embed it, map the embedding with an MLP into
+the text encoder's output space, and overwrite the last `face_tokens` token embeddings of the
+prompt (positions 75–77 of SD's 77) with it. Sampling mixes three predictions (paper §3.3):
+ε̂ = c·ε(z, d, f) + (1−c)·(a·ε(z, f) + (1−a)·ε(z, d)), d = the description, f = the face, then
+classifier-free guidance against the empty prompt. Branches with zero weight are not run, so
+c = a = 0 is exactly text-only generation.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from .. import config
+from ..guidance import ClipInputs
+from ..sampling import GuidanceBranches, decode, denoise, encode_prompts, prepare_latents, to_model_pixels
+
+D = config.Face0Defaults
+
+
+class IdentityMapper(torch.nn.Module):
+    """The paper's 4-layer ReLU MLP: identity vector → `tokens` text-encoder-space embeddings."""
+
+    def __init__(self, in_dim: int, width: int, tokens: int = D.face_tokens, hidden: int = 256):
+        super().__init__()
+        self.in_dim, self.width, self.tokens, self.hidden = in_dim, width, tokens, hidden
+        self.mlp = torch.nn.Sequential(
+            torch.nn.Linear(in_dim, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, hidden), torch.nn.ReLU(),
+            torch.nn.Linear(hidden, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, tokens * width))
+        self.norm = torch.nn.LayerNorm(width)  # the text encoder's outputs are layer-normed too
+
+    def forward(self, identity: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.mlp(identity).view(-1, self.tokens, self.width))
+
+    def save(self, folder: Path, metadata: dict | None = None) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()},
+                  str(folder / "mapper.safetensors"))
+        settings = {"in_dim": self.in_dim, "width": self.width, "tokens": self.tokens, "hidden": self.hidden}
+        (folder / "mapper_config.json").write_text(json.dumps({**settings, **(metadata or {})}, indent=2))
+
+    @classmethod
+    def load(cls, folder: Path) -> tuple["IdentityMapper", dict]:
+        settings = json.loads((Path(folder) / "mapper_config.json").read_text())
+        mapper = cls(settings["in_dim"], settings["width"], settings["tokens"], settings["hidden"])
+        mapper.load_state_dict(load_file(str(Path(folder) / "mapper.safetensors")))
+        return mapper.eval().requires_grad_(False), settings
+
+
+# ---- detection and crop --------------------------------------------------------------------
+
+def _face_detector():
+    path = Path(cv2.data.haarcascades) / D.face_cascade
+    detector = cv2.CascadeClassifier(str(path))
+    if detector.empty():
+        raise ValueError(f"OpenCV's face detector {path} is missing (opencv-python-headless 4.x bundles it)")
+    return detector
+
+
+def _square(box, width: int, height: int, margin: float):
+    x, y, w, h = box
+    side = int(round(max(w, h) * (1 + 2 * margin)))
+    cx, cy = x + w / 2, y + h / 2
+    side = min(side, width, height)
+    left = int(round(min(max(cx - side / 2, 0), width - side)))
+    top = int(round(min(max(cy - side / 2, 0), height - side)))
+    return left, top, side, side
+
+
+def detect_crop(image: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int], str]:
+    """uint8 RGB → (square crop, (x, y, w, h), what was found: "face" | "object" | "whole image").
+
+    OpenCV's bundled frontal-face cascade first; where it finds no face, the largest region that
+    differs from the border colour (the toy model's "identity" is its object)."""
+    height, width = image.shape[:2]
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    faces = _face_detector().detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5,
+                                              minSize=(max(24, min(width, height) // 10),) * 2)
+    if len(faces):
+        box, found = max(faces, key=lambda f: f[2] * f[3]), "face"
+        box = _square(box, width, height, D.face_margin)
+    else:
+        border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]]).astype(np.float32)
+        distance = np.linalg.norm(image.astype(np.float32) - np.median(border, axis=0), axis=-1)
+        mask = (distance > D.object_threshold).astype(np.uint8)
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask)
+        if count > 1 and stats[1:, cv2.CC_STAT_AREA].max() >= D.min_object_fraction * width * height:
+            biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+            x, y, w, h = (int(v) for v in stats[biggest, :4])
+            box, found = _square((x, y, w, h), width, height, D.object_margin), "object"
+        else:
+            side = min(width, height)
+            box, found = ((width - side) // 2, (height - side) // 2, side, side), "whole image"
+    x, y, w, h = box
+    return image[y:y + h, x:x + w], (x, y, w, h), found
+
+
+# ---- identity embedding and token surgery -----------------------------------------------
+
+def identity_embedding(clip_model, inputs: ClipInputs, crops: list[np.ndarray]) -> torch.Tensor:
+    """Unit CLIP image features of the crops (B, projection_dim) — the identity vector."""
+    side = inputs.side
+    pixels = to_model_pixels(np.stack([cv2.resize(c, (side, side), interpolation=cv2.INTER_AREA) for c in crops]))
+    pixels = inputs(pixels.to(clip_model.device))
+    features = clip_model.get_image_features(pixel_values=pixels.to(clip_model.dtype)).pooler_output
+    return F.normalize(features.float(), dim=-1)
+
+
+def insert_identity(prompt_embeds: torch.Tensor, identity_tokens: torch.Tensor) -> torch.Tensor:
+    """Overwrite the last token slots (SD: 75–77 of 77) with the mapped identity."""
+    count = identity_tokens.shape[1]
+    identity_tokens = identity_tokens.to(prompt_embeds.dtype).expand(prompt_embeds.shape[0], -1, -1)
+    return torch.cat([prompt_embeds[:, :-count], identity_tokens], dim=1)
+
+
+def three_way_weights(c: float, a: float) -> dict[str, float]:
+    """Weights of ε(z,d,f), ε(z,f), ε(z,d) in ε̂ = c·ε_df + (1−c)(a·ε_f + (1−a)·ε_d)."""
+    return {"text+face": c, "face": (1 - c) * a, "text": (1 - c) * (1 - a)}
+
+
+@dataclass
+class Face0Params:
+    prompt: str = D.prompt
+    c: float = D.c
+    a: float = D.a
+    guidance_scale: float = D.guidance_scale
+    steps: int = D.steps
+    seed: int = D.seed
+
+    def check(self) -> None:
+        if not (self.prompt or "").strip():
+            raise ValueError("prompt is empty")
+        if len(self.prompt) > config.MAX_PROMPT_CHARS:
+            raise ValueError(f"prompt is longer than {config.MAX_PROMPT_CHARS} characters")
+        for name in ("c", "a"):
+            if not 0.0 <= float(getattr(self, name)) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1")
+        if not 1 <= int(self.steps) <= config.MAX_STEPS:
+            raise ValueError(f"steps must be between 1 and {config.MAX_STEPS}")
+        if not 0.0 <= float(self.guidance_scale) <= config.MAX_GUIDANCE:
+            raise ValueError(f"guidance_scale must be between 0 and {config.MAX_GUIDANCE}")
+
+
+@dataclass
+class Face0Result:
+    image: np.ndarray
+    crop: np.ndarray
+    box: tuple[int, int, int, int]
+    found: str
+
+
+@torch.no_grad()
+def generate(pipe, mapper: IdentityMapper, clip_model, inputs: ClipInputs, face_image: np.ndarray,
+             params: Face0Params, on_step=None) -> Face0Result:
+    """Detect, embed, map, write into the prompt's last slots, and sample with three-way guidance."""
+    params.check()
+    crop, box, found = detect_crop(face_image)
+    device = pipe.unet.device
+    identity = mapper.to(device)(identity_embedding(clip_model, inputs, [crop]).to(device))
+    text, empty = encode_prompts(pipe, [params.prompt]), encode_prompts(pipe, [""])
+    contexts = {"text+face": insert_identity(text, identity), "face": insert_identity(empty, identity), "text": text}
+    weights = {k: w for k, w in three_way_weights(float(params.c), float(params.a)).items() if w > 0}
+    names = list(weights)
+    scale = float(params.guidance_scale)
+
+    def combine(predictions: list[torch.Tensor]) -> torch.Tensor:
+        uncond, mixed = predictions[0], sum(weights[n] * p for n, p in zip(names, predictions[1:]))
+        return uncond + scale * (mixed - uncond)
+
+    size = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    generator = torch.Generator().manual_seed(int(params.seed))
+    latents = prepare_latents(pipe, 1, size, size, generator)
+    scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
+    branches = GuidanceBranches([empty] + [contexts[n] for n in names], combine)
+    result = denoise(pipe.unet, scheduler, latents, text, None, scale, int(params.steps), generator=generator,
+                     branches=branches, on_step=on_step)
+    return Face0Result(decode(pipe, result.latents)[0], crop, box, found)

@@ -1,0 +1,237 @@
+"""ShiftDDPM (Zhang et al., AAAI 2023): the condition enters only through the forward process.
+
+q(x_t | x_0, c) = N(√ᾱ_t·x_0 + k_t·E(c), (1−ᾱ_t)·I): a learned per-class image E(c) shifts the
+diffusion trajectory, and the UNet takes no condition at all. With y_t = x_t − k_t·E(c) the
+process is a plain DDPM on y, so both samplers here are the textbook DDPM/DDIM steps on y with
+the shift added back: this is how we get the shifted DDIM that the official code lacks.
+The network learns ε_θ(x_t, t) ≈ ε + k_t·E(c)/√(1−ᾱ_t) (ε̂ = ε_θ − k_t·E(c)/√(1−ᾱ_t)).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from .. import config
+
+VARIANTS = ("quadratic_shift", "prior_shift", "data_normalization")
+SAMPLERS = ("DDPM", "DDIM")
+
+
+def shift_coefficients(alphas_cumprod: torch.Tensor, variant: str) -> torch.Tensor:
+    """k_t for each training step t (paper §3.3; quadratic is every official config's default)."""
+    root = alphas_cumprod.sqrt()
+    if variant == "quadratic_shift":
+        return root * (1 - root)  # zero at both ends, the condition acts mid-trajectory
+    if variant == "prior_shift":
+        return 1 - root  # the prior becomes N(E(c), I)
+    if variant == "data_normalization":
+        return -root  # diffuse x_0 − E(c)
+    raise ValueError(f"unknown ShiftDDPM variant {variant!r}; expected one of {VARIANTS}")
+
+
+def linear_alphas_cumprod(num_train_timesteps: int, beta_start: float, beta_end: float) -> torch.Tensor:
+    betas = torch.linspace(beta_start, beta_end, num_train_timesteps, dtype=torch.float64)
+    return torch.cumprod(1 - betas, dim=0).float()
+
+
+class ShiftPredictor(torch.nn.Module):
+    """E(c): class → an image-shaped shift (as the official MNIST predictor: MLP, then upsampling).
+
+    Takes class *weights* (B, num_classes), so a mix of two classes interpolates the shift."""
+
+    def __init__(self, num_classes: int, channels: int = 3, size: int = 32, width: int = 64):
+        super().__init__()
+        self.num_classes, self.channels, self.size, self.width = num_classes, channels, size, width
+        self.embedding = torch.nn.Parameter(torch.randn(num_classes, width) * 0.02)
+        self.mlp = torch.nn.Sequential(torch.nn.Linear(width, width), torch.nn.SiLU(),
+                                       torch.nn.Linear(width, width * (size // 4) ** 2))
+        self.up = torch.nn.Sequential(
+            torch.nn.ConvTranspose2d(width, width // 2, 4, stride=2, padding=1), torch.nn.SiLU(),
+            torch.nn.ConvTranspose2d(width // 2, channels, 4, stride=2, padding=1))
+
+    def forward(self, class_weights: torch.Tensor) -> torch.Tensor:
+        hidden = self.mlp(class_weights.to(self.embedding.dtype) @ self.embedding)
+        return self.up(hidden.view(-1, self.width, self.size // 4, self.size // 4))
+
+    def config(self) -> dict:
+        return {"num_classes": self.num_classes, "channels": self.channels, "size": self.size, "width": self.width}
+
+
+@dataclass
+class ShiftModel:
+    """A trained ShiftDDPM: an unconditional UNet2DModel, E(c), the class names and the schedule."""
+    unet: torch.nn.Module
+    predictor: ShiftPredictor
+    class_names: list[str]
+    variant: str
+    num_train_timesteps: int = 1000
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+
+    def __post_init__(self):
+        self.alphas_cumprod = linear_alphas_cumprod(self.num_train_timesteps, self.beta_start, self.beta_end)
+        self.shifts = shift_coefficients(self.alphas_cumprod, self.variant)
+
+    @property
+    def image_size(self) -> int:
+        return self.predictor.size
+
+    def class_weights(self, class_name: str, other: str | None = None, mix: float = 0.0) -> torch.Tensor:
+        """One-hot (1, C) for `class_name`, or (1−mix, mix) between it and `other`."""
+        weights = torch.zeros(1, len(self.class_names))
+        weights[0, self.class_index(class_name)] += 1.0 - (mix if other else 0.0)
+        if other:
+            weights[0, self.class_index(other)] += mix
+        return weights
+
+    def class_index(self, name: str) -> int:
+        if name not in self.class_names:
+            raise ValueError(f"unknown class {name!r}; this model knows {', '.join(self.class_names)}")
+        return self.class_names.index(name)
+
+    def save(self, folder: Path) -> None:
+        folder = Path(folder)
+        self.unet.save_pretrained(folder / "unet", safe_serialization=True)
+        save_file({k: v.detach().cpu().contiguous() for k, v in self.predictor.state_dict().items()},
+                  str(folder / "shift_predictor.safetensors"))
+        (folder / "shift_config.json").write_text(json.dumps({
+            "class_names": self.class_names, "variant": self.variant, "predictor": self.predictor.config(),
+            "num_train_timesteps": self.num_train_timesteps, "beta_start": self.beta_start,
+            "beta_end": self.beta_end}, indent=2))
+
+    @classmethod
+    def load(cls, folder: Path, dtype=torch.float32) -> "ShiftModel":
+        from diffusers import UNet2DModel
+        folder = Path(folder)
+        settings = json.loads((folder / "shift_config.json").read_text())
+        predictor = ShiftPredictor(**settings["predictor"])
+        predictor.load_state_dict(load_file(str(folder / "shift_predictor.safetensors")))
+        unet = UNet2DModel.from_pretrained(folder / "unet", use_safetensors=True)
+        return cls(unet.to(dtype).eval(), predictor.to(dtype).eval(), settings["class_names"], settings["variant"],
+                   settings["num_train_timesteps"], settings["beta_start"], settings["beta_end"])
+
+
+def q_sample(model: ShiftModel, x0: torch.Tensor, shift: torch.Tensor, t: torch.Tensor, noise: torch.Tensor):
+    """x_t = √ᾱ_t·x_0 + k_t·E(c) + √(1−ᾱ_t)·ε."""
+    a = model.alphas_cumprod[t.cpu()].view(-1, 1, 1, 1).to(x0.device)
+    k = model.shifts[t.cpu()].view(-1, 1, 1, 1).to(x0.device)
+    return a.sqrt() * x0 + k * shift + (1 - a).sqrt() * noise
+
+
+def training_loss(model: ShiftModel, x0: torch.Tensor, class_weights: torch.Tensor,
+                  generator: torch.Generator) -> torch.Tensor:
+    """‖ε − ε̂‖² with ε̂ = ε_θ(x_t, t) − k_t·E(c)/√(1−ᾱ_t); UNet and E(c) train jointly."""
+    noise = torch.randn(x0.shape, generator=generator).to(x0.device)  # CPU generator: same on any device
+    t = torch.randint(0, model.num_train_timesteps, (x0.shape[0],), generator=generator)
+    shift = model.predictor(class_weights.to(x0.device))
+    x_t = q_sample(model, x0, shift, t, noise)
+    eps = model.unet(x_t, t.to(x0.device)).sample - shift_term(model, shift, t)
+    return F.mse_loss(eps, noise)
+
+
+def shift_term(model: ShiftModel, shift: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """k_t·E(c)/√(1−ᾱ_t): what the network's output carries besides the noise."""
+    t = t.cpu()
+    k = (model.shifts[t] / (1 - model.alphas_cumprod[t]).sqrt()).view(-1, 1, 1, 1)
+    return k.to(shift.device) * shift
+
+
+def timesteps(num_train: int, steps: int) -> list[int]:
+    """Evenly spaced training steps, last (noisiest) first; `steps` = num_train gives full DDPM."""
+    steps = max(1, min(int(steps), num_train))
+    return sorted({int(round(v)) for v in np.linspace(0, num_train - 1, steps)}, reverse=True)
+
+
+@dataclass
+class ShiftSample:
+    images: np.ndarray  # uint8 (n, H, W, 3)
+    trajectory: list[tuple[int, np.ndarray]]  # (t, uint8 x_t of the first sample) at a few steps
+    shift: np.ndarray  # E(c) of the request, (C, H, W) float
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+@torch.no_grad()
+def sample(model: ShiftModel, class_weights: torch.Tensor, n: int = 8, sampler: str = "DDIM", steps: int = 50,
+           seed: int = 0, eta: float = 0.0, snapshots: int = 6, on_step=None) -> ShiftSample:
+    """Shifted DDPM (ancestral, respaced when steps < T) or shifted DDIM (η = 0 deterministic).
+
+    Each step works on y_t = x_t − k_t·E(c): the plain DDPM/DDIM update, then k_{t'}·E(c) added back."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; expected one of {SAMPLERS}")
+    generator = torch.Generator().manual_seed(int(seed))  # CPU noise: the same samples on any device
+    parameter = next(model.unet.parameters())
+    dtype, device = parameter.dtype, parameter.device
+    shift = model.predictor(class_weights.to(device, dtype)).expand(n, -1, -1, -1).float()
+    size, channels = model.image_size, model.predictor.channels
+    ts = timesteps(model.num_train_timesteps, steps)
+    x = torch.randn(n, channels, size, size, generator=generator).to(device) + model.shifts[ts[0]] * shift
+    keep = set(np.linspace(0, len(ts) - 1, min(snapshots, len(ts))).round().astype(int).tolist())
+    trajectory = []
+    for i, t in enumerate(ts):
+        t_prev = ts[i + 1] if i + 1 < len(ts) else -1
+        a_t = model.alphas_cumprod[t]
+        a_prev = model.alphas_cumprod[t_prev] if t_prev >= 0 else torch.tensor(1.0)
+        k_t = model.shifts[t]
+        k_prev = model.shifts[t_prev] if t_prev >= 0 else torch.tensor(0.0)
+        tt = torch.full((n,), t)
+        eps = model.unet(x.to(dtype), tt.to(device)).sample.float() - shift_term(model, shift, tt).to(device)
+        y = x - k_t * shift
+        x0 = ((y - (1 - a_t).sqrt() * eps) / a_t.sqrt()).clamp(-1, 1)
+        eps = (y - a_t.sqrt() * x0) / (1 - a_t).sqrt()  # consistent with the clipped x̂0
+        if sampler == "DDIM":
+            sigma = eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)).clamp_min(0).sqrt()
+        else:  # DDPM posterior variance of the (respaced) step
+            sigma = ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)).clamp_min(0).sqrt()
+        y_prev = a_prev.sqrt() * x0 + (1 - a_prev - sigma ** 2).clamp_min(0).sqrt() * eps
+        if t_prev >= 0:
+            y_prev = y_prev + sigma * torch.randn(y.shape, generator=generator).to(device)
+        x = y_prev + k_prev * shift
+        if i in keep:
+            trajectory.append((t, to_uint8(x[:1])[0]))
+        if on_step is not None:
+            on_step(i + 1, len(ts))
+    return ShiftSample(to_uint8(x), trajectory, shift[0].cpu().numpy())
+
+
+def toy_class_names() -> list[str]:
+    """The embedded model's classes: "{color} {shape}" over the procedural palette and shapes."""
+    from ..shapes.dataset import PALETTE, SHAPES
+    return [f"{color} {shape}" for color in PALETTE for shape in SHAPES]
+
+
+def toy_batch(rng: np.random.Generator, class_names: list[str], n: int, size: int):
+    """n procedural single-object images of random classes → (pixels in [−1, 1], class indices)."""
+    from ..sampling import to_model_pixels
+    from ..shapes import dataset
+    labels = rng.integers(0, len(class_names), n)
+    images = []
+    for label in labels:
+        color, shape = class_names[label].split()
+        images.append(dataset.render(dataset.random_scene(rng, size, two_object_prob=0.0, color=color, shape=shape), size))
+    return to_model_pixels(np.stack(images)), torch.from_numpy(labels)
+
+
+def default_folder() -> Path:
+    return config.MODELS_DIR / "toy-shiftddpm"
+
+
+def shift_image(shift: np.ndarray, scale: int = 4) -> np.ndarray:
+    """E(c) (C, H, W) → a viewable uint8 RGB picture, min–max stretched and enlarged."""
+    picture = shift.transpose(1, 2, 0)
+    picture = (picture - picture.min()) / max(float(picture.max() - picture.min()), 1e-8)
+    picture = (picture * 255).round().astype(np.uint8)
+    return picture.repeat(scale, axis=0).repeat(scale, axis=1)
+
+
+def k_curves(num_train_timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> dict[str, np.ndarray]:
+    alphas = linear_alphas_cumprod(num_train_timesteps, beta_start, beta_end)
+    return {variant: shift_coefficients(alphas, variant).numpy() for variant in VARIANTS}
