@@ -18,6 +18,7 @@ import torch  # noqa: E402
 
 from core.methods import null_text, p2p  # noqa: E402
 from core.models import Models  # noqa: E402
+from core.sampling import square_image  # noqa: E402
 from core.shapes.dataset import Scene, ShapeObject, render  # noqa: E402
 
 
@@ -29,7 +30,7 @@ def main() -> None:
     torch.set_num_threads(2)
     pipe = Models(args.model, allow_local=True).pipeline()
     side = pipe.unet.config.sample_size * pipe.vae_scale_factor
-    image = null_text.prepare_image(render(Scene((ShapeObject("red", "circle", 30, 34, 16),), "white")), side)
+    image = square_image(render(Scene((ShapeObject("red", "circle", 30, 34, 16),), "white")), side)
     caption = "a red circle on a white background"
     calls = []
     pipe.unet.register_forward_pre_hook(lambda module, inputs: calls.append(1))

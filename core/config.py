@@ -201,3 +201,28 @@ class Face0Defaults:
 
 # Face0 mappers per base model (embedded); others are trained with scripts/train_face0_mapper.py
 FACE0_MAPPERS = {"toy-sd": "toy-face0"}
+
+
+@dataclass
+class DiffusionCLIPDefaults:
+    """/diffusionclip_train and /diffusionclip_edit (METHODS.md §3); official: t0 400, 40 inversion
+    steps, 6 generation steps with gradients, λ_clip 3, 40 test steps; the README example's λ_L1 = 1."""
+    source_text: str = "a red circle"
+    target_text: str = "a blue circle"
+    t0: int = 400
+    inversion_steps: int = 40
+    train_steps: int = 6
+    edit_steps: int = 40
+    iterations: int = 30
+    lr: float = 2e-3  # a LoRA's rate; the paper's 2e-6…8e-6 is for tuning the whole UNet
+    lambda_clip: float = 3.0
+    lambda_l1: float = 1.0
+    lambda_id: float = 0.0
+    lora_rank: int = 4
+    n_train_img: int = 8  # toy model: procedural images of the source text when none is uploaded
+    max_train_steps: int = 20
+    max_iterations: int = 500
+    max_direction_weight: float = 3.0
+
+
+DIRECTIONS_DIR = ROOT / "runs" / "directions"  # the direction library (STUDIO_DIRECTIONS overrides)

@@ -12,6 +12,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+import cv2
 import numpy as np
 import torch
 
@@ -215,3 +216,13 @@ def encode_images(pipe, images: np.ndarray, scaled: bool = True) -> torch.Tensor
     vae = pipe.vae
     latents = vae.encode(to_model_pixels(images).to(vae.device, vae.dtype)).latent_dist.mean
     return latents * vae.config.scaling_factor if scaled else latents
+
+
+def square_image(image: np.ndarray, side: int) -> np.ndarray:
+    """Centre-crop to a square and resize to the model's resolution."""
+    h, w = image.shape[:2]
+    crop = min(h, w)
+    top, left = (h - crop) // 2, (w - crop) // 2
+    square = image[top:top + crop, left:left + crop]
+    interpolation = cv2.INTER_AREA if crop > side else cv2.INTER_CUBIC
+    return cv2.resize(square, (side, side), interpolation=interpolation)

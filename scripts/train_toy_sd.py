@@ -195,7 +195,6 @@ def train_unet(run_dir: Path, pool: dict, vae, tokenizer, clip_dir: Path, total_
                 "ema_text": ema_text.shadow.state_dict(), "optimizer": optimizer.state_dict()}
 
     latents, captions = pool["latents"] * pool["scaling_factor"], pool["captions"]
-    empty_ids = tokenizer([""], padding="max_length", return_tensors="pt").input_ids
     history = []
     for step in range(start, 0 if export_only else total_steps):
         rng = np.random.default_rng([SEED, 3, step])

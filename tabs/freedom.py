@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import cv2
 import gradio as gr
-import numpy as np
 
 from core import config
 from core.methods import freedom

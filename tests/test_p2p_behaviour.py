@@ -8,7 +8,7 @@ import torch
 
 from core.methods import null_text, p2p
 from core.models import Models
-from core.sampling import decode, denoise, encode_images, encode_prompts, prepare_latents
+from core.sampling import decode, denoise, encode_images, encode_prompts, prepare_latents, square_image
 from core.shapes import reader
 from core.shapes.dataset import Scene, ShapeObject, render
 
@@ -148,7 +148,7 @@ def test_negative_prompt_inversion_is_much_cheaper(pipe):
         for kind in ("negative-prompt", "null-text"):
             calls.clear()
             params = null_text.NullTextParams(p2p.P2PParams(CAPTION, CAPTION, steps=STEPS), inversion=kind)
-            null_text.invert(pipe, null_text.prepare_image(IMAGE, 64), CAPTION, params)
+            null_text.invert(pipe, square_image(IMAGE, 64), CAPTION, params)
             counts[kind] = len(calls)
     finally:
         handle.remove()

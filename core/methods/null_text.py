@@ -12,14 +12,13 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 import torch
 from diffusers import DDIMScheduler
 
 from .. import config
 from ..inversion import DDIMSchedule, ddim_invert, negative_prompt_embeddings, null_text_optimize
-from ..sampling import encode_images, encode_prompts
+from ..sampling import encode_images, encode_prompts, square_image
 from ..validate import check_range
 from . import p2p
 
@@ -80,16 +79,6 @@ class InversionCache:
             self._items.popitem(last=False)
 
 
-def prepare_image(image: np.ndarray, side: int) -> np.ndarray:
-    """Centre-crop to a square and resize to the model's resolution."""
-    h, w = image.shape[:2]
-    crop = min(h, w)
-    top, left = (h - crop) // 2, (w - crop) // 2
-    square = image[top:top + crop, left:left + crop]
-    interpolation = cv2.INTER_AREA if crop > side else cv2.INTER_CUBIC
-    return cv2.resize(square, (side, side), interpolation=interpolation)
-
-
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float("inf") if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
@@ -132,7 +121,7 @@ def run(pipe, image: np.ndarray, params: NullTextParams, cache: InversionCache |
     """Invert (or reuse a cached inversion), then edit with P2P from the inverted noise."""
     params.check()
     side = pipe.unet.config.sample_size * pipe.vae_scale_factor
-    image = prepare_image(image, side)
+    image = square_image(image, side)
     key = cache_key(image, model, params)
     inversion = cache.get(key) if cache is not None else None
     cached = inversion is not None

@@ -143,3 +143,14 @@ def object_mask(obj: ShapeObject, size: int = 64) -> np.ndarray:
     draw = ImageDraw.Draw(big)
     _draw_object(draw, obj, SUPERSAMPLE, fill=255)
     return np.asarray(big.resize((size, size), Image.Resampling.BOX), dtype=np.float32) / 255.0
+
+
+def scenes_matching(text: str, rng: np.random.Generator, n: int, size: int = 64) -> list[Scene]:
+    """n single-object scenes with the colour / shape / background words that `text` names
+    (the rest random): training images "of the source text" for the toy models."""
+    words = set(text.lower().replace(",", " ").split())
+    color = next((c for c in PALETTE if c in words), None)
+    shape = next((s for s in SHAPES if s in words), None)
+    background = next((b for b in BACKGROUNDS if b in words and f"{b} background" in text.lower()), None)
+    return [random_scene(rng, size, two_object_prob=0.0, color=color, shape=shape, background=background)
+            for _ in range(n)]

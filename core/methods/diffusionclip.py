@@ -1,0 +1,252 @@
+"""DiffusionCLIP (Kim, Kwon & Ye, CVPR 2022) with a library of LoRA directions.
+
+Static: DDIM-invert the image without a text condition to a small t0 (x_t0 keeps its layout).
+Train: decode x_t0 with a few DDIM steps *through* the model being tuned and minimise
+λ_clip·(−log((2 − L_dir)/2)) + λ_l1·‖x̂ − x‖₁ + λ_id·(1 − cos(E(x̂), E(x))), ΔI/ΔT the CLIP image/text
+feature differences (edited − original, target − source), L_dir = 1 − cos(ΔI, ΔT). Where the paper tunes the whole model
+once per direction, we tune a LoRA (peft) per direction and save it to a direction library, so
+`edit` can apply several saved directions at once, each with its own weight; all weights 0 is the
+plain inversion's reconstruction.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import config
+from ..guidance import ClipInputs, clip_image_features, clip_text_features
+from ..inversion import DDIMSchedule, _epsilon, ddim_invert, ddim_move
+from ..sampling import encode_images, encode_prompts, to_model_pixels
+
+D = config.DiffusionCLIPDefaults
+LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
+NAME = re.compile(r"^[A-Za-z0-9][\w.-]{0,63}$")
+
+
+@dataclass
+class DiffusionCLIPParams:
+    source_text: str = D.source_text
+    target_text: str = D.target_text
+    t0: int = D.t0
+    inversion_steps: int = D.inversion_steps
+    train_steps: int = D.train_steps
+    iterations: int = D.iterations
+    lr: float = D.lr
+    lambda_clip: float = D.lambda_clip
+    lambda_l1: float = D.lambda_l1
+    lambda_id: float = D.lambda_id
+    lora_rank: int = D.lora_rank
+    direction_name: str = ""
+
+    def check(self) -> None:
+        for name in ("source_text", "target_text"):
+            if not (getattr(self, name) or "").strip():
+                raise ValueError(f"{name} is empty")
+        if not 1 <= int(self.t0) <= 999:
+            raise ValueError("t0 must be between 1 and 999 (of the model's 1000 training steps)")
+        if not 2 <= int(self.inversion_steps) <= config.MAX_STEPS:
+            raise ValueError(f"inversion_steps must be between 2 and {config.MAX_STEPS}")
+        if not 1 <= int(self.train_steps) <= D.max_train_steps:
+            raise ValueError(f"train_steps must be between 1 and {D.max_train_steps}")
+        if not 1 <= int(self.iterations) <= D.max_iterations:
+            raise ValueError(f"iterations must be between 1 and {D.max_iterations}")
+        if not 0 < float(self.lr) <= 1e-1:
+            raise ValueError("lr must be in (0, 0.1]")
+        if self.direction_name and not NAME.fullmatch(self.direction_name):
+            raise ValueError("direction_name may use letters, digits, '.', '_' and '-' (at most 64)")
+
+
+def schedule(scheduler, t0: int, steps: int) -> DDIMSchedule:
+    """DDIM steps from t0 down to 0 (`steps` of them), the clean end at ᾱ = 1 (as the official code)."""
+    timesteps = np.linspace(0, int(t0), int(steps)).round().astype(int)
+    timesteps = sorted({int(t) for t in timesteps}, reverse=True)
+    return DDIMSchedule(scheduler.alphas_cumprod.float(), timesteps, 1.0, scheduler.config.get("prediction_type", "epsilon"))
+
+
+def unconditional(pipe) -> torch.Tensor:
+    return encode_prompts(pipe, [""])
+
+
+@torch.no_grad()
+def invert(pipe, images: np.ndarray, t0: int, steps: int) -> torch.Tensor:
+    """uint8 (B, H, W, 3) → the latents x_t0 of deterministic DDIM inversion, no text condition."""
+    latents = encode_images(pipe, images)
+    context = unconditional(pipe).expand(latents.shape[0], -1, -1)
+    return ddim_invert(pipe.unet, latents, context, schedule(pipe.scheduler, t0, steps))[-1]
+
+
+def generate(pipe, x_t0: torch.Tensor, t0: int, steps: int) -> torch.Tensor:
+    """x_t0 → decoded pixels in [-1, 1] by DDIM, differentiable (gradients reach any LoRA)."""
+    plan = schedule(pipe.scheduler, t0, steps)
+    context = unconditional(pipe).expand(x_t0.shape[0], -1, -1)
+    x = x_t0
+    for i, t in enumerate(plan.timesteps):
+        eps = _epsilon(pipe.unet, x, t, context, plan)
+        x = ddim_move(x, eps, plan.alpha(t), plan.alpha(plan.previous(i)))
+    vae = pipe.vae
+    return vae.decode(x.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0].float()
+
+
+def to_uint8(pixels: torch.Tensor) -> np.ndarray:
+    return ((pixels.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+# ---- the direction library -------------------------------------------------------------------
+
+class DirectionLibrary:
+    """Saved directions: <folder>/<name>.safetensors (LoRA weights) + <name>.json (how it was made)."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def names(self) -> list[str]:
+        return sorted(p.stem for p in self.folder.glob("*.json")) if self.folder.is_dir() else []
+
+    def save(self, name: str, weights: dict[str, torch.Tensor], metadata: dict) -> None:
+        from safetensors.torch import save_file
+        self.folder.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.detach().cpu().float().contiguous() for k, v in weights.items()},
+                  str(self.folder / f"{name}.safetensors"))
+        (self.folder / f"{name}.json").write_text(json.dumps(metadata, indent=2))
+
+    def load(self, name: str) -> tuple[dict[str, torch.Tensor], dict]:
+        from safetensors.torch import load_file
+        if name not in self.names():
+            known = ", ".join(self.names()) or "none yet: train one"
+            raise ValueError(f"unknown direction {name!r}; saved directions: {known}")
+        return load_file(str(self.folder / f"{name}.safetensors")), json.loads((self.folder / f"{name}.json").read_text())
+
+
+def _lora_config(rank: int):
+    from peft import LoraConfig
+    return LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=LORA_TARGETS)
+
+
+def _remove_adapters(unet) -> None:
+    if getattr(unet, "peft_config", None):
+        unet.delete_adapters(list(unet.peft_config))
+
+
+# ---- train -----------------------------------------------------------------------------------
+
+@dataclass
+class TrainResult:
+    name: str
+    original: np.ndarray  # uint8 (B, H, W, 3)
+    reconstruction: np.ndarray  # the inversion decoded by the untouched model
+    edited: np.ndarray
+    losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def directional_loss(clip_model, inputs: ClipInputs, tokenizer, edited: torch.Tensor, original: torch.Tensor,
+                     source_text: str, target_text: str) -> torch.Tensor:
+    """1 − cos(E_I(edited) − E_I(original), E_T(target) − E_T(source)), mean over the batch."""
+    text = clip_text_features(clip_model, tokenizer, [source_text, target_text])
+    text_direction = F.normalize(text[1] - text[0], dim=-1)
+    image_direction = clip_image_features(clip_model, inputs, edited) - clip_image_features(clip_model, inputs, original)
+    return (1 - F.cosine_similarity(image_direction, text_direction[None], dim=-1)).mean()
+
+
+def train(pipe, clip, images: np.ndarray, params: DiffusionCLIPParams, library: DirectionLibrary | None = None,
+          on_step=None) -> TrainResult:
+    """Tune a LoRA on `images` (uint8 (B, H, W, 3)) so that decoding their x_t0 moves source → target."""
+    params.check()
+    clip_model, tokenizer, inputs = clip
+    started = time.time()
+    _remove_adapters(pipe.unet)
+    x_t0 = invert(pipe, images, params.t0, params.inversion_steps)
+    original = to_model_pixels(images).to(pipe.unet.device)
+    with torch.no_grad():
+        reconstruction = to_uint8(generate(pipe, x_t0, params.t0, params.train_steps))
+        original_features = clip_image_features(clip_model, inputs, original)
+    name = params.direction_name or "direction"
+    pipe.unet.add_adapter(_lora_config(int(params.lora_rank)), adapter_name=name)
+    trainable = [p for n, p in pipe.unet.named_parameters() if "lora_" in n]
+    for p in trainable:
+        p.requires_grad_(True)
+    optimizer = torch.optim.Adam(trainable, lr=float(params.lr))
+    losses = []
+    try:
+        for iteration in range(int(params.iterations)):
+            edited = generate(pipe, x_t0, params.t0, params.train_steps)
+            direction = directional_loss(clip_model, inputs, tokenizer, edited, original, params.source_text,
+                                         params.target_text)
+            loss = params.lambda_clip * -torch.log((2 - direction) / 2)  # the official code's form of L_dir
+            if params.lambda_l1:
+                loss = loss + params.lambda_l1 * (edited - original).abs().mean()
+            if params.lambda_id:
+                identity = F.cosine_similarity(clip_image_features(clip_model, inputs, edited), original_features, dim=-1)
+                loss = loss + params.lambda_id * (1 - identity).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss))
+            if on_step is not None:
+                on_step(iteration + 1, int(params.iterations))
+        with torch.no_grad():
+            edited = to_uint8(generate(pipe, x_t0, params.t0, params.train_steps))
+        if library is not None and params.direction_name:
+            from peft.utils import get_peft_model_state_dict
+            weights = get_peft_model_state_dict(pipe.unet, adapter_name=name)
+            library.save(params.direction_name, weights, {
+                "source_text": params.source_text, "target_text": params.target_text, "t0": params.t0,
+                "lora_rank": params.lora_rank, "iterations": params.iterations, "lr": params.lr,
+                "train_steps": params.train_steps, "lambda_clip": params.lambda_clip, "lambda_l1": params.lambda_l1,
+                "lambda_id": params.lambda_id, "images": int(len(images)), "seconds": round(time.time() - started, 1)})
+    finally:
+        for p in trainable:
+            p.requires_grad_(False)
+        _remove_adapters(pipe.unet)
+    return TrainResult(name, images, reconstruction, edited, losses, time.time() - started)
+
+
+# ---- edit with several directions ----------------------------------------------------------
+
+@torch.no_grad()
+def edit(pipe, images: np.ndarray, library: DirectionLibrary, directions: dict[str, float], t0: int = D.t0,
+         inversion_steps: int = D.inversion_steps, steps: int = D.edit_steps) -> np.ndarray:
+    """Invert once, then decode with every named direction's LoRA at its weight (0: left out)."""
+    if not 1 <= int(t0) <= 999:
+        raise ValueError("t0 must be between 1 and 999")
+    for name, weight in directions.items():
+        if not -D.max_direction_weight <= float(weight) <= D.max_direction_weight:
+            raise ValueError(f"the weight of {name!r} must be between ±{D.max_direction_weight}")
+    x_t0 = invert(pipe, images, t0, inversion_steps)
+    active = {name: float(w) for name, w in directions.items() if float(w) != 0.0}
+    _remove_adapters(pipe.unet)
+    try:
+        for name in active:
+            weights, metadata = library.load(name)
+            pipe.unet.add_adapter(_lora_config(int(metadata["lora_rank"])), adapter_name=name)
+            from peft.utils import set_peft_model_state_dict
+            set_peft_model_state_dict(pipe.unet, weights, adapter_name=name)
+        if active:
+            pipe.unet.set_adapters(list(active), weights=list(active.values()))
+        return to_uint8(generate(pipe, x_t0, t0, steps))
+    finally:
+        _remove_adapters(pipe.unet)
+
+
+def parse_directions(text: str) -> dict[str, float]:
+    """"colour: 1, size: 0.5" → {"colour": 1.0, "size": 0.5}; a bare name has weight 1."""
+    directions = {}
+    for part in (text or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        name, _, weight = part.partition(":")
+        try:
+            directions[name.strip()] = float(weight) if weight.strip() else 1.0
+        except ValueError:
+            raise ValueError(f"directions: {part!r} is not 'name: weight'") from None
+    if not directions:
+        raise ValueError("directions is empty: give 'name: weight, …' of saved directions")
+    return directions
