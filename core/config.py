@@ -20,7 +20,7 @@ EMBEDDED_SHIFTDDPM_MODEL = "toy-shiftddpm"
 # a ShiftDDPM is trained for one shift variant; the embedded model of each (missing → a clear error)
 SHIFTDDPM_VARIANT_MODELS = {"quadratic_shift": "toy-shiftddpm", "prior_shift": "toy-shiftddpm-prior",
                             "data_normalization": "toy-shiftddpm-datanorm"}
-EMBEDDED_MODELS = ("toy-sd", "toy-clip", "toy-shiftddpm")
+EMBEDDED_MODELS = ("toy-sd", "toy-clip", "toy-shiftddpm", "toy-face0", "toy-chatface")
 ENABLE_ATTENTION_SLICING = False  # diffusers' slicing; our processor already avoids big maps
 ENABLE_VAE_SLICING = True  # decode video frames one at a time on GPU
 ENABLE_CPU_OFFLOAD = False  # accelerate's model offload for small GPUs
@@ -226,3 +226,19 @@ class DiffusionCLIPDefaults:
 
 
 DIRECTIONS_DIR = ROOT / "runs" / "directions"  # the direction library (STUDIO_DIRECTIONS overrides)
+
+
+@dataclass
+class ChatFaceDefaults:
+    """/chatface (METHODS.md §4); diffae-style semantic code, SMS-like z_t schedule."""
+    instruction: str = "make it blue and a bit bigger"
+    strength_scale: float = 1.0
+    max_strength_scale: float = 3.0
+    steps: int = 50
+    nu: float = 0.5  # z_t goes from z_edit at T to (1 − ν)·Δz past z at the end
+    z_dim: int = 64
+    z_tokens: int = 4  # decoder context slots the semantic code fills
+    size_pixels_per_unit: float = 6.0  # "medium" bigger = +6 px radius; "a bit" = +3 px
+
+
+EMBEDDED_CHATFACE_MODEL = "toy-chatface"

@@ -189,6 +189,23 @@ class Models:
 
         return self._cached(("Face0 mapper", name), load)
 
+    # -- ChatFace's diffusion autoencoder --------------------------------------------------------
+    def chatface(self, name: str | None = None):
+        """The semantic encoder + decoder LoRA + attribute directions (toy-chatface offline)."""
+        from .methods.chatface import ChatFaceModel
+
+        name = name or config.EMBEDDED_CHATFACE_MODEL
+        if self.base_model != config.EMBEDDED_BASE_MODEL and name == config.EMBEDDED_CHATFACE_MODEL:
+            raise ModelLoadError(f"toy-chatface decodes through toy-sd; the base model is {self.base_model!r}. "
+                                 "Train a ChatFace model for it with scripts/train_toy_chatface.py")
+
+        def load():
+            model = ChatFaceModel.load(Path(resolve(name, self.allow_local).location))
+            model.encoder.to(self.device, self.dtype)
+            return model
+
+        return self._cached(("ChatFace", name), load)
+
     def describe(self) -> str:
         """One line for the page header."""
         source = resolve(self.base_model, True)

@@ -1,4 +1,4 @@
 """The app's tabs, in page order. Each module exposes TITLE and build(models)."""
-from . import diffusionclip, face0, fatezero, freedom, null_text, p2p, sampler, shiftddpm, t2v_zero
+from . import chatface, diffusionclip, face0, fatezero, freedom, null_text, p2p, sampler, shiftddpm, t2v_zero
 
-ALL = [p2p, null_text, t2v_zero, fatezero, freedom, diffusionclip, face0, shiftddpm, sampler]
+ALL = [p2p, null_text, t2v_zero, fatezero, freedom, diffusionclip, chatface, face0, shiftddpm, sampler]

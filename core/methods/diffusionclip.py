@@ -188,7 +188,7 @@ def train(pipe, clip, images: np.ndarray, params: DiffusionCLIPParams, library: 
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
             if on_step is not None:
                 on_step(iteration + 1, int(params.iterations))
         with torch.no_grad():

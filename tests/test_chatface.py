@@ -1,0 +1,80 @@
+"""ChatFace: the offline chat parser, the z-space edit on toy-chatface, /chatface through gradio_client."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from gradio_client import handle_file
+
+from core import config
+from core.chat_plan import parse_instruction
+from core.methods import chatface
+from core.models import Models
+from core.shapes import dataset, reader
+
+
+@pytest.mark.parametrize("text, plan", [
+    ("make it blue and a bit bigger", {"colour": "blue", "size": "+small"}),
+    ("Make the background black, and turn it into a square", {"background": "black", "shape": "square"}),
+    ("much smaller please", {"size": "-large"}),
+    ("turn it purple then make it way larger", {"colour": "purple", "size": "+large"}),
+])
+def test_instruction_parses_to_a_plan(text, plan):
+    assert parse_instruction(text).targets == plan
+
+
+def test_unknown_instruction_is_a_clear_error():
+    with pytest.raises(ValueError, match="nothing to edit understood"):
+        parse_instruction("sing me a song")
+    with pytest.raises(ValueError, match="empty"):
+        parse_instruction("  ")
+
+
+def test_edit_weights_schedule():
+    weights = chatface.edit_weights(5, 0.5)
+    assert weights[0] == 1.0 and weights[-1] == pytest.approx(0.5) and np.all(np.diff(weights) < 0)
+
+
+def test_fit_directions_recovers_a_planted_size_axis():
+    rng = np.random.default_rng(0)
+    z = torch.tensor(rng.normal(size=(400, 8)), dtype=torch.float32)
+    radius = 3.0 * z[:, 2] + 10
+    labels = {"colour": ["red" if v > 0 else "blue" for v in z[:, 0].tolist()]}
+    directions = chatface.fit_directions(z, labels, radius)
+    assert torch.allclose(directions.size_direction, torch.tensor([0, 0, 1 / 3.0, 0, 0, 0, 0, 0]), atol=1e-3)
+    assert directions.current("colour", torch.tensor([[2.0] + [0.0] * 7])) == "red"
+
+
+@pytest.fixture(scope="module")
+def toy():
+    models = Models()
+    return models.pipeline(), models.chatface()
+
+
+def test_make_it_blue_and_a_bit_bigger(toy):
+    pipe, model = toy
+    rng = np.random.default_rng(11)
+    blue = bigger = kept = 0
+    cases = 4
+    for _ in range(cases):
+        image = dataset.render(dataset.random_scene(rng, two_object_prob=0.0, color="red", background="white"))
+        result = chatface.edit(pipe, model, image, "make it blue and a bit bigger", steps=25)
+        assert result.plan.targets == {"colour": "blue", "size": "+small"}
+        before, after = reader.read_single(image), reader.read_single(result.edited)
+        assert after is not None
+        blue += after.color == "blue"
+        bigger += after.area > before.area * 1.1
+        kept += np.hypot(after.cx - before.cx, after.cy - before.cy) <= 3.0
+    print(f"chatface: blue {blue}/{cases}, bigger {bigger}/{cases}, position kept {kept}/{cases}")
+    assert blue >= 3 and bigger >= 3 and kept >= 3
+    assert not getattr(pipe.unet, "peft_config", None)  # the DAE's LoRA is off the shared UNet again
+
+
+def test_chatface_endpoint(client):
+    edited, reconstruction, plan, schedule = client.predict(
+        image=handle_file(str(config.EXAMPLES_DIR / "red_circle_white.png")), instruction="make it green",
+        steps=10, api_name="/chatface")
+    assert plan["plan"] == {"colour": "green"}
+    with pytest.raises(Exception, match="nothing to edit"):
+        client.predict(image=handle_file(str(config.EXAMPLES_DIR / "red_circle_white.png")),
+                       instruction="hello", steps=2, api_name="/chatface")
