@@ -1,6 +1,6 @@
 """Train `toy-chatface`: the diffusion autoencoder behind /chatface, over the frozen toy-sd.
 
-    python scripts/train_toy_chatface.py [--steps 1200] [--out assets/models/toy-chatface]
+    python scripts/train_toy_chatface.py [--steps 800] [--out assets/models/toy-chatface]
 
 A semantic encoder (small CNN, global pooling) and a LoRA of toy-sd's UNet learn together to
 reconstruct images from the code z alone (the empty prompt with z in its last slots), as diffae's
@@ -28,7 +28,7 @@ from core.shapes import dataset, reader  # noqa: E402
 from core.training.loop import warmup_cosine  # noqa: E402
 
 SEED = 0
-STEPS, BATCH, LR, LORA_RANK = 1200, 32, 1e-3, 8
+STEPS, BATCH, LR, LORA_RANK = 800, 32, 1e-3, 8
 PROBE_IMAGES = 1500
 EVAL_IMAGES, EVAL_STEPS = 12, 25
 

@@ -61,7 +61,10 @@ def scene_targets(scene: Scene, caption: str, tokenizer, num_tokens: int, size: 
                 masks[shape_index], weights[shape_index] = object_masks[next_object], 1.0
             next_object += 1
         elif word == scene.background and i + 1 < len(words) and words[i + 1][0] == "background":
-            masks[index], weights[index] = 1.0 - np.clip(sum(object_masks), 0, 1), 1.0
+            rest = 1.0 - np.clip(sum(object_masks), 0, 1)
+            masks[index], weights[index] = rest, 1.0
+            if words[i + 1][1] < num_tokens:  # "… white background": both words name the rest
+                masks[words[i + 1][1]], weights[words[i + 1][1]] = rest, 1.0
     return masks, weights
 
 
@@ -78,6 +81,26 @@ def localisation_loss(maps: list[torch.Tensor], masks: torch.Tensor, weights: to
         total = total - (weights * torch.log(share.clamp_min(1e-6))).sum()
         count += 1
     return total / (weights.sum().clamp_min(1.0) * max(count, 1))
+
+
+def routing_loss(maps: list[torch.Tensor], masks: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """The pixel side: each pixel should read its content from the words that name it.
+
+    A pixel's allowed tokens are BOS (a content-free sink, as in CLIP-conditioned SD) and the
+    grounded words whose mask covers it; loss = mean over pixels of −log(mass on allowed tokens).
+    Without it the toy model reads colour from the padding tokens (which carry the whole
+    caption), so replacing or reweighting one word's attention changes little."""
+    total, count = 0.0, 0
+    captioned = (weights.sum(dim=1) > 0).float()  # empty captions ground nothing
+    for attention in maps:
+        side = int(round(attention.shape[1] ** 0.5))
+        allowed = (F.adaptive_avg_pool2d(masks, side).flatten(2) > 0.5).float()  # (B, K, Q)
+        allowed[:, 0] = 1.0
+        mass = torch.einsum("bqk,bkq->bq", attention.float(), allowed)
+        per_image = -torch.log(mass.clamp_min(1e-6)).mean(dim=1)
+        total = total + (per_image * captioned).sum()
+        count += 1
+    return total / (captioned.sum().clamp_min(1.0) * max(count, 1))
 
 
 def batch_targets(scenes: list[Scene], captions: list[str], tokenizer, num_tokens: int, size: int = 64):
