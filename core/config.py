@@ -223,6 +223,10 @@ class DiffusionCLIPDefaults:
     max_train_steps: int = 20
     max_iterations: int = 500
     max_direction_weight: float = 3.0
+    # the text direction is averaged over these (the official code: ImageNet prompt templates);
+    # the toy grammar's backgrounds make the toy CLIP's captions whole sentences
+    templates: tuple[str, ...] = ("{}", "a photo of {}", "{} on a white background", "{} on a black background",
+                                  "{} on a gray background")
 
 
 DIRECTIONS_DIR = ROOT / "runs" / "directions"  # the direction library (STUDIO_DIRECTIONS overrides)

@@ -146,11 +146,18 @@ class TrainResult:
     seconds: float = 0.0
 
 
+def text_direction(clip_model, tokenizer, source_text: str, target_text: str,
+                   templates: tuple[str, ...] = D.templates) -> torch.Tensor:
+    """E_T(target) − E_T(source), averaged over prompt templates as the official code does."""
+    source = clip_text_features(clip_model, tokenizer, [t.format(source_text) for t in templates]).mean(dim=0)
+    target = clip_text_features(clip_model, tokenizer, [t.format(target_text) for t in templates]).mean(dim=0)
+    return F.normalize(target - source, dim=-1)
+
+
 def directional_loss(clip_model, inputs: ClipInputs, tokenizer, edited: torch.Tensor, original: torch.Tensor,
                      source_text: str, target_text: str) -> torch.Tensor:
-    """1 − cos(E_I(edited) − E_I(original), E_T(target) − E_T(source)), mean over the batch."""
-    text = clip_text_features(clip_model, tokenizer, [source_text, target_text])
-    text_direction = F.normalize(text[1] - text[0], dim=-1)
+    """1 − cos(E_I(edited) − E_I(original), ΔT), mean over the batch."""
+    text_direction = globals()["text_direction"](clip_model, tokenizer, source_text, target_text)
     image_direction = clip_image_features(clip_model, inputs, edited) - clip_image_features(clip_model, inputs, original)
     return (1 - F.cosine_similarity(image_direction, text_direction[None], dim=-1)).mean()
 
