@@ -175,26 +175,46 @@ def log(run_dir: Path, line: str) -> None:
         f.write(line + "\n")
 
 
+class JointTraining:
+    """UNet + text encoder, their EMAs and one AdamW: the state stages 3 and 4 checkpoint and resume."""
+
+    def __init__(self, unet, text_encoder, unet_lr: float, text_lr: float, path: Path, every: int, run_dir: Path):
+        self.unet, self.text_encoder = unet, text_encoder
+        self.ema_unet, self.ema_text = EMA(unet, EMA_DECAY), EMA(text_encoder, EMA_DECAY)
+        self.optimizer = torch.optim.AdamW([
+            {"params": unet.parameters(), "lr": unet_lr, "weight_decay": 0.01, "base_lr": unet_lr},
+            {"params": text_encoder.parameters(), "lr": text_lr, "weight_decay": 0.0, "base_lr": text_lr},
+        ])
+        self.ckpt = Checkpoint(path, every=every)
+        self.start = 0
+        if (saved := self.ckpt.load()) is not None:
+            unet.load_state_dict(saved["unet"]), text_encoder.load_state_dict(saved["text"])
+            self.ema_unet.shadow.load_state_dict(saved["ema_unet"]), self.ema_text.shadow.load_state_dict(saved["ema_text"])
+            self.optimizer.load_state_dict(saved["optimizer"])
+            self.start = saved["step"]
+            log(run_dir, f"resumed {path.stem} at step {self.start}")
+
+    def snapshot(self) -> dict:
+        return {"unet": self.unet.state_dict(), "text": self.text_encoder.state_dict(),
+                "ema_unet": self.ema_unet.shadow.state_dict(), "ema_text": self.ema_text.shadow.state_dict(),
+                "optimizer": self.optimizer.state_dict()}
+
+    def step(self, loss: torch.Tensor, step: int, total_steps: int, warmup: int) -> None:
+        """One optimiser step at the warm-up/cosine rate, gradients clipped to 1, EMAs updated."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["base_lr"] * warmup_cosine(step, total_steps, warmup=warmup)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(list(self.unet.parameters()) + list(self.text_encoder.parameters()), 1.0)
+        self.optimizer.step()
+        self.ema_unet.update(self.unet, step), self.ema_text.update(self.text_encoder, step)
+        self.ckpt.maybe_save(step, self.snapshot())
+
+
 def train_unet(run_dir: Path, pool: dict, vae, tokenizer, clip_dir: Path, total_steps: int, export_only: bool):
     unet, text_encoder = make_unet(), text_encoder_from_clip(clip_dir)
-    ema_unet, ema_text = EMA(unet, EMA_DECAY), EMA(text_encoder, EMA_DECAY)
-    optimizer = torch.optim.AdamW([
-        {"params": unet.parameters(), "lr": UNET_LR, "weight_decay": 0.01, "base_lr": UNET_LR},
-        {"params": text_encoder.parameters(), "lr": TEXT_LR, "weight_decay": 0.0, "base_lr": TEXT_LR},
-    ])
-    scheduler = make_scheduler()
-    ckpt = Checkpoint(run_dir / "unet.pt", every=250)
-    start = 0
-    if (state := ckpt.load()) is not None:
-        unet.load_state_dict(state["unet"]), text_encoder.load_state_dict(state["text"])
-        ema_unet.shadow.load_state_dict(state["ema_unet"]), ema_text.shadow.load_state_dict(state["ema_text"])
-        optimizer.load_state_dict(state["optimizer"])
-        start = state["step"]
-        log(run_dir, f"resumed unet at step {start}")
-
-    def snapshot():
-        return {"unet": unet.state_dict(), "text": text_encoder.state_dict(), "ema_unet": ema_unet.shadow.state_dict(),
-                "ema_text": ema_text.shadow.state_dict(), "optimizer": optimizer.state_dict()}
+    training = JointTraining(unet, text_encoder, UNET_LR, TEXT_LR, run_dir / "unet.pt", 250, run_dir)
+    scheduler, ckpt, start = make_scheduler(), training.ckpt, training.start
 
     latents, captions = pool["latents"] * pool["scaling_factor"], pool["captions"]
     history = []
@@ -208,29 +228,22 @@ def train_unet(run_dir: Path, pool: dict, vae, tokenizer, clip_dir: Path, total_
         noise = torch.randn(x0.shape, generator=generator)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (UNET_BATCH,), generator=generator)
         noisy = scheduler.add_noise(x0, noise, t)
-        for group in optimizer.param_groups:
-            group["lr"] = group["base_lr"] * warmup_cosine(step, total_steps, warmup=200)
         context = text_encoder(ids).last_hidden_state
         pred = unet(noisy, t, encoder_hidden_states=context).sample
         per_sample = F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))
         loss = (per_sample * snr_weights(scheduler, t)).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(list(unet.parameters()) + list(text_encoder.parameters()), 1.0)
-        optimizer.step()
-        ema_unet.update(unet, step), ema_text.update(text_encoder, step)
+        training.step(loss, step, total_steps, warmup=200)
         if step % 50 == 0:
             log(run_dir, f"unet step {step} loss {loss.item():.4f} elapsed {ckpt.elapsed():.0f}s")
-        ckpt.maybe_save(step, snapshot())
         if (step + 1) % EVAL_EVERY == 0:
-            pipe = build_pipeline(ema_unet.shadow, ema_text.shadow, vae, tokenizer, pool["scaling_factor"])
+            pipe = build_pipeline(training.ema_unet.shadow, training.ema_text.shadow, vae, tokenizer, pool["scaling_factor"])
             result = evaluate(pipe, seeds=(0,), two_object_n=12)
             history.append({"step": step + 1, **result})
             log(run_dir, f"eval step {step + 1}: {json.dumps(result)}")
     if not export_only:
-        ckpt.maybe_save(total_steps - 1, snapshot(), force=True)
+        ckpt.maybe_save(total_steps - 1, training.snapshot(), force=True)
     seconds = ckpt.elapsed_before if export_only else ckpt.elapsed()  # export time is not training time
-    return ema_unet.shadow, ema_text.shadow, seconds, history
+    return training.ema_unet.shadow, training.ema_text.shadow, seconds, history
 
 
 def scene_batch(rng: np.random.Generator, n: int):
@@ -241,27 +254,12 @@ def scene_batch(rng: np.random.Generator, n: int):
 def train_localise(run_dir: Path, unet, text_encoder, vae, tokenizer, scaling_factor: float, total_steps: int):
     """Stage 4: the ε loss plus LOCALISE_WEIGHT × the localisation loss on fresh scenes."""
     unet, text_encoder = unet.train().requires_grad_(True), text_encoder.train().requires_grad_(True)
-    ema_unet, ema_text = EMA(unet, EMA_DECAY), EMA(text_encoder, EMA_DECAY)
-    optimizer = torch.optim.AdamW([
-        {"params": unet.parameters(), "lr": LOCALISE_UNET_LR, "weight_decay": 0.01, "base_lr": LOCALISE_UNET_LR},
-        {"params": text_encoder.parameters(), "lr": LOCALISE_TEXT_LR, "weight_decay": 0.0, "base_lr": LOCALISE_TEXT_LR},
-    ])
-    scheduler, state = make_scheduler(), install(unet)
-    ckpt = Checkpoint(run_dir / "localise.pt", every=100)
-    start = 0
-    if (saved := ckpt.load()) is not None:
-        unet.load_state_dict(saved["unet"]), text_encoder.load_state_dict(saved["text"])
-        ema_unet.shadow.load_state_dict(saved["ema_unet"]), ema_text.shadow.load_state_dict(saved["ema_text"])
-        optimizer.load_state_dict(saved["optimizer"])
-        start = saved["step"]
-        log(run_dir, f"resumed localise at step {start}")
-
-    def snapshot():
-        return {"unet": unet.state_dict(), "text": text_encoder.state_dict(), "ema_unet": ema_unet.shadow.state_dict(),
-                "ema_text": ema_text.shadow.state_dict(), "optimizer": optimizer.state_dict()}
+    training = JointTraining(unet, text_encoder, LOCALISE_UNET_LR, LOCALISE_TEXT_LR, run_dir / "localise.pt", 100,
+                             run_dir)
+    scheduler, state, ckpt = make_scheduler(), install(unet), training.ckpt
 
     num_tokens = tokenizer.model_max_length
-    for step in range(start, total_steps):
+    for step in range(training.start, total_steps):
         rng = np.random.default_rng([SEED, 4, step])
         scenes, captions, images = scene_batch(rng, LOCALISE_BATCH)
         masks, weights = batch_targets(scenes, captions, tokenizer, num_tokens)
@@ -274,8 +272,6 @@ def train_localise(run_dir: Path, unet, text_encoder, vae, tokenizer, scaling_fa
         generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
         noise = torch.randn(x0.shape, generator=generator)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (LOCALISE_BATCH,), generator=generator)
-        for group in optimizer.param_groups:
-            group["lr"] = group["base_lr"] * warmup_cosine(step, total_steps, warmup=50)
         recorder = CrossAttentionRecorder(LOCALISE_QUERIES)
         with state.use([recorder]):
             pred = unet(scheduler.add_noise(x0, noise, t), t,
@@ -285,19 +281,14 @@ def train_localise(run_dir: Path, unet, text_encoder, vae, tokenizer, scaling_fa
         loc_loss = localisation_loss(recorder.maps, masks, weights)
         route_loss = routing_loss(recorder.maps, masks, weights)
         loss = eps_loss + LOCALISE_WEIGHT * loc_loss + ROUTING_WEIGHT * route_loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(list(unet.parameters()) + list(text_encoder.parameters()), 1.0)
-        optimizer.step()
-        ema_unet.update(unet, step), ema_text.update(text_encoder, step)
+        training.step(loss, step, total_steps, warmup=50)
         if step % 25 == 0:
             share = word_share([m.detach() for m in recorder.maps], masks, weights)
             log(run_dir, f"localise step {step} eps {eps_loss.item():.4f} loc {loc_loss.item():.3f} "
                          f"route {route_loss.item():.3f} "
                          f"share {share:.3f} elapsed {ckpt.elapsed():.0f}s")
-        ckpt.maybe_save(step, snapshot())
-    ckpt.maybe_save(total_steps - 1, snapshot(), force=True)
-    return ema_unet.shadow, ema_text.shadow, ckpt.elapsed()
+    ckpt.maybe_save(total_steps - 1, training.snapshot(), force=True)
+    return training.ema_unet.shadow, training.ema_text.shadow, ckpt.elapsed()
 
 
 @torch.no_grad()

@@ -27,6 +27,7 @@ from .. import config
 from ..chat_plan import EditPlan, parse_instruction
 from ..inversion import DDIMSchedule, _epsilon, ddim_invert, ddim_move
 from ..sampling import encode_images, encode_prompts, to_model_pixels
+from ..validate import check_range
 from .face0 import insert_identity
 
 D = config.ChatFaceDefaults
@@ -200,10 +201,8 @@ def edit(pipe, model: ChatFaceModel, image: np.ndarray, instruction: str, streng
     """Parse, encode (z, x_T), move z, and decode with the z_t schedule; also the plain reconstruction."""
     if model.directions is None:
         raise ValueError("this ChatFace model has no attribute directions")
-    if not 0.0 <= float(strength_scale) <= D.max_strength_scale:
-        raise ValueError(f"strength_scale must be between 0 and {D.max_strength_scale}")
-    if not 2 <= int(steps) <= config.MAX_STEPS:
-        raise ValueError(f"steps must be between 2 and {config.MAX_STEPS}")
+    check_range("strength_scale", strength_scale, 0.0, D.max_strength_scale)
+    check_range("steps", steps, 2, config.MAX_STEPS)
     plan = parse_instruction(instruction)
     device = pipe.unet.device
     encoder = model.encoder.to(device)

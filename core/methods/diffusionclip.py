@@ -24,6 +24,7 @@ from .. import config
 from ..guidance import ClipInputs, clip_image_features, clip_text_features
 from ..inversion import DDIMSchedule, _epsilon, ddim_invert, ddim_move
 from ..sampling import encode_images, encode_prompts, to_model_pixels
+from ..validate import check_prompt, check_range
 
 D = config.DiffusionCLIPDefaults
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
@@ -46,19 +47,12 @@ class DiffusionCLIPParams:
     direction_name: str = ""
 
     def check(self) -> None:
-        for name in ("source_text", "target_text"):
-            if not (getattr(self, name) or "").strip():
-                raise ValueError(f"{name} is empty")
-        if not 1 <= int(self.t0) <= 999:
-            raise ValueError("t0 must be between 1 and 999 (of the model's 1000 training steps)")
-        if not 2 <= int(self.inversion_steps) <= config.MAX_STEPS:
-            raise ValueError(f"inversion_steps must be between 2 and {config.MAX_STEPS}")
-        if not 1 <= int(self.train_steps) <= D.max_train_steps:
-            raise ValueError(f"train_steps must be between 1 and {D.max_train_steps}")
-        if not 1 <= int(self.iterations) <= D.max_iterations:
-            raise ValueError(f"iterations must be between 1 and {D.max_iterations}")
-        if not 0 < float(self.lr) <= 1e-1:
-            raise ValueError("lr must be in (0, 0.1]")
+        check_prompt(self.source_text, "source_text"), check_prompt(self.target_text, "target_text")
+        check_range("t0", self.t0, 1, 999)  # of the model's 1000 training steps
+        check_range("inversion_steps", self.inversion_steps, 2, config.MAX_STEPS)
+        check_range("train_steps", self.train_steps, 1, D.max_train_steps)
+        check_range("iterations", self.iterations, 1, D.max_iterations)
+        check_range("lr", self.lr, 1e-7, 1e-1)
         if self.direction_name and not NAME.fullmatch(self.direction_name):
             raise ValueError("direction_name may use letters, digits, '.', '_' and '-' (at most 64)")
 
@@ -221,11 +215,9 @@ def train(pipe, clip, images: np.ndarray, params: DiffusionCLIPParams, library: 
 def edit(pipe, images: np.ndarray, library: DirectionLibrary, directions: dict[str, float], t0: int = D.t0,
          inversion_steps: int = D.inversion_steps, steps: int = D.edit_steps) -> np.ndarray:
     """Invert once, then decode with every named direction's LoRA at its weight (0: left out)."""
-    if not 1 <= int(t0) <= 999:
-        raise ValueError("t0 must be between 1 and 999")
+    check_range("t0", t0, 1, 999)
     for name, weight in directions.items():
-        if not -D.max_direction_weight <= float(weight) <= D.max_direction_weight:
-            raise ValueError(f"the weight of {name!r} must be between ±{D.max_direction_weight}")
+        check_range(f"the weight of {name!r}", weight, -D.max_direction_weight, D.max_direction_weight)
     x_t0 = invert(pipe, images, t0, inversion_steps)
     active = {name: float(w) for name, w in directions.items() if float(w) != 0.0}
     _remove_adapters(pipe.unet)

@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 
 from .. import config
 from ..guidance import ClipInputs
+from ..validate import check_prompt, check_range
 from ..sampling import GuidanceBranches, decode, denoise, encode_prompts, prepare_latents, to_model_pixels
 
 D = config.Face0Defaults
@@ -137,17 +138,10 @@ class Face0Params:
     seed: int = D.seed
 
     def check(self) -> None:
-        if not (self.prompt or "").strip():
-            raise ValueError("prompt is empty")
-        if len(self.prompt) > config.MAX_PROMPT_CHARS:
-            raise ValueError(f"prompt is longer than {config.MAX_PROMPT_CHARS} characters")
-        for name in ("c", "a"):
-            if not 0.0 <= float(getattr(self, name)) <= 1.0:
-                raise ValueError(f"{name} must be between 0 and 1")
-        if not 1 <= int(self.steps) <= config.MAX_STEPS:
-            raise ValueError(f"steps must be between 1 and {config.MAX_STEPS}")
-        if not 0.0 <= float(self.guidance_scale) <= config.MAX_GUIDANCE:
-            raise ValueError(f"guidance_scale must be between 0 and {config.MAX_GUIDANCE}")
+        check_prompt(self.prompt)
+        check_range("c", self.c, 0.0, 1.0), check_range("a", self.a, 0.0, 1.0)
+        check_range("steps", self.steps, 1, config.MAX_STEPS)
+        check_range("guidance_scale", self.guidance_scale, 0.0, config.MAX_GUIDANCE)
 
 
 @dataclass
