@@ -1,6 +1,6 @@
 """Train `toy-shiftddpm`: a class-conditional ShiftDDPM of the procedural shapes, 32×32 pixels.
 
-    python scripts/train_toy_shiftddpm.py [--steps 4000] [--variant quadratic_shift] [--out assets/models/toy-shiftddpm]
+    python scripts/train_toy_shiftddpm.py [--steps 3500] [--variant quadratic_shift] [--out assets/models/toy-shiftddpm]
     python scripts/train_toy_shiftddpm.py --data FOLDER --out my-shiftddpm   # FOLDER/<class name>/*.png (on a GPU)
 
 Classes are "{color} {shape}" (18); the UNet2DModel takes no class input, the class enters only
@@ -28,8 +28,8 @@ from core.training.loop import EMA, Checkpoint, warmup_cosine  # noqa: E402
 
 SEED = 0
 SIZE, BATCH, LR, EMA_DECAY = 32, 32, 5e-4, 0.999
-STEPS = 4000
-EVAL_PER_CLASS = 8
+STEPS = 3500
+EVAL_PER_CLASS = 4
 
 
 def make_unet(size: int = SIZE) -> UNet2DModel:

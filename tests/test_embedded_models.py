@@ -36,7 +36,7 @@ def test_tokenizer_is_the_real_clip_bpe(toy_sd):
 
 
 def test_models_are_small_safetensors():
-    for folder in (TOY_SD, TOY_CLIP):
+    for folder in (config.MODELS_DIR / name for name in config.EMBEDDED_MODELS):
         assert folder_mib(folder) <= 25, folder
         assert not list(folder.rglob("*.bin")) and list(folder.rglob("*.safetensors"))
 

@@ -126,6 +126,9 @@ def accuracy(model, sampler, steps, per_class=4):
 
 def test_toy_shiftddpm_class_accuracy_ddpm_and_shifted_ddim(toy_model):
     assert toy_model.unet.config.num_class_embeds is None  # the condition is only in the shift
+    shifts = torch.stack([toy_model.predictor(toy_model.class_weights(n)).float() for n in toy_model.class_names])
+    spread = (shifts - shifts.mean(dim=0)).abs().mean() / shifts.abs().mean()
+    assert spread > 0.1  # E(c) differs between classes (a collapsed E gives chance accuracy)
     ddpm = accuracy(toy_model, "DDPM", 1000)
     ddim = accuracy(toy_model, "DDIM", 50)
     print(f"toy-shiftddpm class accuracy: DDPM-1000 {ddpm:.3f}, shifted DDIM-50 {ddim:.3f}")

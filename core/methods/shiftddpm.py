@@ -48,7 +48,8 @@ class ShiftPredictor(torch.nn.Module):
     def __init__(self, num_classes: int, channels: int = 3, size: int = 32, width: int = 64):
         super().__init__()
         self.num_classes, self.channels, self.size, self.width = num_classes, channels, size, width
-        self.embedding = torch.nn.Parameter(torch.randn(num_classes, width) * 0.02)
+        # N(0, 1) like nn.Embedding: a tiny init lets E(c) collapse to one class-independent shift
+        self.embedding = torch.nn.Parameter(torch.randn(num_classes, width))
         self.mlp = torch.nn.Sequential(torch.nn.Linear(width, width), torch.nn.SiLU(),
                                        torch.nn.Linear(width, width * (size // 4) ** 2))
         self.up = torch.nn.Sequential(
