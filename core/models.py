@@ -159,6 +159,11 @@ class Models:
         from .methods.shiftddpm import ShiftModel
 
         name = name or config.EMBEDDED_SHIFTDDPM_MODEL
+        variants = {model: variant for variant, model in config.SHIFTDDPM_VARIANT_MODELS.items()}
+        if name in variants and not (config.MODELS_DIR / name).is_dir():
+            raise ModelLoadError(f"no ShiftDDPM with the {variants[name]} variant is trained here ({name!r} is missing): "
+                                 f"train it with scripts/train_toy_shiftddpm.py --variant {variants[name]} "
+                                 f"--out assets/models/{name}")
 
         def load():
             source = resolve(name, self.allow_local)
@@ -195,6 +200,9 @@ class Models:
         from .methods.chatface import ChatFaceModel
 
         name = name or config.EMBEDDED_CHATFACE_MODEL
+        if name == config.EMBEDDED_CHATFACE_MODEL and not (config.MODELS_DIR / name).is_dir():
+            raise ModelLoadError(f"the embedded ChatFace model {name!r} is not trained yet: run "
+                                 "scripts/train_toy_chatface.py (about 15 min on 2 CPU cores)")
         if self.base_model != config.EMBEDDED_BASE_MODEL and name == config.EMBEDDED_CHATFACE_MODEL:
             raise ModelLoadError(f"toy-chatface decodes through toy-sd; the base model is {self.base_model!r}. "
                                  "Train a ChatFace model for it with scripts/train_toy_chatface.py")

@@ -1,6 +1,7 @@
 """Train `toy-shiftddpm`: a class-conditional ShiftDDPM of the procedural shapes, 32×32 pixels.
 
-    python scripts/train_toy_shiftddpm.py [--steps 3500] [--variant quadratic_shift] [--out assets/models/toy-shiftddpm]
+    python scripts/train_toy_shiftddpm.py --variant prior_shift     # the shipped assets/models/toy-shiftddpm
+    python scripts/train_toy_shiftddpm.py --variant quadratic_shift --out assets/models/toy-shiftddpm-quadratic
     python scripts/train_toy_shiftddpm.py --data FOLDER --out my-shiftddpm   # FOLDER/<class name>/*.png (on a GPU)
 
 Classes are "{color} {shape}" (18); the UNet2DModel takes no class input, the class enters only
@@ -70,7 +71,7 @@ def folder_dataset(folder: Path, size: int):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=STEPS)
-    parser.add_argument("--variant", default="quadratic_shift", choices=shiftddpm.VARIANTS)
+    parser.add_argument("--variant", default="prior_shift", choices=shiftddpm.VARIANTS)
     parser.add_argument("--out", type=Path, default=shiftddpm.default_folder())
     parser.add_argument("--data", type=Path, default=None, help="a folder of class folders instead of the toy data")
     parser.add_argument("--size", type=int, default=SIZE)

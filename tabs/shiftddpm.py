@@ -12,9 +12,9 @@ from .common import handler, header, step_progress
 TITLE = "ShiftDDPM"
 D = config.ShiftDDPMDefaults
 # class_name, variant, sampler, steps, seed, n, interpolate_to, mix
-EXAMPLES = [["red circle", "quadratic_shift", "DDIM", 50, 0, 8, "", 0.5],
-            ["blue triangle", "quadratic_shift", "DDPM", 1000, 1, 4, "", 0.5],
-            ["green square", "quadratic_shift", "DDIM", 50, 2, 8, "yellow circle", 0.5]]
+EXAMPLES = [["red circle", "prior_shift", "DDIM", 50, 0, 8, "", 0.5],
+            ["blue triangle", "prior_shift", "DDPM", 1000, 1, 4, "", 0.5],
+            ["green square", "prior_shift", "DDIM", 50, 2, 8, "yellow circle", 0.5]]
 
 
 def build(models) -> None:
@@ -22,7 +22,8 @@ def build(models) -> None:
                   "q(x_t | x₀, c) = N(√ᾱ_t·x₀ + k_t·E(c), (1−ᾱ_t)·I). The UNet takes no class input; a learned "
                   "image E(c) shifts each class's diffusion trajectory. Shifted DDPM follows the official code; "
                   "shifted DDIM is ours (the official code has none).",
-           "Embedded: toy-shiftddpm, trained here on 32×32 coloured shapes (18 classes \"colour shape\").")
+           "Embedded: toy-shiftddpm (prior shift), trained here on 32×32 coloured shapes (18 classes "
+           "\"colour shape\"); a variant without a trained model says so.")
     classes = shiftddpm.toy_class_names()
     with gr.Row():
         with gr.Column():

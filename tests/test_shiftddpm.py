@@ -143,3 +143,5 @@ def test_shiftddpm_endpoint(client):
     assert len(samples) == 2 and len(trajectory) >= 2
     with pytest.raises(Exception, match="unknown class"):
         client.predict(class_name="pink cube", steps=2, api_name="/shiftddpm")
+    with pytest.raises(Exception, match="no ShiftDDPM with the quadratic_shift variant"):
+        client.predict(variant="quadratic_shift", steps=2, api_name="/shiftddpm")
