@@ -112,7 +112,7 @@ def toy_model():
     return shiftddpm.ShiftModel.load(shiftddpm.default_folder())
 
 
-def accuracy(model, sampler, steps, per_class=4):
+def accuracy(model, sampler, steps, per_class=2):
     right = 0
     for index, name in enumerate(model.class_names):
         images = shiftddpm.sample(model, model.class_weights(name), n=per_class, sampler=sampler, steps=steps,
