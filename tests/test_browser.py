@@ -17,6 +17,7 @@ def test_sampler_tab_in_chromium(app_url, tmp_path):
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch_persistent_context(
             str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True,
+            viewport={"width": 2560, "height": 1400},  # every tab in the bar, none in an overflow menu
             args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync"])
         page = browser.new_page()
