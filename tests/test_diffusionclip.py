@@ -40,7 +40,7 @@ def library(toy, tmp_path_factory):
             ("colour", "a red circle", "a blue circle", "a red circle", 1.0),
             ("background", "a circle on a white background", "a circle on a black background",
              "a circle on a white background", 0.1)]:
-        images = np.stack([dataset.render(s) for s in dataset.scenes_matching(images_text, rng, 8)])
+        images = np.stack([dataset.render(s) for s in dataset.scenes_matching(images_text, rng, 4)])
         started = time.time()
         dc.train(pipe, clip, images, dc.DiffusionCLIPParams(source, target, iterations=ITERATIONS, lambda_l1=l1,
                                                             direction_name=name), lib)

@@ -113,15 +113,16 @@ def toy_model():
 
 
 def accuracy(model, sampler, steps, per_class=2):
+    """Every class in one batch (one UNet call per step), colour and shape read from pixels."""
+    names = [name for name in model.class_names for _ in range(per_class)]
+    weights = torch.cat([model.class_weights(name) for name in names])
+    images = shiftddpm.sample(model, weights, n=len(names), sampler=sampler, steps=steps, seed=500).images
     right = 0
-    for index, name in enumerate(model.class_names):
-        images = shiftddpm.sample(model, model.class_weights(name), n=per_class, sampler=sampler, steps=steps,
-                                  seed=500 + index).images
+    for name, image in zip(names, images):
         color, shape = name.split()
-        for image in images:
-            blob = reader.read_single(cv2.resize(image, (64, 64), interpolation=cv2.INTER_LINEAR))
-            right += blob is not None and blob.color == color and blob.shape == shape
-    return right / (per_class * len(model.class_names))
+        blob = reader.read_single(cv2.resize(image, (64, 64), interpolation=cv2.INTER_LINEAR))
+        right += blob is not None and blob.color == color and blob.shape == shape
+    return right / len(names)
 
 
 def test_toy_shiftddpm_takes_no_class_input_and_has_one_shift_per_class(toy_model):

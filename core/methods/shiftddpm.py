@@ -171,7 +171,8 @@ def sample(model: ShiftModel, class_weights: torch.Tensor, n: int = 8, sampler: 
     generator = torch.Generator().manual_seed(int(seed))  # CPU noise: the same samples on any device
     parameter = next(model.unet.parameters())
     dtype, device = parameter.dtype, parameter.device
-    shift = model.predictor(class_weights.to(device, dtype)).expand(n, -1, -1, -1).float()
+    shift = model.predictor(class_weights.to(device, dtype)).float()  # one row, or one per sample
+    shift = shift.expand(n, -1, -1, -1) if shift.shape[0] == 1 else shift
     size, channels = model.image_size, model.predictor.channels
     ts = timesteps(model.num_train_timesteps, steps)
     x = torch.randn(n, channels, size, size, generator=generator).to(device) + model.shifts[ts[0]] * shift
