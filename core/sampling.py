@@ -204,6 +204,11 @@ def decode(pipe, latents: torch.Tensor) -> np.ndarray:
     return (images.permute(0, 2, 3, 1).float().cpu().numpy() * 255).round().astype(np.uint8)
 
 
+def pixels_to_uint8(pixels: torch.Tensor) -> np.ndarray:
+    """Pixels (B, 3, H, W) in [-1, 1] → uint8 images (B, H, W, 3)."""
+    return ((pixels.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
 def to_model_pixels(images: np.ndarray) -> torch.Tensor:
     """uint8 images (B, H, W, 3) → float tensor (B, 3, H, W) in [-1, 1], as VAEs and toy-clip see them."""
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1

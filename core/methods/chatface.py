@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from .. import config
 from ..chat_plan import EditPlan, parse_instruction
 from ..inversion import DDIMSchedule, _epsilon, ddim_invert, ddim_move
-from ..sampling import encode_images, encode_prompts, to_model_pixels
+from ..sampling import decode, encode_images, encode_prompts, to_model_pixels
 from ..validate import check_range
 from .face0 import insert_identity
 
@@ -222,14 +222,8 @@ def edit(pipe, model: ChatFaceModel, image: np.ndarray, instruction: str, streng
                 x = ddim_move(x, eps, plan_schedule.alpha(t), plan_schedule.alpha(plan_schedule.previous(i)))
                 if on_step is not None:
                     on_step(i + 1 + (len(outputs) * len(weights)), 2 * len(weights))
-            outputs.append(decode_latents(pipe, x))
+            outputs.append(decode(pipe, x)[0])
     return ChatFaceResult(outputs[1], outputs[0], plan, weights)
-
-
-def decode_latents(pipe, latents: torch.Tensor) -> np.ndarray:
-    vae = pipe.vae
-    pixels = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0].float()
-    return ((pixels.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()[0]
 
 
 def dae_loss(pipe, encoder: SemanticEncoder, images: np.ndarray, generator: torch.Generator) -> torch.Tensor:

@@ -24,6 +24,7 @@ from .. import config
 from ..guidance import ClipInputs, clip_image_features, clip_text_features
 from ..inversion import DDIMSchedule, _epsilon, ddim_invert, ddim_move
 from ..sampling import encode_images, encode_prompts, to_model_pixels
+from ..sampling import pixels_to_uint8 as to_uint8
 from ..validate import check_prompt, check_range
 
 D = config.DiffusionCLIPDefaults
@@ -88,8 +89,6 @@ def generate(pipe, x_t0: torch.Tensor, t0: int, steps: int) -> torch.Tensor:
     return vae.decode(x.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0].float()
 
 
-def to_uint8(pixels: torch.Tensor) -> np.ndarray:
-    return ((pixels.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
 # ---- the direction library -------------------------------------------------------------------

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from .. import config
+from ..sampling import pixels_to_uint8 as to_uint8
 
 VARIANTS = ("quadratic_shift", "prior_shift", "data_normalization")
 SAMPLERS = ("DDPM", "DDIM")
@@ -156,8 +157,6 @@ class ShiftSample:
     shift: np.ndarray  # E(c) of the request, (C, H, W) float
 
 
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
 @torch.no_grad()
