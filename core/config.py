@@ -20,7 +20,8 @@ EMBEDDED_SHIFTDDPM_MODEL = "toy-shiftddpm"
 # a ShiftDDPM is trained for one shift variant; the embedded model of each (missing → a clear error)
 SHIFTDDPM_VARIANT_MODELS = {"prior_shift": "toy-shiftddpm", "quadratic_shift": "toy-shiftddpm-quadratic",
                             "data_normalization": "toy-shiftddpm-datanorm"}
-EMBEDDED_MODELS = ("toy-sd", "toy-clip", "toy-shiftddpm", "toy-face0", "toy-chatface")
+EMBEDDED_MODELS = ("toy-sd", "toy-clip", "toy-shiftddpm", "toy-face0", "toy-chatface", "toy-adapters",
+                   "toy-unicontrol")
 ENABLE_ATTENTION_SLICING = False  # diffusers' slicing; our processor already avoids big maps
 ENABLE_VAE_SLICING = True  # decode video frames one at a time on GPU
 ENABLE_CPU_OFFLOAD = False  # accelerate's model offload for small GPUs
@@ -248,3 +249,70 @@ class ChatFaceDefaults:
 
 
 EMBEDDED_CHATFACE_MODEL = "toy-chatface"
+
+
+@dataclass(frozen=True)
+class ConditionDefaults:
+    """Offline condition extraction (core/conditions.py)."""
+    canny_low: int = 100
+    canny_high: int = 200
+    palette_blocks: int = 8  # colour cells per side: SD's 512 px / 64 (the colour adapter's factor) = 8
+    mask_threshold: float = 60.0  # RGB distance from the border colour that counts as foreground
+    hole_fraction: float = 0.5  # inpainting: side of the centred hole
+    outpaint_keep: float = 0.5  # outpainting: side of the kept centre
+    blur_sigma: float = 3.0
+
+
+# Condition kinds that need a model (GPU, network) rather than OpenCV: transformers pipeline ids
+CONDITION_MODELS = {"depth": "Intel/dpt-hybrid-midas"}
+
+
+@dataclass
+class T2IAdapterDefaults:
+    """/t2i_adapter (METHODS.md §9); official demo: 50 steps, guidance 7.5, cond_tau 1.0, weight 1."""
+    prompt: str = "a red object on a white background"
+    condition_types: tuple[str, ...] = ("canny",)
+    weight: float = 1.0
+    max_weight: float = 5.0  # CoAdapter's slider range
+    cond_tau: float = 1.0  # adapters act for the first cond_tau fraction of the steps
+    extract: bool = True  # run the extractor on the uploads; False: the uploads are condition maps
+    steps: int = 25
+    guidance_scale: float = DEFAULT_GUIDANCE
+    seed: int = 0
+    max_adapters: int = 4
+
+
+# Adapters per base model and condition kind: (model name, subfolder or None). Hub ids on a GPU.
+T2I_ADAPTERS = {
+    EMBEDDED_BASE_MODEL: {"canny": ("toy-adapters", "canny"), "palette": ("toy-adapters", "palette")},
+    HUB_BASE_MODEL: {"canny": ("TencentARC/t2iadapter_canny_sd15v2", None),
+                     "sketch": ("TencentARC/t2iadapter_sketch_sd15v2", None),
+                     "depth": ("TencentARC/t2iadapter_depth_sd15v2", None),
+                     "palette": ("TencentARC/t2iadapter_color_sd14v1", None),
+                     "pose": ("TencentARC/t2iadapter_openpose_sd14v1", None)},
+}
+
+
+@dataclass
+class UniControlDefaults:
+    """/unicontrol (METHODS.md §7); official demo: strength 1.0, 30 steps (toy: 25), guidance 9.0."""
+    prompt: str = "a red object on a white background"
+    task: str = "canny edge to image"
+    strength: float = 1.0
+    max_strength: float = 2.0
+    extract: bool = True
+    steps: int = 25
+    guidance_scale: float = 9.0
+    seed: int = 0
+
+
+# What each UniControl task is conditioned on: an offline extractor (core/conditions.py) or a model
+UNICONTROL_TASK_CONDITIONS = {
+    "control_canny": "canny", "control_hed": "sketch", "control_hedsketch": "sketch", "control_seg": "mask",
+    "control_palette": "palette", "control_outpainting": "outpaint", "control_inpainting": "inpaint",
+    "control_blur": "blur", "control_grayscale": "grayscale", "control_depth": "depth", "control_normal": "normal",
+    "control_openpose": "pose", "control_bbox": "bbox", "control_img": "image",
+}
+# the control model per base: embedded folder, or the official Hub repo converted on load
+UNICONTROL_MODELS = {EMBEDDED_BASE_MODEL: "toy-unicontrol", HUB_BASE_MODEL: "Robert001/UniControl-Model"}
+UNICONTROL_OFFICIAL_FILE = "unicontrol_v1.1.st"  # the repo's safetensors checkpoint (the .ckpt is a pickle)

@@ -136,6 +136,55 @@ class Models:
 
         return self._cached(("ControlNet", name), load)
 
+    def t2i_adapters(self, kinds: list[str], base_model: str | None = None) -> list:
+        """The T2I-Adapters of `kinds` for `base_model` (config.T2I_ADAPTERS), in that order."""
+        from diffusers import T2IAdapter
+
+        base_model = base_model or self.base_model
+        available = config.T2I_ADAPTERS.get(base_model)
+        if available is None:
+            raise ModelLoadError(f"no T2I-Adapters are listed for base model {base_model!r} (config.T2I_ADAPTERS); "
+                                 f"listed bases: {', '.join(config.T2I_ADAPTERS)}")
+        adapters = []
+        for kind in kinds:
+            if kind not in available:
+                raise ModelLoadError(f"no {kind!r} adapter for {base_model!r}; available: {', '.join(available)}")
+            name, subfolder = available[kind]
+
+            def load(name=name, subfolder=subfolder):
+                source = resolve(name, self.allow_local)
+                model = T2IAdapter.from_pretrained(source.location, subfolder=subfolder, torch_dtype=self.dtype,
+                                                   use_safetensors=True, local_files_only=source.kind != "hub")
+                return model.to(self.device).eval().requires_grad_(False)
+
+            adapters.append(self._cached(("T2I-Adapter", name, subfolder), load))
+        return adapters
+
+    def unicontrol(self, base_model: str | None = None):
+        """The UniControl model for `base_model` (config.UNICONTROL_MODELS): a folder of this app's
+        format (toy-unicontrol), or the official Hub repo's safetensors checkpoint converted on load."""
+        from .unicontrol import UniControlModel
+
+        base_model = base_model or self.base_model
+        name = config.UNICONTROL_MODELS.get(base_model)
+        if name is None:
+            raise ModelLoadError(f"no UniControl model is listed for base model {base_model!r} "
+                                 f"(config.UNICONTROL_MODELS: {', '.join(config.UNICONTROL_MODELS)})")
+
+        def load():
+            source = resolve(name, self.allow_local)
+            if source.kind != "hub":
+                model = UniControlModel.from_pretrained(source.location, torch_dtype=self.dtype, use_safetensors=True)
+            else:
+                from huggingface_hub import hf_hub_download
+
+                from .unicontrol_convert import load_official
+                path = hf_hub_download(name, config.UNICONTROL_OFFICIAL_FILE)
+                model = load_official(path, dtype=self.dtype)
+            return model.to(self.device).eval().requires_grad_(False)
+
+        return self._cached(("UniControl", name), load)
+
     # -- CLIP (losses, energies) ---------------------------------------------------------------
     def clip(self, name: str | None = None):
         """(CLIPModel, tokenizer) — toy-clip offline, CLIP ViT-B/16 on a GPU."""

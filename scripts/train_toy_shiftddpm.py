@@ -31,6 +31,8 @@ SEED = 0
 SIZE, BATCH, LR, EMA_DECAY = 32, 32, 5e-4, 0.999
 STEPS = 3500
 EVAL_PER_CLASS = 4
+SHIFT_START_SCALE = 3.0  # E(c) starts at 3 × its class's mean image (ShiftPredictor.start_from)
+MEAN_IMAGES_PER_CLASS = 64
 
 
 def make_unet(size: int = SIZE) -> UNet2DModel:
@@ -68,6 +70,19 @@ def folder_dataset(folder: Path, size: int):
     return np.stack(images), np.array(labels), names
 
 
+def class_means(names: list[str], size: int, data_images=None, data_labels=None) -> torch.Tensor:
+    """(C, 3, size, size) mean image of each class in [−1, 1]: the folder's, or procedural samples'."""
+    means = []
+    for index, name in enumerate(names):
+        if data_images is not None:
+            pixels = to_model_pixels(data_images[data_labels == index])
+        else:
+            rng = np.random.default_rng([SEED, 7, index])
+            pixels, _ = shiftddpm.toy_batch(rng, [name], MEAN_IMAGES_PER_CLASS, size)
+        means.append(pixels.mean(dim=0))
+    return torch.stack(means)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=STEPS)
@@ -80,12 +95,14 @@ def main() -> None:
     torch.manual_seed(SEED)
     torch.set_num_threads(2)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    data_images = data_labels = None
     if args.data is not None:
         data_images, data_labels, names = folder_dataset(args.data, args.size)
     else:
         names = shiftddpm.toy_class_names()
     model = shiftddpm.ShiftModel(make_unet(args.size), shiftddpm.ShiftPredictor(len(names), 3, args.size), names,
                                  args.variant)
+    model.predictor.start_from(class_means(names, args.size, data_images, data_labels), SHIFT_START_SCALE)
     modules = torch.nn.ModuleDict({"unet": model.unet, "predictor": model.predictor}).to(device)
     ema = EMA(modules, EMA_DECAY)
     optimizer = torch.optim.AdamW(modules.parameters(), lr=LR, weight_decay=0.0)

@@ -1,4 +1,6 @@
 """The app's tabs, in page order. Each module exposes TITLE and build(models)."""
-from . import chatface, diffusionclip, face0, fatezero, freedom, null_text, p2p, sampler, shiftddpm, t2v_zero
+from . import (chatface, diffusionclip, face0, fatezero, freedom, null_text, p2p, sampler, shiftddpm, t2i_adapter,
+               t2v_zero, unicontrol)
 
-ALL = [p2p, null_text, t2v_zero, fatezero, freedom, diffusionclip, chatface, face0, shiftddpm, sampler]
+ALL = [p2p, null_text, t2v_zero, fatezero, t2i_adapter, unicontrol, freedom, diffusionclip, chatface, face0, shiftddpm,
+       sampler]

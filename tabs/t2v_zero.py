@@ -5,7 +5,7 @@ import gradio as gr
 from diffusers import StableDiffusionInstructPix2PixPipeline
 
 from core import config
-from core.conditions import canny
+from core.conditions import extract
 from core.methods import t2v_zero
 from core.video import resize_frames, sample_frames
 
@@ -70,7 +70,7 @@ def build(models) -> None:
             pipe = models.pipeline()
             size = pipe.unet.config.sample_size * pipe.vae_scale_factor
             clip = resize_frames(sample_frames(read_video_input(control_video, "control_video"), params.frames), size, size)
-            maps = canny(clip, D.canny_low, D.canny_high)
+            maps = extract("canny", clip, low=D.canny_low, high=D.canny_high)
             out = t2v_zero.generate_controlled(pipe, models.controlnet(D.controlnet_model), maps, params,
                                                D.controlnet_scale, on_step=on_step)
         else:

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from .. import config
@@ -228,12 +227,6 @@ def edit(pipe, model: ChatFaceModel, image: np.ndarray, instruction: str, streng
 
 def dae_loss(pipe, encoder: SemanticEncoder, images: np.ndarray, generator: torch.Generator) -> torch.Tensor:
     """ε-loss of the LoRA'd UNet conditioned only on the encoder's code of the same images."""
-    device = pipe.unet.device
-    pixels = to_model_pixels(images).to(device)
-    with torch.no_grad():
-        x0 = pipe.vae.encode(pixels.to(pipe.vae.dtype)).latent_dist.mean * pipe.vae.config.scaling_factor
-    noise = torch.randn(x0.shape, generator=generator).to(device, x0.dtype)
-    t = torch.randint(0, pipe.scheduler.config.num_train_timesteps, (x0.shape[0],), generator=generator).to(device)
-    pred = pipe.unet(pipe.scheduler.add_noise(x0, noise, t), t,
-                     encoder_hidden_states=context(pipe, encoder, encoder.encode(pixels))).sample
-    return F.mse_loss(pred.float(), noise.float())
+    from ..training.epsilon import epsilon_loss, image_latents
+    pixels = to_model_pixels(images).to(pipe.unet.device)
+    return epsilon_loss(pipe, image_latents(pipe, pixels), context(pipe, encoder, encoder.encode(pixels)), generator)

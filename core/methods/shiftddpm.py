@@ -44,7 +44,10 @@ def linear_alphas_cumprod(num_train_timesteps: int, beta_start: float, beta_end:
 class ShiftPredictor(torch.nn.Module):
     """E(c): class → an image-shaped shift (as the official MNIST predictor: MLP, then upsampling).
 
-    Takes class *weights* (B, num_classes), so a mix of two classes interpolates the shift."""
+    Takes class *weights* (B, num_classes), so a mix of two classes interpolates the shift. Beside the
+    MLP branch sits one image per class (`base`), which the trainer starts at a multiple of the class's
+    mean image: a random E(c) is only ~0.15 per pixel apart between classes, too faint for the UNet's
+    local convolutions to read the class, and the network learned to cancel it instead."""
 
     def __init__(self, num_classes: int, channels: int = 3, size: int = 32, width: int = 64):
         super().__init__()
@@ -56,10 +59,18 @@ class ShiftPredictor(torch.nn.Module):
         self.up = torch.nn.Sequential(
             torch.nn.ConvTranspose2d(width, width // 2, 4, stride=2, padding=1), torch.nn.SiLU(),
             torch.nn.ConvTranspose2d(width // 2, channels, 4, stride=2, padding=1))
+        self.base = torch.nn.Parameter(torch.zeros(num_classes, channels, size, size))
 
     def forward(self, class_weights: torch.Tensor) -> torch.Tensor:
-        hidden = self.mlp(class_weights.to(self.embedding.dtype) @ self.embedding)
-        return self.up(hidden.view(-1, self.width, self.size // 4, self.size // 4))
+        class_weights = class_weights.to(self.embedding.dtype)
+        hidden = self.mlp(class_weights @ self.embedding)
+        base = (class_weights @ self.base.flatten(1)).view(-1, self.channels, self.size, self.size)
+        return self.up(hidden.view(-1, self.width, self.size // 4, self.size // 4)) + base
+
+    @torch.no_grad()
+    def start_from(self, class_images: torch.Tensor, scale: float) -> None:
+        """Set the per-class images to `scale` × (C, channels, H, W) class means (before training)."""
+        self.base.copy_(scale * class_images.to(self.base))
 
     def config(self) -> dict:
         return {"num_classes": self.num_classes, "channels": self.channels, "size": self.size, "width": self.width}

@@ -50,8 +50,12 @@ class Scene:
     objects: tuple[ShapeObject, ...]
     background: str
 
-    def caption(self) -> str:
-        described = " and ".join(f"a {o.color} {o.shape}" for o in sorted(self.objects, key=lambda o: o.cx))
+    def caption(self, hide: str | None = None) -> str:
+        """The grammar's caption; hide="shape" says "object" instead, hide="color" drops the colour
+        (what a control condition should supply rather than the prompt)."""
+        def name(o: ShapeObject) -> str:
+            return {"shape": f"a {o.color} object", "color": f"a {o.shape}"}.get(hide, f"a {o.color} {o.shape}")
+        described = " and ".join(name(o) for o in sorted(self.objects, key=lambda o: o.cx))
         return f"{described} on a {self.background} background"
 
 

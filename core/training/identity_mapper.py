@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..guidance import ClipInputs
 from ..methods.face0 import IdentityMapper, identity_embedding, insert_identity
-from ..sampling import encode_prompts, to_model_pixels
+from ..sampling import encode_prompts
+from .epsilon import epsilon_loss, image_latents
 
 
 def mapper_loss(pipe, mapper: IdentityMapper, clip_model, inputs: ClipInputs, images: np.ndarray,
@@ -20,13 +20,6 @@ def mapper_loss(pipe, mapper: IdentityMapper, clip_model, inputs: ClipInputs, im
     """ε-prediction loss of the frozen UNet conditioned on caption + mapped identity of each crop."""
     device = pipe.unet.device
     with torch.no_grad():
-        x0 = pipe.vae.encode(to_model_pixels(images).to(device, pipe.vae.dtype)).latent_dist.mean
-        x0 = x0 * pipe.vae.config.scaling_factor
         identity = identity_embedding(clip_model, inputs, crops).to(device)
         text = encode_prompts(pipe, captions)
-    noise = torch.randn(x0.shape, generator=generator).to(device, x0.dtype)
-    t = torch.randint(0, pipe.scheduler.config.num_train_timesteps, (x0.shape[0],), generator=generator).to(device)
-    noisy = pipe.scheduler.add_noise(x0, noise, t)
-    context = insert_identity(text, mapper(identity))
-    pred = pipe.unet(noisy, t, encoder_hidden_states=context).sample
-    return F.mse_loss(pred.float(), noise.float())
+    return epsilon_loss(pipe, image_latents(pipe, images), insert_identity(text, mapper(identity)), generator)

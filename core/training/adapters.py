@@ -1,0 +1,36 @@
+"""One training step of a control module over a frozen text-to-image pipeline: the ε-loss with a
+T2I-Adapter's features, or a ControlNet-style model's residuals, added to the UNet (the official
+recipes, at toy scale)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..sampling import encode_prompts, to_model_pixels
+from .epsilon import epsilon_loss, image_latents
+
+
+def adapter_loss(pipe, adapter, images: np.ndarray, maps: np.ndarray, captions: list[str],
+                 generator: torch.Generator) -> torch.Tensor:
+    """images and their condition maps: uint8 (B, H, W, 3); captions: B strings."""
+    device = pipe.unet.device
+    with torch.no_grad():
+        text = encode_prompts(pipe, captions)
+    conditions = ((to_model_pixels(maps) + 1) / 2).to(device)  # [0, 1], as diffusers feeds adapters
+    return epsilon_loss(pipe, image_latents(pipe, images), text, generator,
+                        down_intrablock_additional_residuals=list(adapter(conditions)))
+
+
+def control_loss(pipe, control_model, images: np.ndarray, maps: np.ndarray, captions: list[str], task: str,
+                 instruction: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The same for a ControlNet-style model (UniControl), whose residuals depend on x_t and t."""
+    device = pipe.unet.device
+    with torch.no_grad():
+        text = encode_prompts(pipe, captions)
+    hints = ((to_model_pixels(maps) + 1) / 2).to(device)
+
+    def residuals(x_t, t, context):
+        down, mid = control_model(x_t, t, context, hints, task, instruction)
+        return {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}
+
+    return epsilon_loss(pipe, image_latents(pipe, images), text, generator, unet_kwargs_fn=residuals)

@@ -1,0 +1,32 @@
+"""The ε-prediction loss of a (mostly frozen) text-to-image pipeline, shared by every trainer that
+teaches a small module to steer it: Face0's mapper, ChatFace's encoder, T2I-Adapters, UniControl."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..sampling import to_model_pixels
+
+
+@torch.no_grad()
+def image_latents(pipe, images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 images (B, H, W, 3), or pixels in [−1, 1], → scaled VAE latents (the posterior mean)."""
+    pixels = to_model_pixels(images) if isinstance(images, np.ndarray) else images
+    latents = pipe.vae.encode(pixels.to(pipe.unet.device, pipe.vae.dtype)).latent_dist.mean
+    return latents * pipe.vae.config.scaling_factor
+
+
+def epsilon_loss(pipe, x0: torch.Tensor, context: torch.Tensor, generator: torch.Generator,
+                 unet_kwargs_fn=None, **unet_kwargs) -> torch.Tensor:
+    """‖ε − ε_θ(x_t, t, context, …)‖² at uniform training steps; gradients reach whatever made
+    `context` or `unet_kwargs` (or trainable UNet weights). `unet_kwargs_fn(x_t, t, context)` adds
+    inputs that depend on x_t (a ControlNet's residuals)."""
+    device = x0.device
+    noise = torch.randn(x0.shape, generator=generator).to(device, x0.dtype)  # CPU generator: same on any device
+    t = torch.randint(0, pipe.scheduler.config.num_train_timesteps, (x0.shape[0],), generator=generator).to(device)
+    x_t = pipe.scheduler.add_noise(x0, noise, t)
+    if unet_kwargs_fn is not None:
+        unet_kwargs = unet_kwargs | unet_kwargs_fn(x_t, t, context)
+    pred = pipe.unet(x_t, t, encoder_hidden_states=context, **unet_kwargs).sample
+    return F.mse_loss(pred.float(), noise.float())

@@ -1,0 +1,86 @@
+"""Tab: T2I-Adapter (METHODS.md §9) — endpoint /t2i_adapter."""
+from __future__ import annotations
+
+import gradio as gr
+
+from core import config
+from core.conditions import EXTRACTORS
+from core.methods import t2i_adapter
+from core.validate import load_image
+
+from .common import handler, header, step_progress
+
+TITLE = "T2I-Adapter"
+D = config.T2IAdapterDefaults
+SQUARE = str(config.EXAMPLES_DIR / "blue_square_left_white.png")
+CIRCLE = str(config.EXAMPLES_DIR / "yellow_circle_black.png")
+EXAMPLES = [[[SQUARE], ["canny"], "1.0", D.prompt, 1.0, True, D.steps, 0],
+            [[SQUARE, CIRCLE], ["canny", "palette"], "1.0, 1.0", "an object on a white background", 1.0, True, D.steps, 1],
+            [[CIRCLE], ["palette"], "1.0", "a square on a gray background", 0.5, True, D.steps, 2]]
+
+
+def parse_weights(text: str, count: int) -> list[float]:
+    """'1.0, 0.5' → [1.0, 0.5]; one number is used for every adapter."""
+    parts = [p.strip() for p in str(text or "").split(",") if p.strip()]
+    try:
+        weights = [float(p) for p in parts] or [D.weight]
+    except ValueError:
+        raise ValueError(f"weights must be numbers separated by commas, got {text!r}") from None
+    return weights * count if len(weights) == 1 else weights
+
+
+def build(models) -> None:
+    header(TITLE, "Steer a frozen text-to-image model with condition maps (edges, colour blocks, …): one small "
+                  "adapter per condition turns its map into features added to the UNet's encoder, computed once. "
+                  "Several adapters add up, each times its weight; `cond_tau` keeps them for only the first "
+                  "fraction of the steps (the official switch; 0 = no adapter).",
+           "Upload one image per chosen condition type, in the same order. With 'extract' on, the condition "
+           "is extracted from each upload (shown on the right); off, the uploads are used as condition maps. "
+           "Embedded: toy-adapters (canny, palette) for toy-sd; on a GPU the TencentARC SD1.x adapters.")
+    kinds = sorted({kind for adapters in config.T2I_ADAPTERS.values() for kind in adapters})
+    with gr.Row():
+        with gr.Column():
+            conditions = gr.File(label="conditions (one image per condition type)", file_count="multiple",
+                                 file_types=["image"], type="filepath")
+            condition_types = gr.Dropdown(kinds, value=list(D.condition_types), multiselect=True,
+                                          label="condition_types (in upload order)")
+            weights = gr.Textbox(str(D.weight), label="weights (one per condition type, comma-separated)")
+            prompt = gr.Textbox(D.prompt, label="prompt")
+            with gr.Row():
+                cond_tau = gr.Slider(0, 1, D.cond_tau, step=0.05, label="cond_tau")
+                extract = gr.Checkbox(D.extract, label="extract conditions from the uploads")
+            with gr.Row():
+                steps = gr.Slider(1, config.MAX_STEPS, D.steps, step=1, label="steps")
+                seed = gr.Number(D.seed, precision=0, label="seed", minimum=0, maximum=config.MAX_SEED)
+                guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
+            run = gr.Button("Generate", variant="primary")
+        with gr.Column():
+            image = gr.Image(label="result", type="numpy", format="png")
+            maps = gr.Gallery(label="condition maps used", columns=4, height="auto", format="png")
+
+    @handler
+    def generate(conditions: list[str], condition_types: list[str] = list(D.condition_types), weights: str = "1.0",
+                 prompt: str = D.prompt, cond_tau: float = D.cond_tau, extract: bool = D.extract,
+                 steps: int = D.steps, seed: int = D.seed, guidance_scale: float = D.guidance_scale,
+                 progress=gr.Progress()):
+        condition_types = list(condition_types or [])
+        if not conditions:
+            raise ValueError("no condition image given: upload one per condition type")
+        unknown = [kind for kind in condition_types if kind not in EXTRACTORS and extract]
+        if unknown:
+            raise ValueError(f"no offline extractor for {', '.join(unknown)}: untick 'extract' and upload the map")
+        images = [load_image(path, f"condition {i + 1}") for i, path in enumerate(conditions)]
+        params = t2i_adapter.AdapterParams(prompt, condition_types, parse_weights(weights, len(condition_types)),
+                                           float(cond_tau), bool(extract), int(steps), float(guidance_scale), int(seed))
+        params.check()
+        if len(images) != len(condition_types):
+            raise ValueError(f"{len(condition_types)} condition types but {len(images)} condition images")
+        progress(0, desc="loading models")
+        pipe = models.pipeline()
+        adapters = models.t2i_adapters(condition_types)
+        result = t2i_adapter.generate(pipe, adapters, images, params, on_step=step_progress(progress, "sampling"))
+        return result.image, [(m, kind) for m, kind in zip(result.maps, condition_types)]
+
+    inputs = [conditions, condition_types, weights, prompt, cond_tau, extract, steps, seed, guidance_scale]
+    run.click(generate, inputs, [image, maps], api_name="t2i_adapter")
+    gr.Examples(EXAMPLES, inputs[:-1], [image, maps], fn=generate, cache_examples=False)

@@ -1,0 +1,64 @@
+"""Tab: UniControl (METHODS.md §7) — endpoint /unicontrol."""
+from __future__ import annotations
+
+import gradio as gr
+
+from core import config
+from core.methods import unicontrol
+from core.unicontrol import INSTRUCTIONS
+from core.validate import load_image
+
+from .common import handler, header, step_progress
+
+TITLE = "UniControl"
+D = config.UniControlDefaults
+SQUARE = str(config.EXAMPLES_DIR / "blue_square_left_white.png")
+CIRCLE = str(config.EXAMPLES_DIR / "yellow_circle_black.png")
+TRIANGLE = str(config.EXAMPLES_DIR / "green_triangle_white.png")
+EXAMPLES = [[SQUARE, "canny edge to image", D.prompt, 1.0, True, D.steps, 0],
+            [TRIANGLE, "segmentation map to image", "a blue object on a white background", 1.0, True, D.steps, 1],
+            [CIRCLE, "color blocks to image", "a square on a white background", 1.0, True, D.steps, 2]]
+
+
+def build(models) -> None:
+    header(TITLE, "One control model for many kinds of condition. The task instruction (e.g. \"canny edge to "
+                  "image\") picks the model's input stem for that condition (its mixture of experts) and, "
+                  "encoded by the text encoder, drives a HyperNet that modulates every zero-convolution.",
+           "Embedded: toy-unicontrol for toy-sd, three tasks (canny edge, segmentation map, colour blocks). "
+           "On a GPU: the official checkpoint (Robert001/UniControl-Model, its safetensors file) converted "
+           "on load into the same class.")
+    with gr.Row():
+        with gr.Column():
+            condition_image = gr.Image(label="condition_image", type="filepath", sources=["upload", "clipboard"])
+            task = gr.Dropdown(list(INSTRUCTIONS.values()), value=D.task, allow_custom_value=True,
+                               label="task (instruction)")
+            prompt = gr.Textbox(D.prompt, label="prompt")
+            with gr.Row():
+                strength = gr.Slider(0, D.max_strength, D.strength, step=0.05, label="strength")
+                extract = gr.Checkbox(D.extract, label="extract the condition from the upload")
+            with gr.Row():
+                steps = gr.Slider(1, config.MAX_STEPS, D.steps, step=1, label="steps")
+                seed = gr.Number(D.seed, precision=0, label="seed", minimum=0, maximum=config.MAX_SEED)
+                guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
+            run = gr.Button("Generate", variant="primary")
+        with gr.Column():
+            image = gr.Image(label="result", type="numpy", format="png")
+            condition = gr.Image(label="condition map used", type="numpy", format="png")
+
+    @handler
+    def generate(condition_image: str, task: str = D.task, prompt: str = D.prompt, strength: float = D.strength,
+                 extract: bool = D.extract, steps: int = D.steps, seed: int = D.seed,
+                 guidance_scale: float = D.guidance_scale, progress=gr.Progress()):
+        pixels = load_image(condition_image, "condition_image")
+        params = unicontrol.UniControlParams(prompt, task, float(strength), bool(extract), int(steps),
+                                             float(guidance_scale), int(seed))
+        params.check()
+        progress(0, desc="loading models")
+        pipe = models.pipeline()
+        model = models.unicontrol()
+        result = unicontrol.generate(pipe, model, pixels, params, on_step=step_progress(progress, "sampling"))
+        return result.image, result.condition
+
+    inputs = [condition_image, task, prompt, strength, extract, steps, seed, guidance_scale]
+    run.click(generate, inputs, [image, condition], api_name="unicontrol")
+    gr.Examples(EXAMPLES, inputs[:-1], [image, condition], fn=generate, cache_examples=False)

@@ -1,0 +1,161 @@
+"""T2I-Adapter: condition extraction, composition and cond_tau on tiny random components; the
+embedded toy-adapters' behaviour read from pixels; /t2i_adapter through gradio_client."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from gradio_client import handle_file
+
+from core import config
+from core.conditions import EXTRACTORS, extract, fill_outline
+from core.methods import t2i_adapter as ta
+from core.models import Models
+from core.shapes import dataset, reader
+
+SQUARE = dataset.Scene((dataset.ShapeObject("blue", "square", 20, 40, 13),), "white")
+
+
+# ---- condition maps -------------------------------------------------------------------------
+
+def test_every_extractor_keeps_the_size_and_handles_frames():
+    image = dataset.render(SQUARE)
+    for kind in EXTRACTORS:
+        single = extract(kind, image)
+        assert single.shape == image.shape and single.dtype == np.uint8, kind
+        assert extract(kind, np.stack([image, image])).shape == (2, *image.shape)
+    with pytest.raises(ValueError, match="no offline extractor"):
+        extract("depth", image)
+
+
+def test_extractors_carry_what_they_should():
+    image = dataset.render(SQUARE)
+    truth = dataset.object_mask(SQUARE.objects[0])
+    assert reader.mask_iou(fill_outline(extract("canny", image)), truth) >= 0.85  # edges enclose the shape
+    assert reader.mask_iou(extract("mask", image)[..., 0] > 127, truth) >= 0.9
+    blocks = extract("palette", image)
+    assert len(np.unique(blocks.reshape(-1, 3), axis=0)) <= 64  # 8×8 cells
+    assert np.abs(blocks[40, 20].astype(int) - dataset.PALETTE["blue"]).max() <= 10  # the square's cell is blue
+    assert np.ptp(extract("grayscale", image), axis=-1).max() == 0
+    assert extract("blur", image).std() < image.std()
+    assert (extract("inpaint", image)[32, 32] == 127).all() and (extract("outpaint", image)[0, 0] == 127).all()
+
+
+# ---- mechanics on tiny random components -------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_adapters(tiny_pipe):
+    torch.manual_seed(1)
+    first = ta.make_adapter(tuple(tiny_pipe.unet.config.block_out_channels), tiny_pipe.vae_scale_factor).eval()
+    second = ta.make_adapter(tuple(tiny_pipe.unet.config.block_out_channels), tiny_pipe.vae_scale_factor, 1).eval()
+    for adapter in (first, second):  # random weights large enough to move the result
+        for p in adapter.parameters():
+            p.data.mul_(3)
+    return first, second
+
+
+def run(pipe, adapters, kinds, weights, cond_tau=1.0, steps=6):
+    image = dataset.render(SQUARE)
+    params = ta.AdapterParams("a blue square", kinds, weights, cond_tau, True, steps, 5.0, seed=3)
+    return ta.generate(pipe, adapters, [image] * len(kinds), params).image.astype(int)
+
+
+def test_cond_tau_zero_equals_no_adapter(tiny_pipe, tiny_adapters):
+    first, _ = tiny_adapters
+    none = run(tiny_pipe, [first], ["canny"], [0.0])  # weight 0: no features at all
+    assert np.array_equal(run(tiny_pipe, [first], ["canny"], [1.0], cond_tau=0.0), none)
+    assert np.abs(run(tiny_pipe, [first], ["canny"], [1.0]) - none).max() > 10  # the adapter does act
+    half = run(tiny_pipe, [first], ["canny"], [1.0], cond_tau=0.5)
+    assert not np.array_equal(half, none) and not np.array_equal(half, run(tiny_pipe, [first], ["canny"], [1.0]))
+
+
+def test_active_steps_follow_the_official_rule():
+    assert ta.active_steps(50, 1.0) == 50 and ta.active_steps(50, 0.0) == 0
+    assert ta.active_steps(50, 0.4) == 50 - int(0.6 * 50)
+
+
+def test_two_adapters_weighted_one_and_zero_reproduce_each_single(tiny_pipe, tiny_adapters):
+    first, second = tiny_adapters
+    kinds = ["canny", "palette"]
+    assert np.array_equal(run(tiny_pipe, [first, second], kinds, [1.0, 0.0]), run(tiny_pipe, [first], kinds[:1], [1.0]))
+    assert np.array_equal(run(tiny_pipe, [first, second], kinds, [0.0, 1.0]), run(tiny_pipe, [second], kinds[1:], [1.0]))
+
+
+def test_bad_parameters_are_refused():
+    for params, message in [(ta.AdapterParams(condition_types=[]), "at least one"),
+                            (ta.AdapterParams(weights=[1.0, 1.0]), "weights"),
+                            (ta.AdapterParams(cond_tau=1.5), "cond_tau"),
+                            (ta.AdapterParams(weights=[-1.0]), "weights must lie")]:
+        with pytest.raises(ValueError, match=message):
+            params.check()
+
+
+# ---- behaviour on the embedded toy-adapters --------------------------------------------------
+
+@pytest.fixture(scope="module")
+def toy():
+    models = Models()
+    return models.pipeline(), models
+
+
+def square_at(cx, cy, radius=12, color="blue"):
+    return dataset.Scene((dataset.ShapeObject(color, "square", cx, cy, radius),), "white")
+
+
+def test_edge_adapter_puts_a_square_where_its_edges_are(toy):
+    """The prompt names only a colour; the square's place and shape come from the edge map."""
+    pipe, models = toy
+    adapter = models.t2i_adapters(["canny"])
+    ious = []
+    for seed, (cx, cy) in enumerate([(20, 40), (42, 22), (32, 32), (44, 44)]):
+        edges = extract("canny", dataset.render(square_at(cx, cy)))
+        params = ta.AdapterParams("a red object on a white background", ["canny"], [1.0], extract=False, seed=seed)
+        blob = reader.read_single(ta.generate(pipe, adapter, [edges], params).image)
+        ious.append(0.0 if blob is None else reader.mask_iou(blob.mask, fill_outline(edges)))
+    print(f"edge adapter: mask IoU with the edges' filled square {np.round(ious, 3).tolist()}")
+    assert min(ious) >= 0.7
+
+
+def test_toy_adapters_two_at_once_match_each_alone_and_cond_tau_zero_is_plain(toy):
+    pipe, models = toy
+    adapters = models.t2i_adapters(["canny", "palette"])
+    image = dataset.render(square_at(24, 24, color="green"))
+
+    def generate(chosen, kinds, weights, cond_tau=1.0):
+        params = ta.AdapterParams("a square on a white background", kinds, weights, cond_tau, steps=10, seed=4)
+        return ta.generate(pipe, chosen, [image] * len(kinds), params).image
+
+    assert np.array_equal(generate(adapters, ["canny", "palette"], [1.0, 0.0]), generate(adapters[:1], ["canny"], [1.0]))
+    assert np.array_equal(generate(adapters, ["canny", "palette"], [0.0, 1.0]),
+                          generate(adapters[1:], ["palette"], [1.0]))
+    plain = generate(adapters, ["canny", "palette"], [0.0, 0.0])
+    assert np.array_equal(generate(adapters, ["canny", "palette"], [1.0, 1.0], cond_tau=0.0), plain)
+
+
+def test_palette_adapter_gives_the_block_colour(toy):
+    pipe, models = toy
+    adapter = models.t2i_adapters(["palette"])
+    right = 0
+    colors = ["red", "green", "blue", "yellow"]
+    for seed, color in enumerate(colors):
+        condition = dataset.render(dataset.Scene((dataset.ShapeObject(color, "circle", 32, 32, 16),), "white"))
+        params = ta.AdapterParams("a circle on a white background", ["palette"], [1.0], seed=seed)
+        blob = reader.read_single(ta.generate(pipe, adapter, [condition], params).image)
+        right += blob is not None and blob.color == color
+    assert right >= 3
+
+
+# ---- endpoint -------------------------------------------------------------------------------
+
+def test_t2i_adapter_endpoint(client):
+    square = handle_file(str(config.EXAMPLES_DIR / "blue_square_left_white.png"))
+    circle = handle_file(str(config.EXAMPLES_DIR / "yellow_circle_black.png"))
+    image, maps = client.predict(conditions=[square, circle], condition_types=["canny", "palette"], weights="1, 0.5",
+                                 prompt="an object on a white background", steps=4, api_name="/t2i_adapter")
+    assert image and len(maps) == 2
+    with pytest.raises(Exception, match="2 condition types but 1 condition images"):
+        client.predict(conditions=[square], condition_types=["canny", "palette"], steps=2, api_name="/t2i_adapter")
+    with pytest.raises(Exception, match="no offline extractor"):
+        client.predict(conditions=[square], condition_types=["depth"], steps=2, api_name="/t2i_adapter")
+    with pytest.raises(Exception, match="cond_tau"):
+        client.predict(conditions=[square], condition_types=["canny"], cond_tau=2, steps=2, api_name="/t2i_adapter")
