@@ -43,6 +43,9 @@ def build(models) -> None:
                 steps = gr.Slider(1, config.MAX_STEPS, D.steps, step=1, label="steps")
                 seed = gr.Number(D.seed, precision=0, minimum=0, maximum=config.MAX_SEED, label="seed")
                 guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
+            unconditional = gr.Radio(["source", "empty"], value=D.unconditional,
+                                     label="unconditional branch prompt (source: negative-prompt inversion; "
+                                           "empty: the official code)")
             run = gr.Button("Invert and edit", variant="primary")
         with gr.Column():
             edited = gr.Video(label="edited", autoplay=True, loop=True)
@@ -54,18 +57,19 @@ def build(models) -> None:
              self_replace_steps: float = D.self_replace_steps, blend_words: str = D.blend_words,
              blend_threshold: float = D.blend_threshold, amplify_words: str = D.amplify_words,
              amplify_value: float = D.amplify_value, frames: int = D.frames, steps: int = D.steps, seed: int = D.seed,
-             guidance_scale: float = D.guidance_scale, progress=gr.Progress()):
+             guidance_scale: float = D.guidance_scale, unconditional: str = D.unconditional,
+             progress=gr.Progress()):
         clip = read_video_input(video)
-        params = fatezero.FateZeroParams(source_prompt, target_prompt, float(cross_replace_steps),
-                                         float(self_replace_steps), blend_words or "", float(blend_threshold),
-                                         amplify_words or "", float(amplify_value), int(frames), int(steps), int(seed),
-                                         float(guidance_scale))
+        params = fatezero.FateZeroParams(
+            source_prompt, target_prompt, float(cross_replace_steps), float(self_replace_steps), blend_words or "",
+            float(blend_threshold), amplify_words or "", float(amplify_value), frames=int(frames), steps=int(steps),
+            guidance_scale=float(guidance_scale), seed=int(seed), unconditional=unconditional)
         params.check()
         result = fatezero.run(models.pipeline(), clip, params, on_step=step_progress(progress, "invert, edit, reconstruct"))
         stored = f"{result.stored_bytes / 2**20:.1f} MiB for {len(result.edited)} frames × {params.steps} steps"
         return save_video(result.edited, D.fps), save_video(result.reconstruction, D.fps), stored
 
     inputs = [video, source_prompt, target_prompt, cross, self_, blend_words, blend_threshold, amplify_words,
-              amplify_value, frames, steps, seed, guidance_scale]
+              amplify_value, frames, steps, seed, guidance_scale, unconditional]
     run.click(edit, inputs, [edited, reconstruction, memory], api_name="fatezero")
     gr.Examples(EXAMPLES, inputs[:12], [edited, reconstruction, memory], fn=edit, cache_examples=False)

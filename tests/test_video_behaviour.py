@@ -58,16 +58,17 @@ def red_circle_video():
     return frames
 
 
-@pytest.mark.xfail(strict=True, reason="measured on toy-sd: reconstruction PSNR 19.4 dB (< 25) and not every "
-                   "frame recoloured; the fusion relies on word-localised cross-attention, which toy-sd lacks")
 def test_fatezero_recolours_every_frame_and_keeps_motion(pipe, red_circle_video):
+    """Measured: every frame blue, IoU 0.81–0.92, reconstruction 28.7 dB (the VAE alone: 28.6 dB).
+    With the official empty unconditional prompt the reconstruction at guidance 6 was 7.1 dB."""
     params = fatezero.FateZeroParams("a red circle moving right on a white background",
-                                     "a blue circle moving right on a white background", frames=8, steps=25,
-                                     guidance_scale=6.0)
+                                     "a blue circle moving right on a white background", frames=8, steps=25)
     result = fatezero.run(pipe, red_circle_video, params)
     source, edited = objects(result.source), objects(result.edited)
     assert all(b.color == "blue" for b in edited)
     assert min(reader.mask_iou(a.mask, b.mask) for a, b in zip(source, edited)) >= 0.75
     assert edited[-1].cx - edited[0].cx >= 0.8 * (source[-1].cx - source[0].cx)
     recon = np.mean([psnr(a, b) for a, b in zip(result.reconstruction, result.source)])
+    print(f"FateZero: IoU {[round(reader.mask_iou(a.mask, b.mask), 2) for a, b in zip(source, edited)]}, "
+          f"reconstruction {recon:.1f} dB")
     assert recon >= 25.0, recon

@@ -41,8 +41,11 @@ class FateZeroParams:
     steps: int = D.steps
     guidance_scale: float = D.guidance_scale
     seed: int = D.seed
+    unconditional: str = D.unconditional  # "source" (negative-prompt inversion) or "empty"
 
     def check(self) -> None:
+        if self.unconditional not in ("source", "empty"):
+            raise ValueError(f"unconditional must be 'source' or 'empty', got {self.unconditional!r}")
         check_prompt(self.source_prompt, "source_prompt")
         check_prompt(self.target_prompt, "target_prompt")
         self.cross_replace_steps = parse_steps(self.cross_replace_steps)
@@ -103,7 +106,7 @@ def run(pipe, video: np.ndarray, params: FateZeroParams, reconstruct: bool = Tru
         store = InversionMapStore(config.MAX_SELF_ATTENTION_QUERIES)
         with state.use([store], frames=count, frame_mode=FrameMode.MIDDLE):
             noise = ddim_invert(pipe.unet, latents, source_embeds, schedule, on_step=progress(0))[-1]
-        uncond = encode_prompts(pipe, [""])
+        uncond = encode_prompts(pipe, [params.source_prompt if params.unconditional == "source" else ""])
         mask_side = min(config.P2P_MAP_SIDE, pipe.unet.config.sample_size)
         outputs = []
         for index, target in enumerate([params.target_prompt] + ([params.source_prompt] if reconstruct else [])):
