@@ -124,6 +124,7 @@ class T2VZeroDefaults:
     seed: int = 0
     fps: int = 4
     image_guidance_scale: float = 1.0  # Video Instruct-Pix2Pix (official demo default)
+    noise: str = "warped"  # re-noising of the moved frames: "warped" (one ε, moved) or "per-frame" (official)
     controlnet_scale: float = 1.0
     canny_low: int = 100  # official Canny thresholds
     canny_high: int = 200

@@ -14,9 +14,11 @@ from .common import handler, header, read_video_input, save_video, step_progress
 TITLE = "Text2Video-Zero"
 D = config.T2VZeroDefaults
 MODES = ("text", "controlnet", "pix2pix")
-EXAMPLES = [["a red circle on a white background", 8, 12, 0, 44, 47, 50, 0],
-            ["a blue square on a black background", 8, 0, 12, 44, 47, 50, 1],
-            ["a yellow triangle on a gray background", 8, -12, -12, 44, 47, 50, 2]]
+# toy-sd places its object later than SD does: the examples move frame 1's latent half-way (t0 25, t1 28),
+# where its layout is already fixed; the defaults stay the official 44 / 47 for SD.
+EXAMPLES = [["a red circle on a white background", 8, 12, 0, 25, 28, 50, 0],
+            ["a blue square on a black background", 8, 0, 12, 25, 28, 50, 1],
+            ["a yellow triangle on a gray background", 8, -12, -12, 25, 28, 50, 2]]
 
 
 def build(models) -> None:
@@ -43,6 +45,9 @@ def build(models) -> None:
             with gr.Accordion("guidance, ablation, video modes", open=False):
                 guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
                 cross_frame = gr.Checkbox(True, label="cross_frame (attention to frame 1)")
+                noise = gr.Radio(list(t2v_zero.NOISE_MODES), value=D.noise,
+                                 label="noise (re-noising the moved frames: warped = one noise moved with the content; "
+                                       "per-frame = the official code)")
                 control_video = gr.Video(label="control_video (controlnet mode: Canny edges per frame)", sources=["upload"])
                 source_video = gr.Video(label="source_video (pix2pix mode)", sources=["upload"])
                 instruction = gr.Textbox("", label="instruction (pix2pix mode)")
@@ -55,12 +60,14 @@ def build(models) -> None:
     def generate(prompt: str, frames: int = D.frames, motion_x: float = D.motion_x, motion_y: float = D.motion_y,
                  t0: int = D.t0, t1: int = D.t1, steps: int = D.steps, seed: int = D.seed, mode: str = "text",
                  control_video: str | None = None, source_video: str | None = None, instruction: str = "",
-                 guidance_scale: float = D.guidance_scale, cross_frame: bool = True, progress=gr.Progress()):
+                 guidance_scale: float = D.guidance_scale, cross_frame: bool = True, noise: str = D.noise,
+                 progress=gr.Progress()):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}")
         params = t2v_zero.T2VZeroParams(prompt if mode != "pix2pix" else (instruction or prompt), int(frames),
                                         float(motion_x), float(motion_y), int(t0), int(t1), int(steps),
-                                        float(guidance_scale), int(seed), bool(cross_frame), motion=mode == "text")
+                                        float(guidance_scale), int(seed), bool(cross_frame), motion=mode == "text",
+                                        noise=noise)
         params.check()
         on_step = step_progress(progress, mode)
         maps = []
@@ -82,6 +89,6 @@ def build(models) -> None:
         return save_video(out, D.fps), [m for m in maps]
 
     inputs = [prompt, frames, motion_x, motion_y, t0, t1, steps, seed, mode, control_video, source_video, instruction,
-              guidance_scale, cross_frame]
+              guidance_scale, cross_frame, noise]
     run.click(generate, inputs, [video, conditions], api_name="t2v_zero")
     gr.Examples(EXAMPLES, inputs[:8], [video, conditions], fn=generate, cache_examples=False)

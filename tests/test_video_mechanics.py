@@ -26,6 +26,16 @@ def test_text_mode_runs_and_is_deterministic(tiny_pipe):
     assert first.shape == (3, 32, 32, 3) and np.array_equal(first, again)
 
 
+def test_warped_noise_without_motion_gives_identical_frames(tiny_pipe):
+    params = dict(prompt="a red circle", frames=3, steps=6, t0=2, t1=4, seed=3, motion_x=0, motion_y=0)
+    warped = t2v_zero.generate(tiny_pipe, t2v_zero.T2VZeroParams(**params))
+    assert all(np.array_equal(frame, warped[0]) for frame in warped)
+    per_frame = t2v_zero.generate(tiny_pipe, t2v_zero.T2VZeroParams(**params, noise="per-frame"))
+    assert not np.array_equal(per_frame[1], per_frame[2])  # the official re-noising: its own noise per frame
+    with pytest.raises(ValueError, match="noise"):
+        t2v_zero.T2VZeroParams("a red circle", noise="pink")
+
+
 def test_t0_t1_are_checked(tiny_pipe):
     with pytest.raises(ValueError, match="t1"):
         t2v_zero.generate(tiny_pipe, t2v_zero.T2VZeroParams("a red circle", steps=10))

@@ -5,6 +5,11 @@ the end, 47 and 44 of 50), copy it to every frame, translate frame k by k·δ (�
 motion_y in units of a 512-px frame, as the official code), re-noise from t0 back to t1 with
 the forward process, then denoise all frames together with cross-frame attention (every
 frame's self-attention reads frame 1's keys/values).
+
+The official code re-noises each moved frame with its own noise. At t1 (3 of 50 steps in) a small
+model has not yet fixed where the object is, so fresh noise per frame re-decides it: on toy-sd the
+object wandered ~9 px with no motion at all. `noise="warped"` (our default) re-noises once and
+moves the noise with the content, so frame k is exactly frame 1 shifted by k·δ at t1.
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ from ..sampling import decode, denoise, encode_images, encode_prompts, prepare_l
 from ..video import resize_frames
 from ..validate import check_prompt, check_range
 
+NOISE_MODES = ("warped", "shared", "per-frame")
 MOTION_REFERENCE = 512  # motion_x/y are pixels of a 512-px frame, whatever the model's size
 D = config.T2VZeroDefaults
 
@@ -38,6 +44,11 @@ class T2VZeroParams:
     seed: int = D.seed
     cross_frame: bool = True  # the paper's cross-frame attention (off only for the ablation)
     motion: bool = True  # the paper's motion dynamics in the latent (off: all frames share x_T)
+    noise: str = D.noise  # re-noising t0 → t1: "per-frame" (the official code) or "warped"
+
+    def __post_init__(self):
+        if self.noise not in NOISE_MODES:
+            raise ValueError(f"noise must be one of {NOISE_MODES}, got {self.noise!r}")
 
     def check(self) -> None:
         check_prompt(self.prompt)
@@ -68,10 +79,13 @@ def translate(latent: torch.Tensor, shifts: list[tuple[float, float]]) -> torch.
                          align_corners=False)
 
 
-def forward_noise(x: torch.Tensor, alpha_from: torch.Tensor, alpha_to: torch.Tensor, generator) -> torch.Tensor:
-    """q(x_to | x_from) for a noisier `to`: √(ᾱ_to/ᾱ_from)·x + √(1 − ᾱ_to/ᾱ_from)·ε."""
+def forward_noise(x: torch.Tensor, alpha_from: torch.Tensor, alpha_to: torch.Tensor, generator,
+                  shared: bool = False) -> torch.Tensor:
+    """q(x_to | x_from) for a noisier `to`: √(ᾱ_to/ᾱ_from)·x + √(1 − ᾱ_to/ᾱ_from)·ε (one ε for the
+    whole batch when `shared`)."""
     ratio = (alpha_to / alpha_from).to(x)
-    noise = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+    shape = (1, *x.shape[1:]) if shared else x.shape
+    noise = torch.randn(shape, generator=generator, dtype=x.dtype).to(x.device)
     return ratio.sqrt() * x + (1 - ratio).sqrt() * noise
 
 
@@ -105,11 +119,14 @@ def generate(pipe, params: T2VZeroParams, on_step=None, unet_kwargs_fn=None, con
                            end_step=first_t0, generator=generator, on_step=progress(first_t1),
                            unet_kwargs_fn=unet_kwargs_fn).latents
             scale = pipe.unet.config.sample_size / MOTION_REFERENCE
-            shifts = [(params.motion_x * k * scale, params.motion_y * k * scale) for k in range(1, frames)]
-            moved = translate(x_t0, shifts)
-            alphas = scheduler.alphas_cumprod
-            moved = forward_noise(moved, alphas[int(timesteps[first_t0])], alphas[int(timesteps[first_t1])], generator)
-            latents = torch.cat([x_t1, moved])
+            shifts = [(params.motion_x * k * scale, params.motion_y * k * scale) for k in range(frames)]
+            alpha_t0, alpha_t1 = (scheduler.alphas_cumprod[int(timesteps[i])] for i in (first_t0, first_t1))
+            if params.noise == "warped":  # one re-noised latent, noise and all, moved to every frame
+                latents = translate(forward_noise(x_t0, alpha_t0, alpha_t1, generator), shifts)
+            elif params.noise == "shared":  # the content moves, one noise for every frame stays
+                latents = forward_noise(translate(x_t0, shifts), alpha_t0, alpha_t1, generator, shared=True)
+            else:  # fresh noise per moved frame; frame 1 keeps its own x_t1
+                latents = torch.cat([x_t1, forward_noise(translate(x_t0, shifts[1:]), alpha_t0, alpha_t1, generator)])
             start = first_t1
         else:
             latents, start = latent.expand(frames, -1, -1, -1).clone(), 0
