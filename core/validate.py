@@ -31,6 +31,13 @@ def check_range(name: str, value, low, high):
     return value
 
 
+def check_sampling(steps, guidance_scale, seed=0) -> None:
+    """The knobs every sampler-driven method has: steps, guidance scale, seed."""
+    check_range("steps", steps, 1, config.MAX_STEPS)
+    check_range("guidance_scale", guidance_scale, 0.0, config.MAX_GUIDANCE)
+    check_range("seed", seed, 0, config.MAX_SEED)
+
+
 def load_image(path, name: str = "image") -> np.ndarray:
     """An uploaded image file → uint8 RGB array, refusing wrong types and absurd sizes before decoding."""
     if path is None:

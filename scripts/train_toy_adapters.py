@@ -26,7 +26,7 @@ from core.methods import t2i_adapter  # noqa: E402
 from core.models import Models  # noqa: E402
 from core.shapes import dataset, reader  # noqa: E402
 from core.training.adapters import adapter_loss  # noqa: E402
-from core.training.loop import warmup_cosine  # noqa: E402
+from core.training.loop import optimizer_step  # noqa: E402
 
 SEED = 0
 STEPS, BATCH, LR = 600, 32, 1e-3
@@ -88,14 +88,9 @@ def main() -> None:
         for step in range(args.steps):
             rng = np.random.default_rng([SEED, step, len(kind)])
             images, maps, captions = batch(rng, kind, BATCH)
-            for group in optimizer.param_groups:
-                group["lr"] = LR * warmup_cosine(step, args.steps, warmup=50)
             loss = adapter_loss(pipe, adapter, images, maps, captions,
                                 torch.Generator().manual_seed(int(rng.integers(2**31))))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(adapter.parameters(), 1.0)
-            optimizer.step()
+            optimizer_step(optimizer, loss, step, args.steps, LR, warmup=50)
             if step % 50 == 0:
                 print(f"{kind} step {step} loss {loss.item():.4f} elapsed {time.time() - started:.0f}s", flush=True)
         seconds = round(time.time() - started)

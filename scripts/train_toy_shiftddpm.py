@@ -31,7 +31,11 @@ SEED = 0
 SIZE, BATCH, LR, EMA_DECAY = 32, 32, 5e-4, 0.999
 STEPS = 3500
 EVAL_PER_CLASS = 4
-SHIFT_START_SCALE = 3.0  # E(c) starts at 3 × its class's mean image (ShiftPredictor.start_from)
+SHIFT_START_SCALE = 3.0  # E(c) = 3 × its class's mean image (+ the MLP branch's small random image)
+# Trained jointly with the UNet (the paper's recipe), E(c) collapsed on our CPU budget: between-class
+# RMS 0.52 → 0.12 per pixel after 3,500 steps, and the UNet ignored it (class accuracy 0.056 = chance):
+# shrinking E is the cheapest way to lower the ε-loss while the UNet cannot yet read the class.
+# So E(c) stays fixed at its data-informed start (--train-shift restores the joint training).
 MEAN_IMAGES_PER_CLASS = 64
 
 
@@ -42,17 +46,17 @@ def make_unet(size: int = SIZE) -> UNet2DModel:
 
 
 def class_accuracy(model: shiftddpm.ShiftModel, sampler: str, steps: int, per_class: int = EVAL_PER_CLASS) -> float:
-    """Share of samples whose colour and shape (read from pixels) are their class's."""
-    right = total = 0
-    for index, name in enumerate(model.class_names):
-        result = shiftddpm.sample(model, model.class_weights(name), n=per_class, sampler=sampler, steps=steps,
-                                  seed=1000 + index)
+    """Share of samples whose colour and shape (read from pixels) are their class's; every class in
+    one batch (one UNet call per step), one row of class weights per sample."""
+    names = [name for name in model.class_names for _ in range(per_class)]
+    weights = torch.cat([model.class_weights(name) for name in names])
+    images = shiftddpm.sample(model, weights, n=len(names), sampler=sampler, steps=steps, seed=1000).images
+    right = 0
+    for name, image in zip(names, images):
         color, shape = name.split()
-        for image in result.images:
-            blob = reader.read_single(cv2.resize(image, (64, 64), interpolation=cv2.INTER_LINEAR))
-            right += blob is not None and blob.color == color and blob.shape == shape
-            total += 1
-    return right / total
+        blob = reader.read_single(cv2.resize(image, (64, 64), interpolation=cv2.INTER_LINEAR))
+        right += blob is not None and blob.color == color and blob.shape == shape
+    return right / len(names)
 
 
 def folder_dataset(folder: Path, size: int):
@@ -91,6 +95,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=None, help="a folder of class folders instead of the toy data")
     parser.add_argument("--size", type=int, default=SIZE)
     parser.add_argument("--run-dir", type=Path, default=config.ROOT / "runs" / "toy-shiftddpm")
+    parser.add_argument("--train-shift", action="store_true", help="train E(c) jointly (the paper) instead of fixing it")
     args = parser.parse_args()
     torch.manual_seed(SEED)
     torch.set_num_threads(2)
@@ -103,9 +108,10 @@ def main() -> None:
     model = shiftddpm.ShiftModel(make_unet(args.size), shiftddpm.ShiftPredictor(len(names), 3, args.size), names,
                                  args.variant)
     model.predictor.start_from(class_means(names, args.size, data_images, data_labels), SHIFT_START_SCALE)
+    model.predictor.requires_grad_(bool(args.train_shift))
     modules = torch.nn.ModuleDict({"unet": model.unet, "predictor": model.predictor}).to(device)
     ema = EMA(modules, EMA_DECAY)
-    optimizer = torch.optim.AdamW(modules.parameters(), lr=LR, weight_decay=0.0)
+    optimizer = torch.optim.AdamW([p for p in modules.parameters() if p.requires_grad], lr=LR, weight_decay=0.0)
     ckpt = Checkpoint(args.run_dir / "model.pt", every=250)
     start = 0
     if (state := ckpt.load()) is not None:
@@ -146,7 +152,8 @@ def main() -> None:
     if args.data is not None:  # class accuracy needs the shapes reader: toy data only
         print(f"saved {args.out}")
         return
-    report = {"variant": args.variant, "steps": args.steps, "batch": BATCH, "train_seconds": round(ckpt.elapsed()),
+    report = {"variant": args.variant, "shift_trained": bool(args.train_shift), "steps": args.steps, "batch": BATCH,
+              "train_seconds": round(ckpt.elapsed()),
               "ddpm_1000_accuracy": class_accuracy(reloaded, "DDPM", 1000),
               "ddim_50_accuracy": class_accuracy(reloaded, "DDIM", 50), "per_class": EVAL_PER_CLASS}
     (args.out / "metrics.json").write_text(json.dumps(report, indent=2))
@@ -170,8 +177,9 @@ default of Diffusion Studio's `/shiftddpm` tab, trained from scratch on 2 CPU co
   white, black or gray background (`core/shapes/dataset.py`); 18 classes "{{color}} {{shape}}".
 - **Model**: `unet/` is an unconditional UNet2DModel, channels (16, 32, 64): it takes no class
   input. `shift_predictor.safetensors` is E(c) (class embedding → MLP → two transposed convs →
-  3×32×32). Variant **{r['variant']}**; linear β 1e-4…0.02 over 1000 steps; ε-loss with
-  ε̂ = ε_θ − k_t·E(c)/√(1−ᾱ_t); UNet and E(c) trained jointly, EMA {EMA_DECAY}.
+  3×32×32) plus a per-class image set to {SHIFT_START_SCALE} × the class's mean image. Variant **{r['variant']}**;
+  linear β 1e-4…0.02 over 1000 steps; ε-loss with ε̂ = ε_θ − k_t·E(c)/√(1−ᾱ_t); EMA {EMA_DECAY}.
+  {"UNet and E(c) trained jointly." if r['shift_trained'] else "E(c) fixed at its data-informed start, the UNet trained (joint training collapsed E on our budget: see the script)."}
 - **Training**: {r['steps']} steps of batch {r['batch']}, AdamW lr {LR} (warm-up, cosine);
   {r['train_seconds']} s of CPU.
 - **Weights**: fp16 safetensors.

@@ -27,7 +27,7 @@ from core.methods import unicontrol  # noqa: E402
 from core.models import Models  # noqa: E402
 from core.shapes import dataset, reader  # noqa: E402
 from core.training.adapters import control_loss  # noqa: E402
-from core.training.loop import warmup_cosine  # noqa: E402
+from core.training.loop import optimizer_step  # noqa: E402
 from core.unicontrol import INSTRUCTIONS, UniControlModel  # noqa: E402
 
 SEED = 0
@@ -87,14 +87,9 @@ def main() -> None:
         rng = np.random.default_rng([SEED, step])
         task = TASKS[step % len(TASKS)]
         images, maps, captions = batch(rng, task, BATCH)
-        for group in optimizer.param_groups:
-            group["lr"] = LR * warmup_cosine(step, args.steps, warmup=50)
         loss = control_loss(pipe, model, images, maps, captions, task, instructions[task],
                             torch.Generator().manual_seed(int(rng.integers(2**31))))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+        optimizer_step(optimizer, loss, step, args.steps, LR, warmup=50)
         if step % 50 == 0:
             print(f"step {step} {task} loss {loss.item():.4f} elapsed {time.time() - started:.0f}s", flush=True)
     seconds = round(time.time() - started)

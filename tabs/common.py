@@ -61,6 +61,16 @@ def header(title: str, summary: str, note: str | None = None) -> None:
     gr.Markdown(text)
 
 
+def sampling_controls(defaults):
+    """The row of knobs every sampler-driven tab has: steps, seed, guidance_scale (defaults from config)."""
+    from core import config
+    with gr.Row():
+        steps = gr.Slider(1, config.MAX_STEPS, defaults.steps, step=1, label="steps")
+        seed = gr.Number(defaults.seed, precision=0, label="seed", minimum=0, maximum=config.MAX_SEED)
+        guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, defaults.guidance_scale, step=0.5, label="guidance_scale")
+    return steps, seed, guidance_scale
+
+
 def output_path(suffix: str) -> str:
     """A fresh file in the app's temp folder (GRADIO_TEMP_DIR or the system's), never a request's path."""
     folder = Path(os.environ.get("GRADIO_TEMP_DIR") or tempfile.gettempdir()) / "studio-outputs"

@@ -8,7 +8,7 @@ from core.conditions import EXTRACTORS
 from core.methods import t2i_adapter
 from core.validate import load_image
 
-from .common import handler, header, step_progress
+from .common import handler, header, sampling_controls, step_progress
 
 TITLE = "T2I-Adapter"
 D = config.T2IAdapterDefaults
@@ -49,10 +49,7 @@ def build(models) -> None:
             with gr.Row():
                 cond_tau = gr.Slider(0, 1, D.cond_tau, step=0.05, label="cond_tau")
                 extract = gr.Checkbox(D.extract, label="extract conditions from the uploads")
-            with gr.Row():
-                steps = gr.Slider(1, config.MAX_STEPS, D.steps, step=1, label="steps")
-                seed = gr.Number(D.seed, precision=0, label="seed", minimum=0, maximum=config.MAX_SEED)
-                guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
+            steps, seed, guidance_scale = sampling_controls(D)
             run = gr.Button("Generate", variant="primary")
         with gr.Column():
             image = gr.Image(label="result", type="numpy", format="png")

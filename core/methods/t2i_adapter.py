@@ -16,6 +16,7 @@ import torch
 from .. import config
 from ..conditions import extract
 from ..sampling import decode, denoise, encode_prompts, prepare_latents, square_image, to_model_pixels
+from ..validate import check_prompt, check_range, check_sampling
 
 D = config.T2IAdapterDefaults
 
@@ -50,14 +51,11 @@ class AdapterParams:
             raise ValueError("each condition type once")
         if len(self.weights) != len(self.condition_types):
             raise ValueError(f"{len(self.condition_types)} condition types but {len(self.weights)} weights")
-        if any(not 0.0 <= w <= D.max_weight for w in self.weights):
-            raise ValueError(f"adapter weights must lie in [0, {D.max_weight}]")
-        if not 0.0 <= self.cond_tau <= 1.0:
-            raise ValueError("cond_tau must lie in [0, 1]")
-        if not 1 <= self.steps <= config.MAX_STEPS:
-            raise ValueError(f"steps must lie in [1, {config.MAX_STEPS}]")
-        if not 0.0 <= self.guidance_scale <= config.MAX_GUIDANCE:
-            raise ValueError(f"guidance_scale must lie in [0, {config.MAX_GUIDANCE}]")
+        for weight in self.weights:
+            check_range("adapter weights", weight, 0.0, D.max_weight)
+        check_range("cond_tau", self.cond_tau, 0.0, 1.0)
+        check_prompt(self.prompt, allow_empty=True)
+        check_sampling(self.steps, self.guidance_scale, self.seed)
 
 
 def condition_maps(images: list[np.ndarray], kinds: list[str], size: int, run_extractor: bool) -> list[np.ndarray]:

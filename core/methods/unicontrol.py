@@ -16,6 +16,7 @@ from .. import config
 from ..conditions import EXTRACTORS, extract
 from ..sampling import decode, denoise, encode_prompts, prepare_latents, square_image, to_model_pixels
 from ..unicontrol import INSTRUCTIONS
+from ..validate import check_prompt, check_range, check_sampling
 
 D = config.UniControlDefaults
 
@@ -55,12 +56,9 @@ class UniControlParams:
     negative_prompt: str = ""
 
     def check(self) -> None:
-        if not 0.0 <= self.strength <= D.max_strength:
-            raise ValueError(f"strength must lie in [0, {D.max_strength}]")
-        if not 1 <= self.steps <= config.MAX_STEPS:
-            raise ValueError(f"steps must lie in [1, {config.MAX_STEPS}]")
-        if not 0.0 <= self.guidance_scale <= config.MAX_GUIDANCE:
-            raise ValueError(f"guidance_scale must lie in [0, {config.MAX_GUIDANCE}]")
+        check_range("strength", self.strength, 0.0, D.max_strength)
+        check_prompt(self.prompt, allow_empty=True)
+        check_sampling(self.steps, self.guidance_scale, self.seed)
 
 
 def condition_map(image: np.ndarray, task: str, size: int, run_extractor: bool) -> np.ndarray:

@@ -56,3 +56,15 @@ class Checkpoint:
             tmp = self.path.with_suffix(".tmp")
             torch.save({**state, "step": step + 1, "elapsed": self.elapsed()}, tmp)
             tmp.replace(self.path)
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, step: int, total: int, base_lr: float,
+                   warmup: int, clip: float | None = 1.0) -> None:
+    """Set this step's learning rate (warm-up, cosine), back-propagate, clip, step."""
+    for group in optimizer.param_groups:
+        group["lr"] = base_lr * warmup_cosine(step, total, warmup=warmup)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip is not None:
+        torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], clip)
+    optimizer.step()
