@@ -23,29 +23,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plai
 from core import config  # noqa: E402
 from core.conditions import extract, fill_outline  # noqa: E402
 from core.methods import t2i_adapter  # noqa: E402
-from core.models import Models  # noqa: E402
 from core.shapes import dataset, reader  # noqa: E402
-from core.training.adapters import adapter_loss  # noqa: E402
+from core.training.adapters import adapter_loss, condition_batch  # noqa: E402
+from core.training.epsilon import frozen_pipeline  # noqa: E402
 from core.training.loop import optimizer_step  # noqa: E402
 
 SEED = 0
 STEPS, BATCH, LR = 600, 32, 1e-3
 RES_BLOCKS = {"canny": 2, "palette": 1}
-HIDE, EMPTY = 0.5, 0.1
 EVAL_IMAGES, EVAL_STEPS = 12, 25
 
 
 HIDDEN = {"canny": "shape", "palette": "color"}  # what each condition carries, hidden from half the captions
-
-
-def batch(rng: np.random.Generator, kind: str, n: int):
-    scenes = [dataset.random_scene(rng) for _ in range(n)]
-    images = np.stack([dataset.render(s) for s in scenes])
-    captions = []
-    for scene in scenes:
-        draw = rng.random()
-        captions.append("" if draw < EMPTY else scene.caption(hide=HIDDEN[kind]) if draw < EMPTY + HIDE else scene.caption())
-    return images, extract(kind, images), captions
 
 
 def evaluate(pipe, adapter, kind: str) -> dict:
@@ -75,9 +64,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=config.MODELS_DIR / "toy-adapters")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    models = Models(config.EMBEDDED_BASE_MODEL, device="cpu")
-    pipe = models.pipeline()
-    pipe.unet.requires_grad_(False), pipe.text_encoder.requires_grad_(False), pipe.vae.requires_grad_(False)
+    pipe = frozen_pipeline(config.EMBEDDED_BASE_MODEL)
     report = {}
     for kind in args.kinds:
         torch.manual_seed(SEED)
@@ -87,7 +74,7 @@ def main() -> None:
         started = time.time()
         for step in range(args.steps):
             rng = np.random.default_rng([SEED, step, len(kind)])
-            images, maps, captions = batch(rng, kind, BATCH)
+            images, maps, captions = condition_batch(rng, kind, HIDDEN[kind], BATCH)
             loss = adapter_loss(pipe, adapter, images, maps, captions,
                                 torch.Generator().manual_seed(int(rng.integers(2**31))))
             optimizer_step(optimizer, loss, step, args.steps, LR, warmup=50)

@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plai
 from core import config  # noqa: E402
 from core.methods import chatface  # noqa: E402
 from core.methods.null_text import psnr  # noqa: E402
-from core.models import Models  # noqa: E402
 from core.sampling import to_model_pixels  # noqa: E402
 from core.shapes import dataset, reader  # noqa: E402
+from core.training.epsilon import frozen_pipeline  # noqa: E402
 from core.training.loop import warmup_cosine  # noqa: E402
 
 SEED = 0
@@ -74,9 +74,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(SEED)
     torch.set_num_threads(2)
-    models = Models(config.EMBEDDED_BASE_MODEL, device="cpu")
-    pipe = models.pipeline()
-    pipe.unet.requires_grad_(False), pipe.text_encoder.requires_grad_(False), pipe.vae.requires_grad_(False)
+    pipe = frozen_pipeline(config.EMBEDDED_BASE_MODEL)
     encoder = chatface.SemanticEncoder(width=pipe.text_encoder.config.hidden_size)
     started = time.time()
     with chatface.decoder_adapter(pipe.unet, None, rank=LORA_RANK):

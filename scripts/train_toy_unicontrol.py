@@ -22,11 +22,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script from anywhere
 from core import config  # noqa: E402
-from core.conditions import extract, fill_outline  # noqa: E402
+from core.conditions import fill_outline  # noqa: E402
 from core.methods import unicontrol  # noqa: E402
-from core.models import Models  # noqa: E402
 from core.shapes import dataset, reader  # noqa: E402
-from core.training.adapters import control_loss  # noqa: E402
+from core.training.adapters import condition_batch, control_loss  # noqa: E402
+from core.training.epsilon import frozen_pipeline  # noqa: E402
 from core.training.loop import optimizer_step  # noqa: E402
 from core.unicontrol import INSTRUCTIONS, UniControlModel  # noqa: E402
 
@@ -34,18 +34,7 @@ SEED = 0
 STEPS, BATCH, LR = 750, 32, 5e-4
 TASKS = ("control_canny", "control_seg", "control_palette")
 HIDDEN = {"control_canny": "shape", "control_seg": "shape", "control_palette": "color"}
-HIDE, EMPTY = 0.5, 0.1
 EVAL_IMAGES, EVAL_STEPS = 8, 25
-
-
-def batch(rng: np.random.Generator, task: str, n: int):
-    scenes = [dataset.random_scene(rng) for _ in range(n)]
-    images = np.stack([dataset.render(s) for s in scenes])
-    captions = []
-    for scene in scenes:
-        draw = rng.random()
-        captions.append("" if draw < EMPTY else scene.caption(hide=HIDDEN[task]) if draw < EMPTY + HIDE else scene.caption())
-    return images, extract(config.UNICONTROL_TASK_CONDITIONS[task], images), captions
 
 
 def evaluate(pipe, model) -> dict:
@@ -76,9 +65,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(SEED)
     torch.set_num_threads(2)
-    models = Models(config.EMBEDDED_BASE_MODEL, device="cpu")
-    pipe = models.pipeline()
-    pipe.unet.requires_grad_(False), pipe.text_encoder.requires_grad_(False), pipe.vae.requires_grad_(False)
+    pipe = frozen_pipeline(config.EMBEDDED_BASE_MODEL)
     model = UniControlModel.from_unet(pipe.unet, TASKS, pipe.text_encoder.config.hidden_size, task_token="pooled")
     instructions = {task: unicontrol.instruction_features(pipe, INSTRUCTIONS[task], "pooled") for task in TASKS}
     optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.0)
@@ -86,7 +73,8 @@ def main() -> None:
     for step in range(args.steps):
         rng = np.random.default_rng([SEED, step])
         task = TASKS[step % len(TASKS)]
-        images, maps, captions = batch(rng, task, BATCH)
+        images, maps, captions = condition_batch(rng, config.UNICONTROL_TASK_CONDITIONS[task], HIDDEN[task],
+                                                 BATCH)
         loss = control_loss(pipe, model, images, maps, captions, task, instructions[task],
                             torch.Generator().manual_seed(int(rng.integers(2**31))))
         optimizer_step(optimizer, loss, step, args.steps, LR, warmup=50)

@@ -6,8 +6,25 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..conditions import extract
 from ..sampling import encode_prompts, to_model_pixels
+from ..shapes import dataset
 from .epsilon import epsilon_loss, image_latents
+
+
+def condition_batch(rng: np.random.Generator, kind: str, hide: str, n: int, hide_share: float = 0.5,
+                    empty_share: float = 0.1):
+    """n procedural scenes → (images, their `kind` condition maps, captions). A `hide_share` of the
+    captions leave out what the condition carries (`hide`: "shape" or "color"), so the control module,
+    not the prompt, has to supply it; an `empty_share` are empty (the unconditional branch)."""
+    scenes = [dataset.random_scene(rng) for _ in range(n)]
+    images = np.stack([dataset.render(s) for s in scenes])
+    captions = []
+    for scene in scenes:
+        draw = rng.random()
+        captions.append("" if draw < empty_share else scene.caption(hide=hide) if draw < empty_share + hide_share
+                        else scene.caption())
+    return images, extract(kind, images), captions
 
 
 def adapter_loss(pipe, adapter, images: np.ndarray, maps: np.ndarray, captions: list[str],

@@ -9,6 +9,15 @@ import torch.nn.functional as F
 from ..sampling import to_model_pixels
 
 
+def frozen_pipeline(base_model: str, device: str = "cpu"):
+    """The base text-to-image pipeline with UNet, text encoder and VAE frozen (what trainers steer)."""
+    from ..models import Models
+    pipe = Models(base_model, device=device, allow_local=True).pipeline()
+    for module in (pipe.unet, pipe.text_encoder, pipe.vae):
+        module.requires_grad_(False)
+    return pipe
+
+
 @torch.no_grad()
 def image_latents(pipe, images: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 images (B, H, W, 3), or pixels in [−1, 1], → scaled VAE latents (the posterior mean)."""
