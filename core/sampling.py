@@ -209,6 +209,11 @@ def pixels_to_uint8(pixels: torch.Tensor) -> np.ndarray:
     return ((pixels.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
+def to_unit_pixels(images: np.ndarray) -> torch.Tensor:
+    """uint8 (B, H, W, 3) → float (B, 3, H, W) in [0, 1]: how control models (adapters, ControlNets) take maps."""
+    return (to_model_pixels(images) + 1) / 2
+
+
 def to_model_pixels(images: np.ndarray) -> torch.Tensor:
     """uint8 images (B, H, W, 3) → float tensor (B, 3, H, W) in [-1, 1], as VAEs and toy-clip see them."""
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1

@@ -15,7 +15,7 @@ import torch
 
 from .. import config
 from ..conditions import extract
-from ..sampling import decode, denoise, encode_prompts, prepare_latents, square_image, to_model_pixels
+from ..sampling import decode, denoise, encode_prompts, prepare_latents, square_image, to_unit_pixels
 from ..validate import check_prompt, check_range, check_sampling
 
 D = config.T2IAdapterDefaults
@@ -71,7 +71,7 @@ def adapter_features(adapters: list, maps: list[np.ndarray], weights: list[float
     """Σ wᵢ·Adapterᵢ(mapᵢ) per scale (diffusers MultiAdapter for several; one adapter times its weight)."""
     from diffusers import MultiAdapter
     parameter = next(adapters[0].parameters())
-    pixels = [((to_model_pixels(m[None]) + 1) / 2).to(parameter.device, parameter.dtype) for m in maps]  # [0, 1] as diffusers
+    pixels = [to_unit_pixels(m[None]).to(parameter.device, parameter.dtype) for m in maps]  # [0, 1] as diffusers
     if len(adapters) == 1:
         return [weights[0] * feature for feature in adapters[0](pixels[0])]
     return MultiAdapter(adapters)(pixels, adapter_weights=list(weights))  # a list: it zips over its input

@@ -14,7 +14,7 @@ import torch
 
 from .. import config
 from ..conditions import EXTRACTORS, extract
-from ..sampling import decode, denoise, encode_prompts, prepare_latents, square_image, to_model_pixels
+from ..sampling import decode, denoise, encode_prompts, prepare_latents, square_image, to_unit_pixels
 from ..unicontrol import INSTRUCTIONS
 from ..validate import check_prompt, check_range, check_sampling
 
@@ -96,7 +96,7 @@ def generate(pipe, control_model, condition_image: np.ndarray, params: UniContro
     size = pipe.unet.config.sample_size * pipe.vae_scale_factor
     condition = condition_map(condition_image, task, size, params.extract)
     parameter = next(control_model.parameters())
-    hint = ((to_model_pixels(condition[None]) + 1) / 2).to(parameter.device, parameter.dtype)
+    hint = to_unit_pixels(condition[None]).to(parameter.device, parameter.dtype)
     features = instruction_features(pipe, INSTRUCTIONS[task], control_model.config.task_token)
     text, uncond = encode_prompts(pipe, [params.prompt]), encode_prompts(pipe, [params.negative_prompt])
     generator = torch.Generator().manual_seed(int(params.seed))

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from ..conditions import extract
-from ..sampling import encode_prompts, to_model_pixels
+from ..sampling import encode_prompts, to_unit_pixels
 from ..shapes import dataset
 from .epsilon import epsilon_loss, image_latents
 
@@ -33,7 +33,7 @@ def adapter_loss(pipe, adapter, images: np.ndarray, maps: np.ndarray, captions: 
     device = pipe.unet.device
     with torch.no_grad():
         text = encode_prompts(pipe, captions)
-    conditions = ((to_model_pixels(maps) + 1) / 2).to(device)  # [0, 1], as diffusers feeds adapters
+    conditions = to_unit_pixels(maps).to(device)  # [0, 1], as diffusers feeds adapters
     return epsilon_loss(pipe, image_latents(pipe, images), text, generator,
                         down_intrablock_additional_residuals=list(adapter(conditions)))
 
@@ -44,7 +44,7 @@ def control_loss(pipe, control_model, images: np.ndarray, maps: np.ndarray, capt
     device = pipe.unet.device
     with torch.no_grad():
         text = encode_prompts(pipe, captions)
-    hints = ((to_model_pixels(maps) + 1) / 2).to(device)
+    hints = to_unit_pixels(maps).to(device)
 
     def residuals(x_t, t, context):
         down, mid = control_model(x_t, t, context, hints, task, instruction)
