@@ -155,6 +155,9 @@ class StudioAttnProcessor:
 
     def __init__(self, layer: str, state: AttentionState):
         self.layer, self.state = layer, state
+        # a motion module's attention over frames (core.motion): its batch is spatial positions and
+        # its sequence is frames, so frame modes and controllers (which read image maps) skip it
+        self.temporal = ".motion_modules." in f".{layer}."
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None,
                  *args, **kwargs) -> torch.Tensor:
@@ -181,7 +184,7 @@ class StudioAttnProcessor:
             encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
         key = attn.to_k(encoder_hidden_states)
         value = attn.to_v(encoder_hidden_states)
-        if not is_cross and state.frame_mode != FrameMode.NONE:
+        if not is_cross and state.frame_mode != FrameMode.NONE and not self.temporal:
             key = frame_keys(key, state.frames, state.frame_mode)
             value = frame_keys(value, state.frames, state.frame_mode)
             if attention_mask is not None:
@@ -198,7 +201,7 @@ class StudioAttnProcessor:
 
         ctx = AttentionContext(self.layer, is_cross, query.shape[2], state.step, state.num_steps, batch,
                                state.frames, state.guided)
-        listeners = [c for c in state.controllers if c.wants(ctx)]
+        listeners = [] if self.temporal else [c for c in state.controllers if c.wants(ctx)]
         if listeners:
             state.explicit_calls += 1
             probs = attention_probs(query, key, attention_mask, attn.scale)

@@ -21,7 +21,7 @@ EMBEDDED_SHIFTDDPM_MODEL = "toy-shiftddpm"
 SHIFTDDPM_VARIANT_MODELS = {"prior_shift": "toy-shiftddpm", "quadratic_shift": "toy-shiftddpm-quadratic",
                             "data_normalization": "toy-shiftddpm-datanorm"}
 EMBEDDED_MODELS = ("toy-sd", "toy-clip", "toy-shiftddpm", "toy-face0", "toy-chatface", "toy-adapters",
-                   "toy-unicontrol")
+                   "toy-unicontrol", "toy-motion")
 ENABLE_ATTENTION_SLICING = False  # diffusers' slicing; our processor already avoids big maps
 ENABLE_VAE_SLICING = True  # decode video frames one at a time on GPU
 ENABLE_CPU_OFFLOAD = False  # accelerate's model offload for small GPUs
@@ -321,3 +321,57 @@ UNICONTROL_TASK_CONDITIONS = {
 # the control model per base: embedded folder, or the official Hub repo converted on load
 UNICONTROL_MODELS = {EMBEDDED_BASE_MODEL: "toy-unicontrol", HUB_BASE_MODEL: "Robert001/UniControl-Model"}
 UNICONTROL_OFFICIAL_FILE = "unicontrol_v1.1.st"  # the repo's safetensors checkpoint (the .ckpt is a pickle)
+
+
+@dataclass
+class AnimateDiffDefaults:
+    """/animatediff (METHODS.md §14); the official inference configs: 16 frames, 25 steps, guidance 7.5."""
+    prompt: str = "a red circle moving right on a white background"
+    base_model: str = ""  # "" = the app's base model; else any SD1.5 fine-tune (Hub id)
+    motion_lora: str = ""  # "" = none; a motion LoRA's Hub id or embedded name
+    motion_lora_scale: float = 1.0
+    max_motion_lora_scale: float = 2.0
+    frames: int = 16
+    toy_frames: int = 8  # toy-motion learnt 8-frame clips; the tab starts there on the embedded model
+    max_frames: int = 32  # the motion modules' sinusoidal positions (motion_max_seq_length)
+    steps: int = 25
+    guidance_scale: float = DEFAULT_GUIDANCE
+    seed: int = 0
+    fps: int = 8
+
+
+# The motion adapter per base model: toy-sd's own, the official v1-5-2 for every SD1.5 (fine-tune).
+EMBEDDED_MOTION_ADAPTER = "toy-motion"
+HUB_MOTION_ADAPTER = "guoyww/animatediff-motion-adapter-v1-5-2"
+MOTION_ADAPTERS = {EMBEDDED_BASE_MODEL: EMBEDDED_MOTION_ADAPTER}
+# a motion adapter folder may carry a LoRA of the spatial layers trained with it (AnimateDiff v3's
+# "domain adapter"), always applied with it at scale 1
+MOTION_DOMAIN_LORA_DIR = "domain_lora"
+HUB_MOTION_LORAS = ("guoyww/animatediff-motion-lora-zoom-in", "guoyww/animatediff-motion-lora-zoom-out",
+                    "guoyww/animatediff-motion-lora-pan-left", "guoyww/animatediff-motion-lora-pan-right",
+                    "guoyww/animatediff-motion-lora-tilt-up", "guoyww/animatediff-motion-lora-tilt-down",
+                    "guoyww/animatediff-motion-lora-rolling-clockwise",
+                    "guoyww/animatediff-motion-lora-rolling-anticlockwise")
+
+
+@dataclass
+class TuneAVideoDefaults:
+    """/tune_a_video_train, /tune_a_video_generate (METHODS.md §10); official: lr 3e-5, 500 steps, 24
+    frames, DDIM 50 with inversion, guidance 12.5. METHODS asks 300 steps and 8 frames for the app."""
+    prompt: str = "a red circle moving right on a white background"
+    target_prompt: str = "a blue circle moving right on a white background"
+    train_steps: int = 300
+    max_train_steps: int = 2000
+    lr: float = 3e-5
+    toy_lr: float = 1e-3  # measured on toy-sd: 3e-5 barely moves a from-scratch toy model in minutes
+    frames: int = 8
+    max_frames: int = 32
+    steps: int = 50
+    guidance_scale: float = 12.5
+    seed: int = 0
+    unconditional: str = "source"  # see core/methods/tune_a_video.GenerateParams
+    fps: int = 8
+    loss_plot_every: int = 10  # training updates the loss plot every this many steps
+
+
+TUNED_VIDEO_DIR = ROOT / "runs" / "tune_a_video"  # the tuned-model library (STUDIO_TUNED_VIDEO overrides)

@@ -185,6 +185,50 @@ class Models:
 
         return self._cached(("UniControl", name), load)
 
+    # -- motion models (AnimateDiff, and the video tabs built on it) ----------------------------
+    def motion_adapter_name(self, base_model: str | None = None) -> str:
+        """toy-motion for toy-sd; the official SD1.5 adapter for every other base."""
+        return config.MOTION_ADAPTERS.get(base_model or self.base_model, config.HUB_MOTION_ADAPTER)
+
+    def motion_unet(self, base_model: str | None = None, adapter: str | None = None):
+        """`base_model`'s UNet inflated with a motion adapter (core.motion), cached per pair, with the
+        adapter's domain LoRA (if its folder has one) loaded as the adapter "domain"."""
+        from diffusers import MotionAdapter
+
+        from .motion import inflate
+
+        base_model = base_model or self.base_model
+        adapter = adapter or self.motion_adapter_name(base_model)
+        pipe = self.pipeline(base_model)
+
+        def load():
+            for key in [k for k in self._aux if k[0] == "motion UNet"]:
+                del self._aux[key]  # one inflated UNet at a time: it is a second copy of the base UNet
+            source = resolve(adapter, self.allow_local)
+            model = MotionAdapter.from_pretrained(source.location, torch_dtype=self.dtype, use_safetensors=True,
+                                                  local_files_only=source.kind != "hub")
+            unet = inflate(pipe.unet, model)
+            unet.requires_grad_(False)
+            domain = Path(source.location) / config.MOTION_DOMAIN_LORA_DIR
+            if source.kind != "hub" and domain.is_dir():
+                load_lora(unet, str(domain), "domain", local=True)
+            return unet
+
+        return self._cached(("motion UNet", base_model, adapter), load)
+
+    def motion_lora(self, unet, name: str) -> str:
+        """Load the motion LoRA `name` (Hub id or embedded folder, safetensors) into `unet` once;
+        returns its adapter name."""
+        adapter_name = re.sub(r"\W", "_", name)
+        with self._lock:
+            if adapter_name not in (getattr(unet, "peft_config", None) or {}):
+                source = resolve(name, self.allow_local)
+                try:
+                    load_lora(unet, source.location, adapter_name, local=source.kind != "hub")
+                except Exception as error:
+                    raise ModelLoadError(f"could not load the motion LoRA {name!r}: {error}") from error
+        return adapter_name
+
     # -- CLIP (losses, energies) ---------------------------------------------------------------
     def clip(self, name: str | None = None):
         """(CLIPModel, tokenizer) — toy-clip offline, CLIP ViT-B/16 on a GPU."""
@@ -273,3 +317,13 @@ class Models:
         with self._lock:
             self._evict_pipelines()
             self._aux.clear()
+
+
+def load_lora(unet, location: str, adapter_name: str, local: bool) -> None:
+    """A LoRA in diffusers' format (what `save_lora_weights` writes, the Hub's motion LoRAs) into a
+    UNet as a named peft adapter; safetensors only."""
+    from diffusers import AnimateDiffPipeline
+
+    state_dict = AnimateDiffPipeline.lora_state_dict(location, use_safetensors=True, local_files_only=local)
+    state_dict = state_dict[0] if isinstance(state_dict, tuple) else state_dict
+    unet.load_lora_adapter(state_dict, prefix="unet", adapter_name=adapter_name)

@@ -1,7 +1,9 @@
 """What every tab shares: GPU entry points, turning engine errors into gr.Error, small widgets."""
 from __future__ import annotations
 
+import contextlib
 import functools
+import inspect
 import logging
 import os
 import tempfile
@@ -27,12 +29,13 @@ except ImportError:  # pragma: no cover - depends on the host
 
 def handler(fn: Callable) -> Callable:
     """Wrap a tab's handler: user mistakes → gr.Error with the reason; out-of-memory → a clear
-    message and freed memory; anything else → a generic error (logged here, no traceback to the page)."""
+    message and freed memory; anything else → a generic error (logged here, no traceback to the page).
+    Generator handlers (streamed updates, cancellable) stay generators."""
 
-    @functools.wraps(fn)
-    def wrapped(*args, **kwargs):
+    @contextlib.contextmanager
+    def errors_as_messages():
         try:
-            return fn(*args, **kwargs)
+            yield
         except gr.Error:
             raise
         except (ValueError, ModelLoadError) as error:
@@ -43,6 +46,17 @@ def handler(fn: Callable) -> Callable:
         except Exception:
             log.exception("handler %s failed", fn.__name__)
             raise gr.Error("something went wrong on the server while running this; the details are in its log") from None
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def wrapped(*args, **kwargs):
+            with errors_as_messages():
+                yield from fn(*args, **kwargs)
+    else:
+        @functools.wraps(fn)
+        def wrapped(*args, **kwargs):
+            with errors_as_messages():
+                return fn(*args, **kwargs)
 
     return _gpu_decorator(wrapped) if _gpu_decorator is not None else wrapped
 

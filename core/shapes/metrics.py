@@ -8,6 +8,7 @@ import torch
 
 from ..sampling import to_model_pixels
 from . import dataset, reader
+from .dataset import DIRECTIONS
 
 EVAL_BACKGROUNDS = ("white", "black")  # issue 3 measures colour and shape on these
 
@@ -72,3 +73,25 @@ def clip_zero_shot(model, tokenizer, n: int = 600, seed: int = 0) -> dict:
         shape += s == obj.shape
         background += b == scene.background
     return {"color_accuracy": color / n, "shape_accuracy": shape / n, "background_accuracy": background / n, "n": n}
+
+
+def named_direction(prompt: str) -> tuple[int, int] | None:
+    """The unit (dx, dy) of 'moving {direction}' in a prompt of the video grammar."""
+    words = prompt.lower().split()
+    for index, word in enumerate(words[:-1]):
+        if word == "moving" and words[index + 1] in DIRECTIONS:
+            return DIRECTIONS[words[index + 1]]
+    return None
+
+
+def direction_score(frames, prompt: str, min_shift: float = 3.0) -> dict:
+    """Read a generated clip: did the object move ≥ `min_shift` px the way the prompt names, and are
+    every frame's colour and shape the prompt's?"""
+    blobs = [reader.read_single(f) for f in frames]
+    words = set(prompt.lower().split())
+    if any(b is None for b in blobs):
+        return {"moved": False, "kept": False, "displacement": 0.0}
+    dx, dy = named_direction(prompt) or (0, 0)
+    displacement = (blobs[-1].cx - blobs[0].cx) * dx + (blobs[-1].cy - blobs[0].cy) * dy
+    kept = all(b.color in words and b.shape in words for b in blobs)
+    return {"moved": bool(displacement >= min_shift), "kept": bool(kept), "displacement": round(float(displacement), 1)}

@@ -26,16 +26,26 @@ def image_latents(pipe, images: np.ndarray | torch.Tensor) -> torch.Tensor:
     return latents * pipe.vae.config.scaling_factor
 
 
+@torch.no_grad()
+def video_latents(pipe, videos: np.ndarray) -> torch.Tensor:
+    """uint8 videos (B, F, H, W, 3) → scaled latents (B, C, F, h, w), the layout motion UNets take."""
+    b, f = videos.shape[:2]
+    latents = image_latents(pipe, videos.reshape(b * f, *videos.shape[2:]))
+    return latents.view(b, f, *latents.shape[1:]).transpose(1, 2).contiguous()
+
+
 def epsilon_loss(pipe, x0: torch.Tensor, context: torch.Tensor, generator: torch.Generator,
-                 unet_kwargs_fn=None, **unet_kwargs) -> torch.Tensor:
+                 unet_kwargs_fn=None, unet=None, **unet_kwargs) -> torch.Tensor:
     """‖ε − ε_θ(x_t, t, context, …)‖² at uniform training steps; gradients reach whatever made
     `context` or `unet_kwargs` (or trainable UNet weights). `unet_kwargs_fn(x_t, t, context)` adds
-    inputs that depend on x_t (a ControlNet's residuals)."""
+    inputs that depend on x_t (a ControlNet's residuals). `unet` replaces the pipeline's (a motion
+    UNet over video latents (B, C, F, h, w), whose context is one row per frame)."""
+    unet = unet or pipe.unet
     device = x0.device
     noise = torch.randn(x0.shape, generator=generator).to(device, x0.dtype)  # CPU generator: same on any device
     t = torch.randint(0, pipe.scheduler.config.num_train_timesteps, (x0.shape[0],), generator=generator).to(device)
     x_t = pipe.scheduler.add_noise(x0, noise, t)
     if unet_kwargs_fn is not None:
         unet_kwargs = unet_kwargs | unet_kwargs_fn(x_t, t, context)
-    pred = pipe.unet(x_t, t, encoder_hidden_states=context, **unet_kwargs).sample
+    pred = unet(x_t, t, encoder_hidden_states=context, **unet_kwargs).sample
     return F.mse_loss(pred.float(), noise.float())

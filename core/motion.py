@@ -1,0 +1,70 @@
+"""Temporal layers for an image UNet: AnimateDiff's motion modules, shared by AnimateDiff (a motion
+adapter trained once), Tune-A-Video (temporal attention tuned on one video) and the later video tabs.
+
+A `MotionAdapter` holds temporal transformers (spatial positions folded into the batch, attention
+over frames, sinusoidal frame positions) sized to one UNet's blocks; `UNetMotionModel.from_unet2d`
+inserts them after every resnet/attention pair of a copy of the image UNet. The copy's spatial
+layers get the engine's attention processor, so frame modes (Tune-A-Video's sparse-causal
+attention) and controllers work on them as on the image UNet; the temporal layers always take
+the fused kernel (core.attention skips them).
+
+Latents are (B, C, F, h, w); inside the UNet frames are folded into the batch as b·F + f, the
+layout core.attention's frame modes assume.
+"""
+from __future__ import annotations
+
+import torch
+from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
+
+from .attention import install
+
+
+def new_motion_adapter(unet: UNet2DConditionModel, heads: int = 8, max_frames: int = 32,
+                       norm_groups: int | None = None) -> MotionAdapter:
+    """A motion adapter sized to `unet`, its outputs zero-initialised (AnimateDiff and Tune-A-Video
+    both start from identity: the inflated UNet first computes exactly what the image UNet does)."""
+    channels = tuple(unet.config.block_out_channels)
+    layers = unet.config.layers_per_block
+    groups = norm_groups or min(32, unet.config.norm_num_groups)
+    heads = min(heads, min(channels) // 4)  # keep ≥ 4 dims per head on small UNets
+    adapter = MotionAdapter(block_out_channels=channels, motion_layers_per_block=layers,
+                            motion_num_attention_heads=heads, motion_norm_num_groups=groups,
+                            motion_max_seq_length=max_frames, use_motion_mid_block=True)
+    zero_init_outputs(adapter)
+    return adapter
+
+
+@torch.no_grad()
+def zero_init_outputs(module: torch.nn.Module) -> None:
+    """Zero every temporal transformer's output projection (the residual branch starts at zero)."""
+    for name, child in module.named_modules():
+        if name.endswith("proj_out") and isinstance(child, torch.nn.Linear):
+            child.weight.zero_()
+            if child.bias is not None:
+                child.bias.zero_()
+
+
+def inflate(unet: UNet2DConditionModel, adapter: MotionAdapter | None) -> UNetMotionModel:
+    """A UNetMotionModel with `unet`'s spatial weights and `adapter`'s temporal ones, on `unet`'s
+    device and dtype, with the engine's attention processor installed."""
+    if adapter is not None:
+        check_compatible(unet, adapter)
+    motion = UNetMotionModel.from_unet2d(unet, adapter)
+    motion = motion.to(unet.device, unet.dtype).eval()
+    install(motion)
+    return motion
+
+
+def check_compatible(unet: UNet2DConditionModel, adapter: MotionAdapter) -> None:
+    """A clear error when a motion adapter was trained for another UNet layout."""
+    unet_channels = tuple(unet.config.block_out_channels)
+    adapter_channels = tuple(adapter.config.block_out_channels)
+    if unet_channels != adapter_channels[:len(unet_channels)] or len(unet_channels) != len(adapter_channels):
+        raise ValueError(f"this motion adapter was made for UNet channels {adapter_channels}, the base model has "
+                         f"{unet_channels}: choose an adapter trained for this base model")
+
+
+def temporal_parameters(motion_unet: UNetMotionModel) -> dict[str, torch.nn.Parameter]:
+    """The motion modules' parameters, by name."""
+    return {name: p for name, p in motion_unet.named_parameters() if ".motion_modules." in name}
+

@@ -1,0 +1,65 @@
+"""Tab: AnimateDiff (METHODS.md §14) — endpoint /animatediff."""
+from __future__ import annotations
+
+import gradio as gr
+
+from core import config
+from core.methods import animatediff
+from core.video import write_video
+
+from .common import handler, header, output_path, save_video, step_progress
+
+TITLE = "AnimateDiff"
+D = config.AnimateDiffDefaults
+EXAMPLES = [["a red circle moving right on a white background", "", "", 1.0, D.toy_frames, 25, 7.5, 0],
+            ["a blue square moving left on a white background", "", "", 1.0, D.toy_frames, 25, 7.5, 1],
+            ["a yellow triangle moving down on a black background", "", "", 1.0, D.toy_frames, 25, 7.5, 2]]
+
+
+def build(models) -> None:
+    embedded = models.base_model == config.EMBEDDED_BASE_MODEL
+    header(TITLE, "Animate a text-to-image model with a motion module trained once: temporal transformers are "
+                  "inserted after every block of the base model's UNet (any SD1.5 fine-tune), optionally with "
+                  "motion LoRAs for camera moves.",
+           f"Motion adapter: {models.motion_adapter_name()} for the app's base model"
+           + (" (trained here on moving shapes: 8-frame clips, 'a {color} {shape} moving {left|right|up|down} "
+              "on a … background')." if embedded else "; other bases use "
+              f"{config.HUB_MOTION_ADAPTER}."))
+    with gr.Row():
+        with gr.Column():
+            prompt = gr.Textbox(D.prompt, label="prompt")
+            with gr.Row():
+                base_model = gr.Textbox(D.base_model, label="base_model (empty: the app's; or an SD1.5 fine-tune's Hub id)")
+                motion_lora = gr.Dropdown([""] + ([] if embedded else list(config.HUB_MOTION_LORAS)), value=D.motion_lora,
+                                          allow_custom_value=True, label="motion_lora (Hub id; empty: none)")
+                motion_lora_scale = gr.Slider(0, D.max_motion_lora_scale, D.motion_lora_scale, step=0.05,
+                                              label="motion_lora_scale")
+            with gr.Row():
+                frames = gr.Slider(2, D.max_frames, D.toy_frames if embedded else D.frames, step=1, label="frames")
+                steps = gr.Slider(1, config.MAX_STEPS, D.steps, step=1, label="steps")
+                guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
+                seed = gr.Number(D.seed, precision=0, minimum=0, maximum=config.MAX_SEED, label="seed")
+            run = gr.Button("Animate", variant="primary")
+        with gr.Column():
+            video = gr.Video(label="video", autoplay=True, loop=True)
+            gif = gr.File(label="GIF")
+
+    @handler
+    def animate(prompt: str, base_model: str = D.base_model, motion_lora: str = D.motion_lora,
+                motion_lora_scale: float = D.motion_lora_scale, frames: int = D.frames, steps: int = D.steps,
+                guidance_scale: float = D.guidance_scale, seed: int = D.seed, progress=gr.Progress()):
+        params = animatediff.AnimateDiffParams(prompt, float(motion_lora_scale), int(frames), int(steps),
+                                               float(guidance_scale), int(seed))
+        params.check()
+        base = (base_model or "").strip() or models.base_model
+        progress(0, desc="loading the base model and motion adapter")
+        pipe, unet = models.pipeline(base), models.motion_unet(base)
+        loras = {"domain": 1.0}
+        if (motion_lora or "").strip():
+            loras[models.motion_lora(unet, motion_lora.strip())] = float(motion_lora_scale)
+        clip = animatediff.generate(pipe, unet, params, loras, on_step=step_progress(progress, "animate"))
+        return save_video(clip, D.fps), str(write_video(clip, output_path(".gif"), fps=D.fps))
+
+    inputs = [prompt, base_model, motion_lora, motion_lora_scale, frames, steps, guidance_scale, seed]
+    run.click(animate, inputs, [video, gif], api_name="animatediff")
+    gr.Examples(EXAMPLES, inputs, [video, gif], fn=animate, cache_examples=False)

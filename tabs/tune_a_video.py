@@ -1,0 +1,126 @@
+"""Tab: Tune-A-Video (METHODS.md §10) — endpoints /tune_a_video_train and /tune_a_video_generate."""
+from __future__ import annotations
+
+import os
+import re
+
+import gradio as gr
+
+from core import config
+from core.methods import tune_a_video
+from core.plots import line_plot
+
+from .common import handler, header, read_video_input, save_video, step_progress
+
+TITLE = "Tune-A-Video"
+D = config.TuneAVideoDefaults
+EXAMPLE_VIDEO = str(config.EXAMPLES_DIR / "red_circle_moving_right.mp4")
+
+
+def library() -> tune_a_video.TunedLibrary:
+    return tune_a_video.TunedLibrary(os.environ.get("STUDIO_TUNED_VIDEO") or config.TUNED_VIDEO_DIR)
+
+
+def default_name(prompt: str) -> str:
+    return re.sub(r"[^\w]+", "-", prompt.lower()).strip("-")[:48] or "tuned"
+
+
+def build(models) -> None:
+    embedded = models.base_model == config.EMBEDDED_BASE_MODEL
+    default_lr = D.toy_lr if embedded else D.lr
+    header(TITLE, "One-shot video tuning: the image model is inflated with sparse-causal self-attention (each frame "
+                  "reads the first and the previous frame) and zero-initialised temporal layers; only the query "
+                  "projections and the temporal layers are tuned on your (video, prompt) pair. Then a new prompt is "
+                  "sampled from the DDIM-inverted video.",
+           "Temporal layers are AnimateDiff-style motion modules (shared with the AnimateDiff tab) rather than the "
+           "official per-block attention, so the Hub's Tune-A-Video-library checkpoints (the official 3D-UNet "
+           "layout) do not load here; tune a model in this tab instead."
+           + (f" On the embedded model the learning rate starts at {D.toy_lr} (measured: {D.lr} barely moves it "
+              "in minutes)." if embedded else ""))
+    with gr.Tab("1. Tune"):
+        with gr.Row():
+            with gr.Column():
+                video = gr.Video(label="video", sources=["upload"])
+                prompt = gr.Textbox(D.prompt, label="prompt (describes the video)")
+                with gr.Row():
+                    steps = gr.Slider(1, D.max_train_steps, D.train_steps, step=1, label="steps")
+                    lr = gr.Number(default_lr, label="lr", minimum=1e-7, maximum=1e-2)
+                    frames = gr.Slider(2, D.max_frames, D.frames, step=1, label="frames")
+                    seed = gr.Number(D.seed, precision=0, minimum=0, maximum=config.MAX_SEED, label="seed")
+                name = gr.Textbox("", label="name in the model library (empty: from the prompt)")
+                with gr.Row():
+                    start = gr.Button("Tune", variant="primary")
+                    stop = gr.Button("Cancel")
+            with gr.Column():
+                loss_plot = gr.Image(label="training loss", type="numpy")
+                status = gr.Textbox(label="status", interactive=False)
+    with gr.Tab("2. Generate"):
+        with gr.Row():
+            with gr.Column():
+                model = gr.Dropdown(library().names(), label="model (a tuned name)", allow_custom_value=True)
+                refresh = gr.Button("Refresh the model list", size="sm")
+                target = gr.Textbox(D.target_prompt, label="prompt")
+                with gr.Row():
+                    inversion = gr.Checkbox(True, label="inversion (start from the DDIM-inverted video)")
+                    unconditional = gr.Radio(["source", "empty"], value=D.unconditional,
+                                             label="unconditional prompt (source: the tuning prompt; empty: official)")
+                with gr.Row():
+                    gen_steps = gr.Slider(1, config.MAX_STEPS, D.steps, step=1, label="steps")
+                    guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
+                    gen_seed = gr.Number(D.seed, precision=0, minimum=0, maximum=config.MAX_SEED, label="seed")
+                generate_button = gr.Button("Generate", variant="primary")
+            with gr.Column():
+                result = gr.Video(label="video", autoplay=True, loop=True)
+                info = gr.JSON(label="tuned model")
+
+    @handler
+    def train(video: str, prompt: str, steps: int = D.train_steps, lr: float = D.lr, frames: int = D.frames,
+              seed: int = D.seed, name: str = "", progress=gr.Progress()):
+        """A generator, so that Cancel stops the tuning between steps."""
+        clip = read_video_input(video)
+        params = tune_a_video.TuneParams(prompt, int(steps), float(lr), int(frames), int(seed))
+        params.check()
+        target_name = (name or "").strip() or default_name(prompt)
+        lib = library()
+        lib.path(target_name)  # a bad name fails before the work
+        run = tune_a_video.tune(models.pipeline(), clip, params, base_model=models.base_model)
+        losses = []
+        while True:
+            try:
+                update = next(run)
+            except StopIteration as done:
+                tuned = done.value
+                break
+            losses.append(update.loss)
+            progress(update.step / update.total, desc=f"tuning: step {update.step}/{update.total}")
+            if update.step % D.loss_plot_every == 0:
+                yield line_plot(losses, "ε-loss", "step", "loss"), f"step {update.step}/{update.total}"
+        lib.save(target_name, tuned)
+        yield (line_plot(losses, "ε-loss", "step", "loss"),
+               f"saved as {target_name!r} ({tuned.settings['seconds']} s); choose it in 2. Generate")
+
+    @handler
+    def generate(model: str, prompt: str, inversion: bool = True, steps: int = D.steps,
+                 guidance_scale: float = D.guidance_scale, seed: int = D.seed, unconditional: str = D.unconditional,
+                 progress=gr.Progress()):
+        params = tune_a_video.GenerateParams(prompt, bool(inversion), int(steps), float(guidance_scale), int(seed),
+                                             unconditional)
+        params.check()
+        tuned = library().load((model or "").strip())
+        if tuned.settings.get("base_model") not in ("", models.base_model):
+            raise ValueError(f"{model!r} was tuned on {tuned.settings['base_model']!r}; the app runs "
+                             f"{models.base_model!r}")
+        pipe = models.pipeline()
+        unet = tune_a_video.tuned_unet(pipe, tuned)
+        clip = tune_a_video.generate(pipe, unet, tuned, params, on_step=step_progress(progress, "invert, generate"))
+        settings = {k: v for k, v in tuned.settings.items() if k != "losses"}
+        return save_video(clip, D.fps), settings
+
+    tuning = start.click(train, [video, prompt, steps, lr, frames, seed, name], [loss_plot, status],
+                         api_name="tune_a_video_train")
+    stop.click(None, None, None, cancels=[tuning], api_visibility="private")
+    refresh.click(lambda: gr.Dropdown(choices=library().names()), None, model, api_visibility="private")
+    inputs = [model, target, inversion, gen_steps, guidance_scale, gen_seed, unconditional]
+    generate_button.click(generate, inputs, [result, info], api_name="tune_a_video_generate")
+    gr.Examples([[EXAMPLE_VIDEO, D.prompt, 100, D.toy_lr, 8, 0, "red-circle-right"]],
+                [video, prompt, steps, lr, frames, seed, name], label="tuning example (embedded model)")
