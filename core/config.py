@@ -369,7 +369,7 @@ class TuneAVideoDefaults:
     steps: int = 50
     guidance_scale: float = 12.5
     seed: int = 0
-    unconditional: str = "source"  # see core/methods/tune_a_video.GenerateParams
+    toy_guidance_scale: float = 7.5  # measured on toy-sd: 12.5 mixes green into blue edits
     fps: int = 8
     loss_plot_every: int = 10  # training updates the loss plot every this many steps
 

@@ -60,13 +60,11 @@ def build(models) -> None:
                 model = gr.Dropdown(library().names(), label="model (a tuned name)", allow_custom_value=True)
                 refresh = gr.Button("Refresh the model list", size="sm")
                 target = gr.Textbox(D.target_prompt, label="prompt")
-                with gr.Row():
-                    inversion = gr.Checkbox(True, label="inversion (start from the DDIM-inverted video)")
-                    unconditional = gr.Radio(["source", "empty"], value=D.unconditional,
-                                             label="unconditional prompt (source: the tuning prompt; empty: official)")
+                inversion = gr.Checkbox(True, label="inversion (start from the DDIM-inverted video)")
                 with gr.Row():
                     gen_steps = gr.Slider(1, config.MAX_STEPS, D.steps, step=1, label="steps")
-                    guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
+                    guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, D.toy_guidance_scale if embedded
+                                               else D.guidance_scale, step=0.5, label="guidance_scale")
                     gen_seed = gr.Number(D.seed, precision=0, minimum=0, maximum=config.MAX_SEED, label="seed")
                 generate_button = gr.Button("Generate", variant="primary")
             with gr.Column():
@@ -101,10 +99,8 @@ def build(models) -> None:
 
     @handler
     def generate(model: str, prompt: str, inversion: bool = True, steps: int = D.steps,
-                 guidance_scale: float = D.guidance_scale, seed: int = D.seed, unconditional: str = D.unconditional,
-                 progress=gr.Progress()):
-        params = tune_a_video.GenerateParams(prompt, bool(inversion), int(steps), float(guidance_scale), int(seed),
-                                             unconditional)
+                 guidance_scale: float = D.guidance_scale, seed: int = D.seed, progress=gr.Progress()):
+        params = tune_a_video.GenerateParams(prompt, bool(inversion), int(steps), float(guidance_scale), int(seed))
         params.check()
         tuned = library().load((model or "").strip())
         if tuned.settings.get("base_model") not in ("", models.base_model):
@@ -120,7 +116,7 @@ def build(models) -> None:
                          api_name="tune_a_video_train")
     stop.click(None, None, None, cancels=[tuning], api_visibility="private")
     refresh.click(lambda: gr.Dropdown(choices=library().names()), None, model, api_visibility="private")
-    inputs = [model, target, inversion, gen_steps, guidance_scale, gen_seed, unconditional]
+    inputs = [model, target, inversion, gen_steps, guidance_scale, gen_seed]
     generate_button.click(generate, inputs, [result, info], api_name="tune_a_video_generate")
     gr.Examples([[EXAMPLE_VIDEO, D.prompt, 100, D.toy_lr, 8, 0, "red-circle-right"]],
                 [video, prompt, steps, lr, frames, seed, name], label="tuning example (embedded model)")

@@ -61,17 +61,12 @@ class GenerateParams:
     prompt: str
     inversion: bool = True  # start from the DDIM-inverted source video (False: fresh noise)
     steps: int = D.steps
-    # the prompt of inversion and of the unconditional branch: "source" (the tuning prompt: negative-
-    # prompt inversion, so guidance only pushes along target − source) or "empty" (the official code's)
-    unconditional: str = D.unconditional
     guidance_scale: float = D.guidance_scale
     seed: int = D.seed
 
     def check(self) -> None:
         check_prompt(self.prompt)
         check_sampling(self.steps, self.guidance_scale, self.seed)
-        if self.unconditional not in ("source", "empty"):
-            raise ValueError(f"unconditional must be 'source' or 'empty', got {self.unconditional!r}")
 
 
 @dataclass
@@ -169,9 +164,10 @@ def generate(pipe, unet, model: TunedVideoModel, params: GenerateParams, on_step
     scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
     state = unet.studio_attention
     passes = 2 if params.inversion else 1
-    base_prompt = model.settings.get("prompt", "") if params.unconditional == "source" else ""
     with torch.no_grad(), state.use(frames=count, frame_mode=FrameMode.SPARSE_CAUSAL):
-        uncond = frame_context(encode_prompts(pipe, [base_prompt]), count)
+        # inversion and the unconditional branch use the empty prompt, as the official code (measured on
+        # toy-sd: the tuning prompt there instead, i.e. negative-prompt inversion, turned blue edits green)
+        uncond = frame_context(encode_prompts(pipe, [""]), count)
         if params.inversion:
             latents = video_latents(pipe, frames[None]).to(unet.dtype)
             schedule = DDIMSchedule.from_scheduler(scheduler, steps)

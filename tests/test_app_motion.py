@@ -1,0 +1,58 @@
+"""/animatediff, /tune_a_video_train and /tune_a_video_generate through gradio_client (embedded models)."""
+from __future__ import annotations
+
+import pytest
+from gradio_client import handle_file
+
+from core import config
+from core.shapes import reader
+from core.video import read_video
+
+EXAMPLE_VIDEO = str(config.EXAMPLES_DIR / "red_circle_moving_right.mp4")
+EXAMPLE_IMAGE = str(config.EXAMPLES_DIR / "red_circle_white.png")
+
+
+def test_animatediff_endpoint_gives_mp4_and_gif(client):
+    video, gif = client.predict(prompt="a red circle moving right on a white background", frames=8, steps=10,
+                                api_name="/animatediff")
+    mp4_frames, _ = read_video(video["video"] if isinstance(video, dict) else video)
+    gif_frames, _ = read_video(gif)
+    assert mp4_frames.shape == (8, 64, 64, 3) and gif_frames.shape == (8, 64, 64, 3)
+    assert reader.read_single(mp4_frames[0]) is not None
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"frames": 1000}, "frames"),
+    ({"motion_lora": "../../etc/passwd"}, "motion LoRA|neither"),
+    ({"base_model": "/tmp"}, "neither an embedded model"),
+    ({"prompt": ""}, "prompt is empty"),
+])
+def test_animatediff_bad_input_is_a_clear_error(client, kwargs, message):
+    with pytest.raises(Exception, match=message):
+        client.predict(**{"prompt": "a red circle moving right on a white background", "steps": 2, **kwargs},
+                       api_name="/animatediff")
+
+
+def test_tune_a_video_train_then_generate(client, tmp_path, monkeypatch):
+    monkeypatch.setenv("STUDIO_TUNED_VIDEO", str(tmp_path))
+    plot, status = client.predict(video=handle_file(EXAMPLE_VIDEO), prompt="a red circle moving right on a white "
+                                  "background", steps=4, lr=1e-3, frames=4, seed=0, name="endpoint-test",
+                                  api_name="/tune_a_video_train")
+    assert "endpoint-test" in status and (tmp_path / "endpoint-test" / "weights.safetensors").is_file()
+    video, info = client.predict(model="endpoint-test", prompt="a blue circle moving right on a white background",
+                                 steps=4, api_name="/tune_a_video_generate")
+    frames, _ = read_video(video["video"] if isinstance(video, dict) else video)
+    assert frames.shape == (4, 64, 64, 3)
+    assert info["prompt"].startswith("a red circle") and info["steps"] == 4
+
+
+def test_tune_a_video_bad_inputs(client, tmp_path, monkeypatch):
+    monkeypatch.setenv("STUDIO_TUNED_VIDEO", str(tmp_path))
+    with pytest.raises(Exception, match="not a video type"):
+        client.predict(video=handle_file(EXAMPLE_IMAGE), prompt="a red circle", steps=2,
+                       api_name="/tune_a_video_train")
+    with pytest.raises(Exception, match="not a model name"):
+        client.predict(video=handle_file(EXAMPLE_VIDEO), prompt="a red circle", steps=2, name="../outside",
+                       api_name="/tune_a_video_train")
+    with pytest.raises(Exception, match="no tuned model"):
+        client.predict(model="never-tuned", prompt="a blue circle", api_name="/tune_a_video_generate")
