@@ -38,6 +38,30 @@ def check_sampling(steps, guidance_scale, seed=0) -> None:
     check_range("seed", seed, 0, config.MAX_SEED)
 
 
+def check_image_file(path, name: str = "image") -> tuple[int, int]:
+    """An image file's (width, height), read from its header only; wrong types, empty, corrupt or too
+    large files raise a ValueError saying which."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"the {name} file could not be found")
+    size = path.stat().st_size
+    if size == 0:
+        raise ValueError(f"the {name} file is empty")
+    if size > config.MAX_UPLOAD_BYTES:
+        raise ValueError(f"the {name} file is larger than {config.MAX_UPLOAD_BYTES // 2**20} MiB")
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+    except Image.DecompressionBombError:
+        raise ValueError(f"the {name} has far more than {config.MAX_IMAGE_PIXELS} pixels (the limit)") from None
+    except Exception as error:
+        raise ValueError(f"the {name} is not an image this app can read ({type(error).__name__}); "
+                         f"use PNG, JPEG or WebP") from error
+    if width * height > config.MAX_IMAGE_PIXELS:
+        raise ValueError(f"the {name} is {width}×{height} pixels; the limit is {config.MAX_IMAGE_PIXELS} pixels")
+    return width, height
+
+
 def load_image(path, name: str = "image") -> np.ndarray:
     """An uploaded image file → uint8 RGB array, refusing wrong types and absurd sizes before decoding."""
     if path is None:
@@ -45,20 +69,10 @@ def load_image(path, name: str = "image") -> np.ndarray:
     if isinstance(path, np.ndarray):
         image = path
     else:
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"the {name} file could not be found")
-        if path.stat().st_size > config.MAX_UPLOAD_BYTES:
-            raise ValueError(f"the {name} file is larger than {config.MAX_UPLOAD_BYTES // 2**20} MiB")
+        check_image_file(path, name)
         try:
             with Image.open(path) as img:
-                width, height = img.size
-                if width * height > config.MAX_IMAGE_PIXELS:
-                    raise ValueError(f"the {name} is {width}×{height} pixels; the limit is "
-                                     f"{config.MAX_IMAGE_PIXELS} pixels")
                 image = np.asarray(img.convert("RGB"))
-        except ValueError:
-            raise
         except Exception as error:
             raise ValueError(f"the {name} is not an image this app can read ({type(error).__name__}); "
                              f"use PNG, JPEG or WebP") from error

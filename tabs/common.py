@@ -14,7 +14,9 @@ from typing import Callable
 import gradio as gr
 import torch
 
+from core import config
 from core.models import ModelLoadError
+from core.validate import check_image_file
 from core.video import read_video, write_video
 
 log = logging.getLogger("studio")
@@ -27,35 +29,38 @@ except ImportError:  # pragma: no cover - depends on the host
     _gpu_decorator = None
 
 
-def handler(fn: Callable) -> Callable:
-    """Wrap a tab's handler: user mistakes → gr.Error with the reason; out-of-memory → a clear
-    message and freed memory; anything else → a generic error (logged here, no traceback to the page).
-    Generator handlers (streamed updates, cancellable) stay generators."""
+@contextlib.contextmanager
+def user_errors(name: str = "handler"):
+    """Engine errors → gr.Error: user mistakes (ValueError, ModelLoadError) with their reason;
+    out-of-memory with a clear message and freed memory; anything else generic (logged here, no
+    traceback to the page)."""
+    try:
+        yield
+    except gr.Error:
+        raise
+    except (ValueError, ModelLoadError) as error:
+        raise gr.Error(str(error)) from None
+    except torch.cuda.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        raise gr.Error("the GPU ran out of memory: use fewer steps, frames or a smaller size") from None
+    except Exception:
+        log.exception("%s failed", name)
+        raise gr.Error("something went wrong on the server while running this; the details are in its log") from None
 
-    @contextlib.contextmanager
-    def errors_as_messages():
-        try:
-            yield
-        except gr.Error:
-            raise
-        except (ValueError, ModelLoadError) as error:
-            raise gr.Error(str(error)) from None
-        except torch.cuda.OutOfMemoryError:
-            torch.cuda.empty_cache()
-            raise gr.Error("the GPU ran out of memory: use fewer steps, frames or a smaller size") from None
-        except Exception:
-            log.exception("handler %s failed", fn.__name__)
-            raise gr.Error("something went wrong on the server while running this; the details are in its log") from None
+
+def handler(fn: Callable) -> Callable:
+    """Wrap a tab's handler in `user_errors`. Generator handlers (streamed updates, cancellable) stay
+    generators."""
 
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def wrapped(*args, **kwargs):
-            with errors_as_messages():
+            with user_errors(fn.__name__):
                 yield from fn(*args, **kwargs)
     else:
         @functools.wraps(fn)
         def wrapped(*args, **kwargs):
-            with errors_as_messages():
+            with user_errors(fn.__name__):
                 return fn(*args, **kwargs)
 
     return _gpu_decorator(wrapped) if _gpu_decorator is not None else wrapped
@@ -77,7 +82,6 @@ def header(title: str, summary: str, note: str | None = None) -> None:
 
 def sampling_controls(defaults):
     """The row of knobs every sampler-driven tab has: steps, seed, guidance_scale (defaults from config)."""
-    from core import config
     with gr.Row():
         steps = gr.Slider(1, config.MAX_STEPS, defaults.steps, step=1, label="steps")
         seed = gr.Number(defaults.seed, precision=0, label="seed", minimum=0, maximum=config.MAX_SEED)
@@ -101,3 +105,32 @@ def read_video_input(path, name: str = "video"):
         raise ValueError(f"no {name} given: upload one")
     frames, _ = read_video(path)
     return frames
+
+
+def limits_note() -> str:
+    return (f"≤ {config.MAX_IMAGE_PIXELS / 1e6:.1f} MP, ≤ {config.MAX_UPLOAD_BYTES // 2**20} MiB")
+
+
+class ImageUpload(gr.Image):
+    """An image upload (a file path) checked before Gradio decodes it: a file that is no image, is
+    empty or is too large gets a clear error (Gradio's own decoding would fail with a generic one)."""
+    is_template = True  # drawn by Gradio's Image component in the page
+
+    def __init__(self, name: str, label: str | None = None, **kwargs):
+        self.name = name
+        kwargs.setdefault("sources", ["upload", "clipboard"])
+        super().__init__(label=f"{label or name} ({limits_note()})", type="filepath", **kwargs)
+
+    def preprocess(self, payload):
+        if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
+            with user_errors():
+                check_image_file(payload.path, self.name)
+        with user_errors():
+            return super().preprocess(payload)
+
+
+def video_upload(name: str, label: str | None = None, **kwargs) -> gr.Video:
+    """A video upload whose label states the limits that read_video enforces."""
+    limits = (f"≤ {config.MAX_VIDEO_FRAMES} frames, ≤ {config.MAX_VIDEO_SECONDS} s, "
+              f"≤ {config.MAX_UPLOAD_BYTES // 2**20} MiB")
+    return gr.Video(label=f"{label or name} ({limits})", sources=["upload"], **kwargs)

@@ -6,7 +6,7 @@ import gradio as gr
 from core import config
 from core.methods import fatezero
 
-from .common import handler, header, read_video_input, save_video, step_progress
+from .common import handler, header, read_video_input, save_video, step_progress, video_upload
 
 TITLE = "FateZero"
 D = config.FateZeroDefaults
@@ -26,7 +26,7 @@ def build(models) -> None:
            "a fraction of the official code's memory (see bench/).")
     with gr.Row():
         with gr.Column():
-            video = gr.Video(label="video", sources=["upload"])
+            video = video_upload("video")
             source_prompt = gr.Textbox(D.source_prompt, label="source_prompt")
             target_prompt = gr.Textbox(D.target_prompt, label="target_prompt")
             with gr.Row():

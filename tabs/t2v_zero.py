@@ -9,7 +9,7 @@ from core.conditions import extract
 from core.methods import t2v_zero
 from core.video import resize_frames, sample_frames
 
-from .common import handler, header, read_video_input, save_video, step_progress
+from .common import handler, header, read_video_input, save_video, step_progress, video_upload
 
 TITLE = "Text2Video-Zero"
 D = config.T2VZeroDefaults
@@ -48,8 +48,8 @@ def build(models) -> None:
                 noise = gr.Radio(list(t2v_zero.NOISE_MODES), value=D.noise,
                                  label="noise (re-noising the moved frames: warped = one noise moved with the content; "
                                        "per-frame = the official code)")
-                control_video = gr.Video(label="control_video (controlnet mode: Canny edges per frame)", sources=["upload"])
-                source_video = gr.Video(label="source_video (pix2pix mode)", sources=["upload"])
+                control_video = video_upload("control_video", "control_video (controlnet mode: Canny edges per frame)")
+                source_video = video_upload("source_video", "source_video (pix2pix mode)")
                 instruction = gr.Textbox("", label="instruction (pix2pix mode)")
             run = gr.Button("Generate video", variant="primary")
         with gr.Column():

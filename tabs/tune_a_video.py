@@ -10,7 +10,7 @@ from core import config
 from core.methods import tune_a_video
 from core.plots import line_plot
 
-from .common import handler, header, read_video_input, save_video, step_progress
+from .common import handler, header, read_video_input, save_video, step_progress, video_upload
 
 TITLE = "Tune-A-Video"
 D = config.TuneAVideoDefaults
@@ -40,7 +40,7 @@ def build(models) -> None:
     with gr.Tab("1. Tune"):
         with gr.Row():
             with gr.Column():
-                video = gr.Video(label="video", sources=["upload"])
+                video = video_upload("video")
                 prompt = gr.Textbox(D.prompt, label="prompt (describes the video)")
                 with gr.Row():
                     steps = gr.Slider(1, D.max_train_steps, D.train_steps, step=1, label="steps")

@@ -1,0 +1,142 @@
+"""What every tab shares: GPU entry points, turning engine errors into gr.Error, small widgets."""
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import logging
+import os
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Callable
+
+import gradio as gr
+import torch
+
+from core import config
+from core.models import ModelLoadError
+from core.validate import check_image_file
+from core.video import read_video, write_video
+
+log = logging.getLogger("studio")
+
+try:  # HuggingFace ZeroGPU: GPU work must run inside spaces.GPU; elsewhere the package is absent
+    import spaces  # type: ignore
+
+    _gpu_decorator = spaces.GPU
+except ImportError:  # pragma: no cover - depends on the host
+    _gpu_decorator = None
+
+
+@contextlib.contextmanager
+def user_errors(name: str = "handler"):
+    """Engine errors → gr.Error: user mistakes (ValueError, ModelLoadError) with their reason;
+    out-of-memory with a clear message and freed memory; anything else generic (logged here, no
+    traceback to the page)."""
+    try:
+        yield
+    except gr.Error:
+        raise
+    except (ValueError, ModelLoadError) as error:
+        raise gr.Error(str(error)) from None
+    except torch.cuda.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        raise gr.Error("the GPU ran out of memory: use fewer steps, frames or a smaller size") from None
+    except Exception:
+        log.exception("%s failed", name)
+        raise gr.Error("something went wrong on the server while running this; the details are in its log") from None
+
+
+def handler(fn: Callable) -> Callable:
+    """Wrap a tab's handler in `user_errors`. Generator handlers (streamed updates, cancellable) stay
+    generators."""
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def wrapped(*args, **kwargs):
+            with user_errors(fn.__name__):
+                yield from fn(*args, **kwargs)
+    else:
+        @functools.wraps(fn)
+        def wrapped(*args, **kwargs):
+            with user_errors(fn.__name__):
+                return fn(*args, **kwargs)
+
+    return _gpu_decorator(wrapped) if _gpu_decorator is not None else wrapped
+
+
+def step_progress(progress: gr.Progress, label: str):
+    """A callback for core.sampling.denoise that moves a Gradio progress bar."""
+    def on_step(done: int, total: int) -> None:
+        progress(done / total, desc=f"{label}: step {done}/{total}")
+    return on_step
+
+
+def header(title: str, summary: str, note: str | None = None) -> None:
+    text = f"### {title}\n{summary}"
+    if note:
+        text += f"\n\n*{note}*"
+    gr.Markdown(text)
+
+
+def sampling_controls(defaults):
+    """The row of knobs every sampler-driven tab has: steps, seed, guidance_scale (defaults from config)."""
+    with gr.Row():
+        steps = gr.Slider(1, config.MAX_STEPS, defaults.steps, step=1, label="steps")
+        seed = gr.Number(defaults.seed, precision=0, label="seed", minimum=0, maximum=config.MAX_SEED)
+        guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, defaults.guidance_scale, step=0.5, label="guidance_scale")
+    return steps, seed, guidance_scale
+
+
+def output_path(suffix: str) -> str:
+    """A fresh file in the app's temp folder (GRADIO_TEMP_DIR or the system's), never a request's path."""
+    folder = Path(os.environ.get("GRADIO_TEMP_DIR") or tempfile.gettempdir()) / "studio-outputs"
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder / f"{uuid.uuid4().hex}{suffix}")
+
+
+def save_video(frames, fps: float) -> str:
+    return str(write_video(frames, output_path(".mp4"), fps=fps))
+
+
+def read_video_input(path, name: str = "video"):
+    if not path:
+        raise ValueError(f"no {name} given: upload one")
+    frames, _ = read_video(path)
+    return frames
+
+
+def limits_note() -> str:
+    return (f"≤ {config.MAX_IMAGE_PIXELS / 1e6:.1f} MP, ≤ {config.MAX_UPLOAD_BYTES // 2**20} MiB")
+
+from gradio.events import Dependency
+
+class ImageUpload(gr.Image):
+    """An image upload (a file path) checked before Gradio decodes it: a file that is no image, is
+    empty or is too large gets a clear error (Gradio's own decoding would fail with a generic one)."""
+    is_template = True  # drawn by Gradio's Image component in the page
+
+    def __init__(self, name: str, label: str | None = None, **kwargs):
+        self.name = name
+        kwargs.setdefault("sources", ["upload", "clipboard"])
+        super().__init__(label=f"{label or name} ({limits_note()})", type="filepath", **kwargs)
+
+    def preprocess(self, payload):
+        if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
+            with user_errors():
+                check_image_file(payload.path, self.name)
+        with user_errors():
+            return super().preprocess(payload)
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+def video_upload(name: str, label: str | None = None, **kwargs) -> gr.Video:
+    """A video upload whose label states the limits that read_video enforces."""
+    limits = (f"≤ {config.MAX_VIDEO_FRAMES} frames, ≤ {config.MAX_VIDEO_SECONDS} s, "
+              f"≤ {config.MAX_UPLOAD_BYTES // 2**20} MiB")
+    return gr.Video(label=f"{label or name} ({limits})", sources=["upload"], **kwargs)
