@@ -9,6 +9,7 @@ import subprocess
 import threading
 import time
 
+import httpx
 import imageio_ffmpeg
 import numpy as np
 import psutil
@@ -133,15 +134,35 @@ def test_bad_video_files_are_clear_errors(client, bad_files, isolated_libraries,
     still_serving(client)
 
 
-@pytest.mark.parametrize("endpoint, name", IMAGE_INPUTS + [(e, n) for e, n, _ in VIDEO_INPUTS])
-def test_path_traversal_on_file_inputs_is_refused(client, isolated_libraries, endpoint, name):
-    for path in ("/etc/passwd", "../../../../../../etc/passwd", str(config.ROOT / "app.py")):
-        attempt = {"path": path, "meta": {"_type": "gradio.FileData"}, "orig_name": "x.png"}
-        value = [attempt] if name == "conditions" else attempt
-        with pytest.raises(Exception) as caught:
-            call(client, endpoint, **{name: value})
-        assert "root:" not in str(caught.value)
+def raw_call(app_url, client, endpoint, **overrides) -> str:
+    """An API call over plain HTTP (gradio_client would upload a local path itself: an attacker does not)."""
+    parameters = client.view_api(return_format="dict", print_info=False)["named_endpoints"][endpoint]["parameters"]
+    data = [overrides.get(p["parameter_name"], p.get("parameter_default")) for p in parameters]
+    event = httpx.post(f"{app_url}gradio_api/call{endpoint}", json={"data": data}, timeout=60).json()["event_id"]
+    return httpx.get(f"{app_url}gradio_api/call{endpoint}/{event}", timeout=300).text
+
+
+@pytest.mark.parametrize("endpoint, name, extra", [(e, n, {}) for e, n in IMAGE_INPUTS] + VIDEO_INPUTS)
+def test_path_traversal_on_file_inputs_is_refused(app_url, client, isolated_libraries, endpoint, name, extra):
+    """A file input naming a server path (absolute, relative, the app's own files) is refused before any
+    handler reads it."""
+    for path in ("/etc/passwd", "../../../../../../etc/passwd", str(config.ROOT / "app.py"), EXAMPLE_IMAGE):
+        data = {"path": path, "meta": {"_type": "gradio.FileData"}, "orig_name": "x.png"}
+        value = [data] if name == "conditions" else {"video": data} if "video" in name else data
+        cheap = {k: v for k, v in CHEAP.get(endpoint, {}).items() if str(config.ASSETS) not in str(v)}
+        answer = raw_call(app_url, client, endpoint, **(cheap | extra | {name: value}))
+        assert answer.startswith("event: error"), (endpoint, path, answer[:300])
+        assert "root:" not in answer
     still_serving(client)
+
+
+def test_raw_call_with_an_uploaded_file_works(app_url, client):
+    """The control for the test above: the same plain-HTTP call with a file uploaded first is answered."""
+    with open(EXAMPLE_IMAGE, "rb") as f:
+        uploaded = httpx.post(f"{app_url}gradio_api/upload", files={"files": ("red.png", f, "image/png")}).json()[0]
+    data = {"path": uploaded, "meta": {"_type": "gradio.FileData"}, "orig_name": "red.png"}
+    answer = raw_call(app_url, client, "/null_text", image=data, inversion="ddim", steps=2)
+    assert answer.startswith("event: complete"), answer[:300]
 
 
 BAD_NUMBERS = (math.nan, -1e308, 1e308)
