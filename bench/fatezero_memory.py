@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from bench.p2p_memory import sd15_unet  # noqa: E402
+from bench.report import ratio  # noqa: E402
 from core import config  # noqa: E402
 from core.attention import AttentionController, FrameMode, install  # noqa: E402
 from core.control.fusion import InversionMapStore  # noqa: E402
@@ -53,6 +54,18 @@ def main() -> None:
     latent = args.size // 8
     x = torch.randn(args.frames, 4, latent, latent, device=device, dtype=dtype)
     context = torch.randn(args.frames, 77, 768, device=device, dtype=dtype)
+    with torch.no_grad():  # the plain step: the same frames as independent images, nothing stored
+        started = time.perf_counter()
+        for step in range(args.steps):
+            unet(x, 500, encoder_hidden_states=context)
+        plain_seconds = time.perf_counter() - started
+    with torch.no_grad(), state.use([InversionMapStore(config.MAX_SELF_ATTENTION_QUERIES)], frames=args.frames,
+                                    frame_mode=FrameMode.MIDDLE):
+        started = time.perf_counter()
+        for step in range(args.steps):
+            state.step_begin(step, args.steps)
+            unet(x, 500, encoder_hidden_states=context)
+        fatezero_seconds = time.perf_counter() - started
     ours, everything = InversionMapStore(config.MAX_SELF_ATTENTION_QUERIES), CountAllFp32()
     started = time.perf_counter()
     with torch.no_grad(), state.use([ours, everything], frames=args.frames, frame_mode=FrameMode.MIDDLE):
@@ -68,6 +81,10 @@ def main() -> None:
     print(f"{'ours (≤32² queries, fp16, CPU)':32} {ours.nbytes() / per:24.2f}")
     print(f"{'every map, fp32 (official)':32} {everything.bytes / per:24.2f}")
     print(f"ratio ours / fp32-everything: {ours.nbytes() / everything.bytes:.4f}")
+    print(f"step time: plain {plain_seconds / args.steps:.2f} s, FateZero inversion step (middle-frame attention, "
+          f"storing maps) {fatezero_seconds / args.steps:.2f} s")
+    ratio("fatezero", "stored maps: ours ÷ every map in fp32 (official)", ours.nbytes() / everything.bytes, "memory")
+    ratio("fatezero", "inversion step ÷ plain step, time", fatezero_seconds / plain_seconds, "time")
     print(f"at 8 frames × 50 steps: ours {ours.nbytes() / per * 400 / 1024:.1f} GiB, "
           f"fp32-everything {everything.bytes / per * 400 / 1024:.1f} GiB; process peak RSS now {peak:.0f} MiB")
 

@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
+from bench.report import ratio  # noqa: E402
 from core.methods import null_text, p2p  # noqa: E402
 from core.models import Models  # noqa: E402
 from core.sampling import square_image  # noqa: E402
@@ -49,6 +50,9 @@ def main() -> None:
     print(f"{'inversion':16} {'seconds':>8} {'UNet calls':>10} {'PSNR dB':>8} {'× NPI time':>10}")
     for kind, (seconds, evaluations, value) in rows.items():
         print(f"{kind:16} {seconds:8.2f} {evaluations:10d} {value:8.2f} {seconds / base[0]:10.2f}")
+    nti = rows["null-text"]
+    ratio("inversion", "negative-prompt ÷ null-text, UNet calls", base[1] / nti[1], "calls")
+    ratio("inversion", "negative-prompt ÷ null-text, time", base[0] / nti[0], "time")
 
 
 if __name__ == "__main__":

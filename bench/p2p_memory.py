@@ -23,6 +23,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.report import ratio  # noqa: E402
 
 
 def sd15_unet():
@@ -117,6 +120,11 @@ def main() -> None:
             continue
         print(f"{name:10} {r['seconds_per_step']:9.2f} {r['peak_mib']:10.0f} "
               f"{r['seconds_per_step'] / plain['seconds_per_step']:8.2f} {r['peak_mib'] / plain['peak_mib']:9.2f}")
+    for name in ("p2p", "all-maps"):
+        if "error" not in results[name] and "error" not in plain:
+            label = "P2P edit step" if name == "p2p" else "every map explicit (official P2P)"
+            ratio("p2p", f"{label} ÷ plain step, time", results[name]["seconds_per_step"] / plain["seconds_per_step"], "time")
+            ratio("p2p", f"{label} ÷ plain step, peak memory", results[name]["peak_mib"] / plain["peak_mib"], "memory")
 
 
 def _cuda() -> bool:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from .validate import check_prompt
+
 COLOURS = ("red", "green", "blue", "yellow", "purple", "orange")
 SHAPES = ("circle", "square", "triangle")
 BACKGROUNDS = ("white", "black", "gray")
@@ -51,9 +53,9 @@ def _words(clause: str) -> list[str]:
 def parse_instruction(text: str) -> EditPlan:
     """Split on "and"/commas/"then", and read each clause's attribute and degree."""
     plan = EditPlan()
-    text = (text or "").lower().strip()
-    if not text:
+    if isinstance(text, str) and not text.strip():
         raise ValueError("instruction is empty: say what to change, e.g. 'make it blue and a bit bigger'")
+    text = check_prompt(text, "instruction").lower().strip()
     for clause in re.split(r",|;|\band\b|\bthen\b|\balso\b|\bplus\b", text):
         clause = clause.strip()
         if not clause:

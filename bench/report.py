@@ -1,0 +1,40 @@
+"""What every benchmark shares: run one variant in a fresh process (its own peak memory), and the
+RATIO lines that `python -m bench` gathers into its summary table."""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+
+
+def ratio(bench: str, what: str, value: float, meaning: str) -> None:
+    """One summary row: `value` is ours ÷ the baseline (below 1: ours is cheaper)."""
+    print("RATIO " + json.dumps({"bench": bench, "what": what, "ratio": round(float(value), 4), "meaning": meaning}),
+          flush=True)
+
+
+def isolated(script: str, *args: str) -> dict:
+    """Run `script --variant …` in a fresh Python; its last stdout line is a JSON dict."""
+    out = subprocess.run([sys.executable, script, *args], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    if out.returncode != 0:
+        return {"error": (out.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def peak_mib(device: str) -> float:
+    """This process's peak: CUDA memory allocated, or resident set size on the CPU."""
+    import torch
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_mib(device: str) -> float:
+    import torch
+    if device == "cuda":
+        return torch.cuda.memory_allocated() / 2**20
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
