@@ -29,14 +29,13 @@ from ..attention import FrameMode
 from ..inversion import DDIMSchedule, ddim_invert
 from ..motion import inflate, new_motion_adapter
 from ..sampling import denoise, encode_prompts, prepare_latents
-from ..training.epsilon import epsilon_loss, video_latents
+from ..training.epsilon import video_latents
+from ..training.video_tuning import TRAINABLE, run_to_end, tune_on_clip
 from ..validate import check_prompt, check_range, check_sampling
 from ..video import resize_frames, sample_frames
 from .animatediff import decode_video, frame_context
 
 D = config.TuneAVideoDefaults
-# what Tune-A-Video trains: spatial attention's query projections (self and cross) and the temporal layers
-TRAINABLE = re.compile(r"(attentions\.\d+\.transformer_blocks\.\d+\.attn[12]\.to_q\.)|(\.motion_modules\.)")
 NAME = re.compile(r"^[A-Za-z0-9][\w.-]{0,63}$")
 
 
@@ -70,13 +69,6 @@ class GenerateParams:
 
 
 @dataclass
-class TuneProgress:
-    step: int
-    total: int
-    loss: float
-
-
-@dataclass
 class TunedVideoModel:
     """What tuning produces: the changed weights and what generation needs to reuse them."""
     weights: dict[str, torch.Tensor]  # trainable parameters only, by UNet (UNetMotionModel) name
@@ -85,12 +77,9 @@ class TunedVideoModel:
 
 
 def tuning_unet(pipe):
-    """The inflated UNet Tune-A-Video trains: fresh zero-initialised temporal layers, everything
-    frozen except the TRAINABLE parameters."""
+    """The inflated UNet Tune-A-Video trains: `pipe`'s UNet with fresh zero-initialised temporal layers."""
     unet = inflate(pipe.unet, new_motion_adapter(pipe.unet, max_frames=D.max_frames))
     unet.requires_grad_(False)
-    for name, parameter in unet.named_parameters():
-        parameter.requires_grad_(bool(TRAINABLE.search(name)))
     return unet
 
 
@@ -100,47 +89,38 @@ def prepare_frames(pipe, video: np.ndarray, frames: int) -> np.ndarray:
 
 
 def tune(pipe, video: np.ndarray, params: TuneParams, base_model: str = ""):
-    """Tune on (video, prompt). A generator: yields TuneProgress after every step (stop iterating to
+    """Tune on (video, prompt). A generator: yields StepReport after every step (stop iterating to
     cancel), then returns the TunedVideoModel (StopIteration.value; see `run_tuning`)."""
     params.check()
     frames = prepare_frames(pipe, video, int(params.frames))
-    count = len(frames)
     torch.manual_seed(int(params.seed))
     unet = tuning_unet(pipe)
-    trainable = {n: p for n, p in unet.named_parameters() if p.requires_grad}
-    optimizer = torch.optim.AdamW(trainable.values(), lr=float(params.lr), weight_decay=1e-2)  # official AdamW
-    x0 = video_latents(pipe, frames[None])
-    with torch.no_grad():
-        context = frame_context(encode_prompts(pipe, [params.prompt]), count)
-    generator = torch.Generator().manual_seed(int(params.seed))
-    state = unet.studio_attention
-    losses, started = [], time.time()
-    unet.train()
-    with state.use(frames=count, frame_mode=FrameMode.SPARSE_CAUSAL):
-        for step in range(int(params.steps)):
-            loss = epsilon_loss(pipe, x0, context, generator, unet=unet)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(trainable.values(), 1.0)
-            optimizer.step()
-            losses.append(float(loss.detach()))
-            yield TuneProgress(step + 1, int(params.steps), losses[-1])
+    started = time.time()
+    losses = []
+    steps = tune_on_clip(pipe, unet, frames, params.prompt, int(params.steps), float(params.lr), int(params.seed),
+                         frame_mode=FrameMode.SPARSE_CAUSAL)
+    names = yield from _relay(steps, losses)
     settings = asdict(params) | {"base_model": base_model, "seconds": round(time.time() - started, 1),
-                                 "losses": [round(v, 5) for v in losses], "frames": count}
-    weights = {n: p.detach().to("cpu", torch.float32).clone() for n, p in trainable.items()}
+                                 "losses": [round(v, 5) for v in losses], "frames": len(frames)}
+    parameters = dict(unet.named_parameters())
+    weights = {n: parameters[n].detach().to("cpu", torch.float32).clone() for n in names}
     return TunedVideoModel(weights, frames, settings)
 
 
-def run_tuning(pipe, video, params: TuneParams, base_model: str = "", on_step=None) -> TunedVideoModel:
-    """`tune` run to the end; `on_step(TuneProgress)` after every step."""
-    steps = tune(pipe, video, params, base_model)
+def _relay(steps, losses: list):
+    """Pass a tuning generator's reports on, keeping their losses; returns its return value."""
     while True:
         try:
-            progress = next(steps)
+            report = next(steps)
         except StopIteration as done:
             return done.value
-        if on_step is not None:
-            on_step(progress)
+        losses.append(report.loss)
+        yield report
+
+
+def run_tuning(pipe, video, params: TuneParams, base_model: str = "", on_step=None) -> TunedVideoModel:
+    """`tune` run to the end; `on_step(StepReport)` after every step."""
+    return run_to_end(tune(pipe, video, params, base_model), on_step)
 
 
 def tuned_unet(pipe, model: TunedVideoModel):
