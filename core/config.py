@@ -375,3 +375,46 @@ class TuneAVideoDefaults:
 
 
 TUNED_VIDEO_DIR = ROOT / "runs" / "tune_a_video"  # the tuned-model library (STUDIO_TUNED_VIDEO overrides)
+
+
+@dataclass
+class DreamixDefaults:
+    """/dreamix (METHODS.md §17). No official code or weights; the paper's recipe on the app's motion model."""
+    prompt: str = "a blue circle moving right on a white background"
+    downsample: int = 4
+    max_downsample: int = 32
+    strength: float = 0.8
+    finetune_steps: int = 50
+    max_finetune_steps: int = 1000
+    frame_loss_weight: float = 1.0
+    lr: float = 1e-3  # toy scale; the paper tunes a large model at a small rate
+    camera_amount: float = 0.3  # pan: a third of the side over the clip; zoom: +30% / −15%
+    frames: int = 8
+    max_frames: int = 32
+    steps: int = 25
+    guidance_scale: float = DEFAULT_GUIDANCE
+    seed: int = 0
+    fps: int = 8
+    max_subject_images: int = 8
+
+
+@dataclass
+class CascadeDefaults:
+    """/imagen_video (METHODS.md §16): an open cascade after Imagen Video (no public weights)."""
+    prompt: str = "a red circle moving right on a white background"
+    base_frames: int = 4
+    tsr_factor: int = 2
+    ssr_factor: int = 2
+    max_factor: int = 4
+    max_frames: int = 32  # the motion model's frame positions
+    noise_aug: float = 0.1  # Imagen Video trains with augmentation and samples the conditioning at a small level
+    dynamic_threshold: float = 0.995  # Imagen's percentile
+    # x̂0 bound for latent-space stages (Imagen's is 1 for pixels): scaled SD/toy latents have std ≈ 1
+    latent_bound: float = 3.0
+    oscillating_share: float = 0.4  # oscillating guidance over this first share of the steps
+    tsr_strength: float = 0.8  # "repeat" insertion: inserted frames start from their neighbours at this noise
+    ssr_strength: float = 0.5
+    steps: int = 25
+    guidance_scale: float = DEFAULT_GUIDANCE
+    seed: int = 0
+    fps: int = 8

@@ -96,7 +96,8 @@ def denoise(unet, scheduler, latents: torch.Tensor, cond_embeds: torch.Tensor,
             set_timesteps: bool = True, end_step: int | None = None,
             unet_kwargs_fn: Callable | None = None, image_latents: torch.Tensor | None = None,
             image_guidance_scale: float = 1.5, energy_guidance=None,
-            branches: "GuidanceBranches | None" = None) -> DenoiseResult:
+            branches: "GuidanceBranches | None" = None,
+            x0_transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> DenoiseResult:
     """Sample from `latents` (already scaled by init_noise_sigma) with classifier-free guidance.
 
     uncond_embeds: one tensor for every step, or one per step (null-text inversion); None or
@@ -107,7 +108,9 @@ def denoise(unet, scheduler, latents: torch.Tensor, cond_embeds: torch.Tensor,
     three branches (text+image, image, neither) with `image_guidance_scale`. `energy_guidance`
     (core.guidance.EnergyGuidance) steers x_t by an energy's gradient and time-travels in its
     windows. `branches` replaces classifier-free guidance by any mix of several conditionings
-    (Face0's three-way guidance). Attention controllers are whatever is active on the UNet's `AttentionState`
+    (Face0's three-way guidance). `guidance_scale` may be one value per step (oscillating guidance).
+    `x0_transform` rewrites each step's x̂0 (dynamic thresholding; ε-prediction models), the
+    step then moves towards the rewritten x̂0. Attention controllers are whatever is active on the UNet's `AttentionState`
     (core.attention); the loop tells it where steps begin and end.
     """
     state: AttentionState = install(unet)
@@ -116,7 +119,9 @@ def denoise(unet, scheduler, latents: torch.Tensor, cond_embeds: torch.Tensor,
     timesteps = scheduler.timesteps
     per_step_uncond = isinstance(uncond_embeds, (list, tuple))
     pix2pix = image_latents is not None
-    guided = uncond_embeds is not None and guidance_scale > 1.0 and not pix2pix and branches is None
+    per_step_guidance = isinstance(guidance_scale, (list, tuple))
+    highest_guidance = max(guidance_scale) if per_step_guidance else guidance_scale
+    guided = uncond_embeds is not None and highest_guidance > 1.0 and not pix2pix and branches is None
     state.guided = guided
     step_kwargs = _step_kwargs(scheduler, eta, generator)
     result = DenoiseResult(latents, [int(t) for t in timesteps])
@@ -124,6 +129,13 @@ def denoise(unet, scheduler, latents: torch.Tensor, cond_embeds: torch.Tensor,
     end_step = len(timesteps) if end_step is None else end_step
     def predict(x, i, t):
         """Guided noise prediction at x_t, and the guidance term (ε_c − ε_u)·w when guided."""
+        noise_pred, term = guided_prediction(x, i, t)
+        if x0_transform is not None:
+            noise_pred = epsilon_for_x0(scheduler, x, noise_pred, t, x0_transform)
+        return noise_pred, term
+
+    def guided_prediction(x, i, t):
+        scale = guidance_scale[i] if per_step_guidance else guidance_scale
         if guided or pix2pix:
             uncond = uncond_embeds[i] if per_step_uncond else uncond_embeds
             uncond = uncond.expand(cond_embeds.shape[0], *uncond.shape[1:]) if uncond.shape[0] == 1 else uncond
@@ -150,11 +162,11 @@ def denoise(unet, scheduler, latents: torch.Tensor, cond_embeds: torch.Tensor,
             return branches.combine(list(noise_pred.chunk(len(branches.contexts)))), None
         if pix2pix:
             noise_text, noise_image, noise_uncond = noise_pred.chunk(3)
-            return (noise_uncond + guidance_scale * (noise_text - noise_image)
+            return (noise_uncond + scale * (noise_text - noise_image)
                     + image_guidance_scale * (noise_image - noise_uncond)), None
         if guided:
             noise_uncond, noise_text = noise_pred.chunk(2)
-            term = guidance_scale * (noise_text - noise_uncond)
+            term = scale * (noise_text - noise_uncond)
             return noise_uncond + term, term
         return noise_pred, None
 
@@ -193,6 +205,16 @@ def denoise(unet, scheduler, latents: torch.Tensor, cond_embeds: torch.Tensor,
     state.guided = False
     result.latents = latents
     return result
+
+
+def epsilon_for_x0(scheduler, latents, noise_pred, timestep, transform) -> torch.Tensor:
+    """The ε that makes the step land where transform(x̂0) points: x̂0 = (x_t − √(1−ᾱ)ε)/√ᾱ is
+    rewritten and ε solved back from it (what diffusers' `thresholding` does inside its schedulers)."""
+    x0 = predict_x0(scheduler, latents, noise_pred, timestep)
+    if x0 is None:
+        raise ValueError("x̂0 rewriting (dynamic thresholding) needs an ε-prediction model and a DDPM-family scheduler")
+    alpha = scheduler.alphas_cumprod.to(latents.device)[int(timestep)].to(latents.dtype)
+    return (latents - alpha.sqrt() * transform(x0)) / (1 - alpha).sqrt()
 
 
 @torch.no_grad()
