@@ -56,3 +56,23 @@ def test_tune_a_video_bad_inputs(client, tmp_path, monkeypatch):
                        api_name="/tune_a_video_train")
     with pytest.raises(Exception, match="no tuned model"):
         client.predict(model="never-tuned", prompt="a blue circle", api_name="/tune_a_video_generate")
+
+
+def test_imagen_video_endpoint_shows_every_stage(client):
+    base, tsr, ssr, shapes = client.predict(prompt="a red circle moving right on a white background", base_frames=2,
+                                            steps=4, api_name="/imagen_video")
+    sizes = [read_video(v["video"] if isinstance(v, dict) else v)[0].shape for v in (base, tsr, ssr)]
+    assert sizes == [(2, 64, 64, 3), (4, 64, 64, 3), (4, 128, 128, 3)]
+    assert "tsr: 4 × 64 × 64" in shapes
+
+
+def test_dreamix_endpoint_modes(client):
+    video, source = client.predict(video_or_image=[handle_file(EXAMPLE_VIDEO)], prompt="a blue circle moving right "
+                                   "on a white background", finetune_steps=2, api_name="/dreamix")
+    assert read_video(video["video"] if isinstance(video, dict) else video)[0].shape == (8, 64, 64, 3)
+    video, source = client.predict(video_or_image=[handle_file(EXAMPLE_IMAGE)], prompt="a red circle", mode="animate",
+                                   finetune_steps=1, api_name="/dreamix")
+    assert read_video(source["video"] if isinstance(source, dict) else source)[0].shape == (8, 64, 64, 3)
+    with pytest.raises(Exception, match="one video"):
+        client.predict(video_or_image=[handle_file(EXAMPLE_IMAGE)], prompt="a red circle", mode="edit",
+                       api_name="/dreamix")

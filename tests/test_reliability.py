@@ -37,14 +37,21 @@ CHEAP = {
     "/diffusionclip_edit": {"image": EXAMPLE_IMAGE, "directions": "reliability: 1.0", "t0": 100},
     "/chatface": {"image": EXAMPLE_IMAGE, "steps": 2}, "/face0": {"face_image": EXAMPLE_IMAGE, "steps": 2},
     "/shiftddpm": {"steps": 2, "n": 1}, "/sampler": {"steps": 2, "snapshots": 1},
+    "/imagen_video": {"base_frames": 2, "steps": 2},
+    "/dreamix": {"video_or_image": [EXAMPLE_VIDEO], "finetune_steps": 0, "strength": 0.1},
 }
+LIST_INPUTS = {"conditions", "video_or_image"}  # gr.File(file_count="multiple"): a list of files
+VIDEO_COMPONENTS = {"video", "control_video", "source_video"}  # gr.Video: {"video": file}
 IMAGE_INPUTS = [("/null_text", "image"), ("/unicontrol", "condition_image"), ("/freedom", "reference_image"),
                 ("/freedom", "mask"), ("/diffusionclip_train", "image"), ("/diffusionclip_edit", "image"),
-                ("/chatface", "image"), ("/face0", "face_image"), ("/t2i_adapter", "conditions")]
+                ("/chatface", "image"), ("/face0", "face_image"), ("/t2i_adapter", "conditions"),
+                ("/dreamix", "video_or_image")]
 VIDEO_INPUTS = [("/fatezero", "video", {}), ("/tune_a_video_train", "video", {}),
                 ("/t2v_zero", "control_video", {"mode": "controlnet"}),
-                ("/t2v_zero", "source_video", {"mode": "pix2pix", "instruction": "make it blue"})]
-FREEDOM_ENERGY = {"reference_image": "style", "mask": "mask"}
+                ("/t2v_zero", "source_video", {"mode": "pix2pix", "instruction": "make it blue"}),
+                ("/dreamix", "video_or_image", {"mode": "edit"})]
+EXTRA = {("/freedom", "reference_image"): {"energy": "style"}, ("/freedom", "mask"): {"energy": "mask"},
+         ("/dreamix", "video_or_image"): {"mode": "animate"}}
 
 
 @pytest.fixture(scope="module")
@@ -114,11 +121,11 @@ def still_serving(client):
 
 @pytest.mark.parametrize("endpoint, name", IMAGE_INPUTS)
 def test_bad_image_files_are_clear_errors(client, bad_files, isolated_libraries, endpoint, name):
-    extra = {"energy": FREEDOM_ENERGY[name]} if endpoint == "/freedom" else {}
+    extra = EXTRA.get((endpoint, name), {})
     for label, path in bad_files.items():
         if "video" in label:
             continue
-        value = [handle_file(str(path))] if name == "conditions" else handle_file(str(path))
+        value = [handle_file(str(path))] if name in LIST_INPUTS else handle_file(str(path))
         message = clear_error(client, endpoint, **{name: value}, **extra)
         print(f"{endpoint} {name} {label}: {message}")
     still_serving(client)
@@ -129,7 +136,8 @@ def test_bad_video_files_are_clear_errors(client, bad_files, isolated_libraries,
     for label, path in bad_files.items():
         if "image" in label and label != "corrupt image":
             continue
-        message = clear_error(client, endpoint, **{name: handle_file(str(path))}, **extra)
+        value = [handle_file(str(path))] if name in LIST_INPUTS else handle_file(str(path))
+        message = clear_error(client, endpoint, **{name: value}, **extra)
         print(f"{endpoint} {name} {label}: {message}")
     still_serving(client)
 
@@ -148,7 +156,7 @@ def test_path_traversal_on_file_inputs_is_refused(app_url, client, isolated_libr
     handler reads it."""
     for path in ("/etc/passwd", "../../../../../../etc/passwd", str(config.ROOT / "app.py"), EXAMPLE_IMAGE):
         data = {"path": path, "meta": {"_type": "gradio.FileData"}, "orig_name": "x.png"}
-        value = [data] if name == "conditions" else {"video": data} if "video" in name else data
+        value = [data] if name in LIST_INPUTS else {"video": data} if name in VIDEO_COMPONENTS else data
         cheap = {k: v for k, v in CHEAP.get(endpoint, {}).items() if str(config.ASSETS) not in str(v)}
         answer = raw_call(app_url, client, endpoint, **(cheap | extra | {name: value}))
         assert answer.startswith("event: error"), (endpoint, path, answer[:300])

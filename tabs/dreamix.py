@@ -1,0 +1,90 @@
+"""Tab: Dreamix (METHODS.md §17) — endpoint /dreamix."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from core import config
+from core.methods import dreamix
+from core.sampling import square_image
+from core.validate import load_image
+from core.video import VIDEO_SUFFIXES
+
+from .common import handler, header, read_video_input, save_video, step_progress
+
+TITLE = "Dreamix"
+D = config.DreamixDefaults
+EXAMPLE_VIDEO = str(config.EXAMPLES_DIR / "red_circle_moving_right.mp4")
+EXAMPLE_IMAGE = str(config.EXAMPLES_DIR / "red_circle_white.png")
+EXAMPLES = [[[EXAMPLE_VIDEO], "a blue circle moving right on a white background", "edit", D.downsample, D.strength,
+             D.finetune_steps, D.frame_loss_weight, 0, "pan right"],
+            [[EXAMPLE_IMAGE], "a red circle on a white background", "animate", D.downsample, D.strength,
+             D.finetune_steps, D.frame_loss_weight, 0, "pan right"]]
+
+
+def load_media(paths, mode: str) -> np.ndarray:
+    """Edit: one video → its frames. Animate: one image. Subject: up to max_subject_images images."""
+    paths = [p for p in (paths or []) if p]
+    if not paths:
+        raise ValueError("no video_or_image given: upload a video (edit) or images (animate, subject)")
+    if mode == "edit":
+        if len(paths) != 1 or Path(paths[0]).suffix.lower() not in VIDEO_SUFFIXES:
+            raise ValueError("edit mode takes one video (mp4, webm, mov, avi, mkv or gif)")
+        return read_video_input(paths[0], "video_or_image")
+    if mode == "animate" and len(paths) != 1:
+        raise ValueError("animate mode takes one image")
+    if len(paths) > D.max_subject_images:
+        raise ValueError(f"subject mode takes at most {D.max_subject_images} images")
+    images = [load_image(p, "video_or_image") for p in paths]
+    side = min(min(i.shape[:2]) for i in images)
+    return np.stack([square_image(i, side) for i in images])
+
+
+def build(models) -> None:
+    header(TITLE, "Video editing with a video diffusion model: sampling starts from the input downsampled (only coarse "
+                  "structure and colour survive) and noised, after mixed fine-tuning on the input — the clip as a video "
+                  "and its frames as stills, with temporal attention masked on stills so temporal layers never learn "
+                  "from images. Modes: edit a video, animate an image (camera pan / zoom), subject-driven (a few images).",
+           "Open re-implementation: Dreamix's model is not public; this runs on the app's motion model "
+           f"({models.motion_adapter_name()} over {models.base_model}).")
+    with gr.Row():
+        with gr.Column():
+            media = gr.File(label=f"video_or_image (edit: one video ≤ {config.MAX_VIDEO_FRAMES} frames / "
+                                  f"{config.MAX_VIDEO_SECONDS} s; animate: one image; subject: ≤ {D.max_subject_images} "
+                                  "images)", file_count="multiple", file_types=["image", "video"])
+            prompt = gr.Textbox(D.prompt, label="prompt")
+            with gr.Row():
+                mode = gr.Radio(list(dreamix.MODES), value="edit", label="mode")
+                camera = gr.Dropdown(list(dreamix.CAMERAS), value="pan right", label="camera (animate)")
+            with gr.Row():
+                downsample = gr.Slider(1, D.max_downsample, D.downsample, step=1, label="downsample")
+                strength = gr.Slider(0, 1, D.strength, step=0.05, label="strength")
+            with gr.Row():
+                finetune_steps = gr.Slider(0, D.max_finetune_steps, D.finetune_steps, step=1, label="finetune_steps")
+                frame_loss_weight = gr.Slider(0, 10, D.frame_loss_weight, step=0.1, label="frame_loss_weight")
+                seed = gr.Number(D.seed, precision=0, minimum=0, maximum=config.MAX_SEED, label="seed")
+            run = gr.Button("Fine-tune and generate", variant="primary")
+        with gr.Column():
+            video = gr.Video(label="video", autoplay=True, loop=True)
+            source = gr.Video(label="input clip (what was fine-tuned on)", autoplay=True, loop=True)
+
+    @handler
+    def generate(video_or_image: list[str], prompt: str, mode: str = "edit", downsample: int = D.downsample,
+                 strength: float = D.strength, finetune_steps: int = D.finetune_steps,
+                 frame_loss_weight: float = D.frame_loss_weight, seed: int = D.seed, camera: str = "pan right",
+                 progress=gr.Progress()):
+        params = dreamix.DreamixParams(prompt, mode, int(downsample), float(strength), int(finetune_steps),
+                                       float(frame_loss_weight), camera=camera, seed=int(seed))
+        params.check()
+        clip = load_media(video_or_image, mode)
+        progress(0, desc="loading the base model and motion adapter")
+        pipe, unet = models.pipeline(), models.motion_unet()
+        out, used = dreamix.run(pipe, unet, clip, params, loras={"domain": 1.0},
+                                on_step=step_progress(progress, "fine-tune, then sample"))
+        return save_video(out, D.fps), save_video(used, D.fps)
+
+    inputs = [media, prompt, mode, downsample, strength, finetune_steps, frame_loss_weight, seed, camera]
+    run.click(generate, inputs, [video, source], api_name="dreamix")
+    gr.Examples(EXAMPLES, inputs, [video, source], fn=generate, cache_examples=False)
