@@ -16,7 +16,7 @@ CSS = ".studio-header p { margin: 0 }"
 
 
 def build_demo(models: Models) -> gr.Blocks:
-    with gr.Blocks(title="Diffusion Studio") as demo:
+    with gr.Blocks(title="Diffusion Studio", fill_width=True) as demo:
         gr.Markdown(f"## Diffusion Studio\n{models.describe()}", elem_classes="studio-header", elem_id="studio-header")
         for tab in tabs.ALL:
             with gr.Tab(tab.TITLE):
