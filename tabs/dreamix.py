@@ -55,6 +55,8 @@ def build(models) -> None:
                                   f"{config.MAX_VIDEO_SECONDS} s; animate: one image; subject: ≤ {D.max_subject_images} "
                                   "images)", file_count="multiple", file_types=["image", "video"])
             prompt = gr.Textbox(D.prompt, label="prompt")
+            source_prompt = gr.Textbox("", label="source_prompt (the caption fine-tuning pairs with the input; "
+                                                 "empty: none, so guidance pushes from the input to the prompt)")
             with gr.Row():
                 mode = gr.Radio(list(dreamix.MODES), value="edit", label="mode")
                 camera = gr.Dropdown(list(dreamix.CAMERAS), value="pan right", label="camera (animate)")
@@ -74,9 +76,10 @@ def build(models) -> None:
     def generate(video_or_image: list[str], prompt: str, mode: str = "edit", downsample: int = D.downsample,
                  strength: float = D.strength, finetune_steps: int = D.finetune_steps,
                  frame_loss_weight: float = D.frame_loss_weight, seed: int = D.seed, camera: str = "pan right",
-                 progress=gr.Progress()):
+                 source_prompt: str = "", progress=gr.Progress()):
         params = dreamix.DreamixParams(prompt, mode, int(downsample), float(strength), int(finetune_steps),
-                                       float(frame_loss_weight), camera=camera, seed=int(seed))
+                                       float(frame_loss_weight), camera=camera, seed=int(seed),
+                                       source_prompt=source_prompt or "")
         params.check()
         clip = load_media(video_or_image, mode)
         progress(0, desc="loading the base model and motion adapter")
@@ -85,6 +88,6 @@ def build(models) -> None:
                                 on_step=step_progress(progress, "fine-tune, then sample"))
         return save_video(out, D.fps), save_video(used, D.fps)
 
-    inputs = [media, prompt, mode, downsample, strength, finetune_steps, frame_loss_weight, seed, camera]
+    inputs = [media, prompt, mode, downsample, strength, finetune_steps, frame_loss_weight, seed, camera, source_prompt]
     run.click(generate, inputs, [video, source], api_name="dreamix")
-    gr.Examples(EXAMPLES, inputs, [video, source], fn=generate, cache_examples=False)
+    gr.Examples(EXAMPLES, inputs[:9], [video, source], fn=generate, cache_examples=False)

@@ -49,9 +49,14 @@ class DreamixParams:
     steps: int = D.steps
     guidance_scale: float = D.guidance_scale
     seed: int = D.seed
+    # the caption fine-tuning pairs with the input ("" = none: the unconditional branch learns the input,
+    # so guidance then pushes from it towards the prompt; tuning on the prompt itself teaches the model
+    # that the prompt *is* the input — measured on toy-sd: red circles stayed purple, not blue)
+    source_prompt: str = ""
 
     def check(self) -> None:
         check_prompt(self.prompt)
+        check_prompt(self.source_prompt, "source_prompt", allow_empty=True)
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.camera not in CAMERAS:
@@ -108,7 +113,7 @@ def finetune(pipe, motion_unet, clip: np.ndarray, params: DreamixParams, on_step
     still_weight = float(params.frame_loss_weight) if params.mode == "edit" else 1.0
     if int(params.finetune_steps) > 0:
         torch.manual_seed(int(params.seed))
-        run_to_end(tune_on_clip(pipe, unet, clip, params.prompt, int(params.finetune_steps), float(params.lr),
+        run_to_end(tune_on_clip(pipe, unet, clip, params.source_prompt, int(params.finetune_steps), float(params.lr),
                                 int(params.seed), video_weight=video_weight, still_weight=still_weight), on_step)
     return unet
 
