@@ -7,7 +7,7 @@ from core import config
 from core.methods import animatediff
 from core.video import write_video
 
-from .common import handler, header, output_path, save_video, step_progress
+from .common import handler, header, output_path, save_video, seed_input, step_progress
 
 TITLE = "AnimateDiff"
 D = config.AnimateDiffDefaults
@@ -38,7 +38,7 @@ def build(models) -> None:
                 frames = gr.Slider(2, D.max_frames, D.toy_frames if embedded else D.frames, step=1, label="frames")
                 steps = gr.Slider(1, config.MAX_STEPS, D.steps, step=1, label="steps")
                 guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
-                seed = gr.Number(D.seed, precision=0, minimum=0, maximum=config.MAX_SEED, label="seed")
+                seed = seed_input(D.seed)
             run = gr.Button("Animate", variant="primary")
         with gr.Column():
             video = gr.Video(label="video", autoplay=True, loop=True)

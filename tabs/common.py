@@ -80,11 +80,16 @@ def header(title: str, summary: str, note: str | None = None) -> None:
     gr.Markdown(text)
 
 
+def seed_input(value: int = 0) -> gr.Number:
+    """The seed box every sampling tab has (0 … MAX_SEED, whole numbers)."""
+    return gr.Number(value, precision=0, minimum=0, maximum=config.MAX_SEED, label="seed")
+
+
 def sampling_controls(defaults):
     """The row of knobs every sampler-driven tab has: steps, seed, guidance_scale (defaults from config)."""
     with gr.Row():
         steps = gr.Slider(1, config.MAX_STEPS, defaults.steps, step=1, label="steps")
-        seed = gr.Number(defaults.seed, precision=0, label="seed", minimum=0, maximum=config.MAX_SEED)
+        seed = seed_input(defaults.seed)
         guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, defaults.guidance_scale, step=0.5, label="guidance_scale")
     return steps, seed, guidance_scale
 

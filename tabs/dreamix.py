@@ -12,7 +12,7 @@ from core.sampling import square_image
 from core.validate import load_image
 from core.video import VIDEO_SUFFIXES
 
-from .common import handler, header, read_video_input, save_video, step_progress
+from .common import handler, header, read_video_input, save_video, seed_input, step_progress
 
 TITLE = "Dreamix"
 D = config.DreamixDefaults
@@ -66,7 +66,7 @@ def build(models) -> None:
             with gr.Row():
                 finetune_steps = gr.Slider(0, D.max_finetune_steps, D.finetune_steps, step=1, label="finetune_steps")
                 frame_loss_weight = gr.Slider(0, 10, D.frame_loss_weight, step=0.1, label="frame_loss_weight")
-                seed = gr.Number(D.seed, precision=0, minimum=0, maximum=config.MAX_SEED, label="seed")
+                seed = seed_input(D.seed)
             run = gr.Button("Fine-tune and generate", variant="primary")
         with gr.Column():
             video = gr.Video(label="video", autoplay=True, loop=True)

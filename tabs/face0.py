@@ -8,7 +8,7 @@ from core.methods import face0
 from core.methods.freedom import clip_inputs
 from core.validate import load_image
 
-from .common import ImageUpload, handler, header, step_progress
+from .common import ImageUpload, handler, header, seed_input, step_progress
 
 TITLE = "Face0"
 D = config.Face0Defaults
@@ -35,7 +35,7 @@ def build(models) -> None:
             with gr.Row():
                 steps = gr.Slider(1, config.MAX_STEPS, D.steps, step=1, label="steps")
                 guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
-                seed = gr.Number(D.seed, precision=0, label="seed", minimum=0, maximum=config.MAX_SEED)
+                seed = seed_input(D.seed)
             run = gr.Button("Generate", variant="primary")
         with gr.Column():
             image = gr.Image(label="result", type="numpy", format="png")

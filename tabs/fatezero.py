@@ -6,7 +6,8 @@ import gradio as gr
 from core import config
 from core.methods import fatezero
 
-from .common import handler, header, read_video_input, save_video, step_progress, video_upload
+from .common import (handler, header, read_video_input, save_video, seed_input, step_progress,
+                     video_upload)
 
 TITLE = "FateZero"
 D = config.FateZeroDefaults
@@ -41,7 +42,7 @@ def build(models) -> None:
             with gr.Row():
                 frames = gr.Slider(1, D.max_frames, D.frames, step=1, label="frames")
                 steps = gr.Slider(1, config.MAX_STEPS, D.steps, step=1, label="steps")
-                seed = gr.Number(D.seed, precision=0, minimum=0, maximum=config.MAX_SEED, label="seed")
+                seed = seed_input(D.seed)
                 guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
             unconditional = gr.Radio(["source", "empty"], value=D.unconditional,
                                      label="unconditional branch prompt (source: negative-prompt inversion; "

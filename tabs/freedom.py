@@ -8,7 +8,7 @@ from core import config
 from core.methods import freedom
 from core.validate import load_image
 
-from .common import ImageUpload, handler, header, step_progress
+from .common import ImageUpload, handler, header, seed_input, step_progress
 
 TITLE = "FreeDoM"
 D = config.FreeDoMDefaults
@@ -35,7 +35,7 @@ def build(models) -> None:
                 rho_scale = gr.Slider(0, 5, D.rho_scale, step=0.05, label="rho_scale")
                 time_travel = gr.Slider(1, 10, D.time_travel, step=1, label="time_travel")
                 steps = gr.Slider(1, config.MAX_STEPS, D.steps, step=1, label="steps")
-                seed = gr.Number(D.seed, precision=0, minimum=0, maximum=config.MAX_SEED, label="seed")
+                seed = seed_input(D.seed)
             with gr.Accordion("windows (fractions of the steps)", open=False):
                 with gr.Row():
                     guidance_start = gr.Slider(0, 1, D.guidance_start, step=0.05, label="guidance_start")

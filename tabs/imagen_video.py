@@ -6,7 +6,7 @@ import gradio as gr
 from core import config
 from core.methods import imagen_video
 
-from .common import handler, header, save_video, step_progress
+from .common import handler, header, save_video, seed_input, step_progress
 
 TITLE = "Imagen Video (cascade)"
 D = config.CascadeDefaults
@@ -35,7 +35,7 @@ def build(models) -> None:
                                               label="dynamic_threshold (percentile; 0 = off)")
                 oscillating_guidance = gr.Checkbox(False, label="oscillating_guidance")
             with gr.Row():
-                seed = gr.Number(D.seed, precision=0, minimum=0, maximum=config.MAX_SEED, label="seed")
+                seed = seed_input(D.seed)
                 steps = gr.Slider(1, config.MAX_STEPS, D.steps, step=1, label="steps (per stage)")
                 guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
             run = gr.Button("Run the cascade", variant="primary")

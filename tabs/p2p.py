@@ -9,7 +9,7 @@ from core import config
 from core.control.schedule import parse_steps
 from core.methods import p2p
 
-from .common import handler, header, step_progress
+from .common import handler, header, seed_input, step_progress
 
 TITLE = "Prompt-to-Prompt"
 D = config.P2PDefaults
@@ -54,7 +54,7 @@ def edit_controls() -> EditControls:
         with gr.Row():
             steps = gr.Slider(1, config.MAX_STEPS, D.steps, step=1, label="steps")
             guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
-            seed = gr.Number(D.seed, precision=0, minimum=0, maximum=config.MAX_SEED, label="seed")
+            seed = seed_input(D.seed)
         words = gr.Textbox("", label="cross_replace_words",
                            info="per-word cross_replace_steps, e.g. 'circle: 0.3; red: 0.1, 0.5' (a fraction or a start, end range)")
     return EditControls(edit_mode, cross, self_, blend_words, blend_threshold, reweight_words, reweight_value, steps,

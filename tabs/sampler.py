@@ -7,7 +7,7 @@ from core import config
 from core.methods import sampler
 from core.schedulers import SCHEDULERS
 
-from .common import handler, header, step_progress
+from .common import handler, header, seed_input, step_progress
 
 TITLE = "Sampler inspector"
 D = config.SamplerDefaults
@@ -31,7 +31,7 @@ def build(models) -> None:
             with gr.Row():
                 eta = gr.Slider(0, 1, D.eta, step=0.05, label="eta (DDIM: 0 deterministic, 1 ≈ DDPM)")
                 snapshots = gr.Slider(1, D.max_snapshots, D.snapshots, step=1, label="snapshots")
-                seed = gr.Number(D.seed, precision=0, label="seed", minimum=0, maximum=config.MAX_SEED)
+                seed = seed_input(D.seed)
             run = gr.Button("Sample", variant="primary", elem_id="sampler-run")
         with gr.Column():
             image = gr.Image(label="final image", type="numpy", format="png", elem_id="sampler-image")

@@ -7,7 +7,7 @@ from core import config
 from core.methods import shiftddpm
 from core.plots import curves_plot
 
-from .common import handler, header, step_progress
+from .common import handler, header, seed_input, step_progress
 
 TITLE = "ShiftDDPM"
 D = config.ShiftDDPMDefaults
@@ -34,7 +34,7 @@ def build(models) -> None:
             with gr.Row():
                 steps = gr.Slider(1, D.max_steps, D.steps, step=1, label="steps (1000 = full DDPM)")
                 n = gr.Slider(1, D.max_n, D.n, step=1, label="n (samples)")
-                seed = gr.Number(D.seed, precision=0, label="seed", minimum=0, maximum=config.MAX_SEED)
+                seed = seed_input(D.seed)
             with gr.Accordion("interpolate E(c) towards a second class", open=False):
                 interpolate_to = gr.Dropdown([""] + classes, value=D.interpolate_to, label="interpolate_to",
                                              allow_custom_value=True)

@@ -9,7 +9,8 @@ from core.conditions import extract
 from core.methods import t2v_zero
 from core.video import resize_frames, sample_frames
 
-from .common import handler, header, read_video_input, save_video, step_progress, video_upload
+from .common import (handler, header, read_video_input, save_video, seed_input, step_progress,
+                     video_upload)
 
 TITLE = "Text2Video-Zero"
 D = config.T2VZeroDefaults
@@ -41,7 +42,7 @@ def build(models) -> None:
                 t0 = gr.Slider(0, config.MAX_STEPS - 2, D.t0, step=1, label="t0")
                 t1 = gr.Slider(1, config.MAX_STEPS - 1, D.t1, step=1, label="t1")
                 steps = gr.Slider(2, config.MAX_STEPS, D.steps, step=1, label="steps")
-                seed = gr.Number(D.seed, precision=0, minimum=0, maximum=config.MAX_SEED, label="seed")
+                seed = seed_input(D.seed)
             with gr.Accordion("guidance, ablation, video modes", open=False):
                 guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
                 cross_frame = gr.Checkbox(True, label="cross_frame (attention to frame 1)")

@@ -10,7 +10,8 @@ from core import config
 from core.methods import tune_a_video
 from core.plots import line_plot
 
-from .common import handler, header, read_video_input, save_video, step_progress, video_upload
+from .common import (handler, header, read_video_input, save_video, seed_input, step_progress,
+                     video_upload)
 
 TITLE = "Tune-A-Video"
 D = config.TuneAVideoDefaults
@@ -46,7 +47,7 @@ def build(models) -> None:
                     steps = gr.Slider(1, D.max_train_steps, D.train_steps, step=1, label="steps")
                     lr = gr.Number(default_lr, label="lr", minimum=1e-7, maximum=1e-2)
                     frames = gr.Slider(2, D.max_frames, D.frames, step=1, label="frames")
-                    seed = gr.Number(D.seed, precision=0, minimum=0, maximum=config.MAX_SEED, label="seed")
+                    seed = seed_input(D.seed)
                 name = gr.Textbox("", label="name in the model library (empty: from the prompt)")
                 with gr.Row():
                     start = gr.Button("Tune", variant="primary")
@@ -65,7 +66,7 @@ def build(models) -> None:
                     gen_steps = gr.Slider(1, config.MAX_STEPS, D.steps, step=1, label="steps")
                     guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, D.toy_guidance_scale if embedded
                                                else D.guidance_scale, step=0.5, label="guidance_scale")
-                    gen_seed = gr.Number(D.seed, precision=0, minimum=0, maximum=config.MAX_SEED, label="seed")
+                    gen_seed = seed_input(D.seed)
                 generate_button = gr.Button("Generate", variant="primary")
             with gr.Column():
                 result = gr.Video(label="video", autoplay=True, loop=True)
