@@ -22,7 +22,7 @@ def test_animatediff_endpoint_gives_mp4_and_gif(client):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"frames": 1000}, "frames"),
+    ({"frames": 1000}, "greater than maximum"),
     ({"motion_lora": "../../etc/passwd"}, "motion LoRA|neither"),
     ({"base_model": "/tmp"}, "neither an embedded model"),
     ({"prompt": ""}, "prompt is empty"),
