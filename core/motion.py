@@ -49,10 +49,21 @@ def inflate(unet: UNet2DConditionModel, adapter: MotionAdapter | None) -> UNetMo
     device and dtype, with the engine's attention processor installed."""
     if adapter is not None:
         check_compatible(unet, adapter)
-    motion = UNetMotionModel.from_unet2d(unet, adapter)
+    motion = UNetMotionModel.from_unet2d(without_adapters(unet), adapter)
     motion = motion.to(unet.device, unet.dtype).eval()
     install(motion)
     return motion
+
+
+def without_adapters(unet: UNet2DConditionModel) -> UNet2DConditionModel:
+    """`unet` itself, or — when peft has wrapped its layers (another tab's LoRA on the shared UNet) —
+    a plain copy with the base weights, which is what from_unet2d can read."""
+    state = unet.state_dict()
+    if not any(".base_layer." in key or "lora_" in key for key in state):
+        return unet
+    plain = UNet2DConditionModel.from_config(unet.config)
+    plain.load_state_dict({k.replace(".base_layer.", "."): v for k, v in state.items() if "lora_" not in k})
+    return plain.to(unet.device, unet.dtype)
 
 
 def check_compatible(unet: UNet2DConditionModel, adapter: MotionAdapter) -> None:

@@ -128,3 +128,18 @@ def test_tune_a_video_library_round_trip_and_generation(tiny_pipe, tmp_path):
             library.path(bad)
     with pytest.raises(ValueError, match="no tuned model"):
         library.load("missing")
+
+
+def test_inflation_reads_a_unet_that_carries_another_tabs_lora(tiny_pipe):
+    """DiffusionCLIP / ChatFace leave peft wrappers on the shared UNet; the motion UNet is built from
+    its base weights all the same."""
+    import copy
+
+    from core.training.lora import CROSS_ATTENTION_KV
+    unet = copy.deepcopy(tiny_pipe.unet)
+    add_lora(unet, "other", 2, CROSS_ATTENTION_KV)
+    unet.delete_adapters(["other"])
+    motion = inflate(unet, new_motion_adapter(unet, max_frames=8))
+    plain = inflate(tiny_pipe.unet, new_motion_adapter(tiny_pipe.unet, max_frames=8))
+    spatial = {n: p for n, p in plain.state_dict().items() if ".motion_modules." not in n}
+    assert all(torch.equal(motion.state_dict()[n], p) for n, p in spatial.items())
