@@ -25,11 +25,32 @@ def isolated(script: str, *args: str) -> dict:
 
 
 def peak_mib(device: str) -> float:
-    """This process's peak: CUDA memory allocated, or resident set size on the CPU."""
+    """This process's peak since `reset_peak`: CUDA memory allocated, or resident set size (VmHWM) on the CPU."""
     import torch
     if device == "cuda":
         return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def reset_peak(device: str) -> None:
+    """Start the peak afresh (so building a model does not count): CUDA's counter, or Linux's VmHWM."""
+    import gc
+
+    import torch
+    gc.collect()
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        return
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
 
 
 def current_mib(device: str) -> float:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.report import isolated, peak_mib, ratio  # noqa: E402
+from bench.report import isolated, peak_mib, ratio, reset_peak  # noqa: E402
 
 VARIANTS = ("images", "t2v-zero", "fatezero-inversion", "animatediff", "tune-a-video")
 
@@ -51,9 +51,7 @@ def run_variant(variant: str, frames: int, size: int, device: str) -> dict:
         if variant == "fatezero-inversion":
             controllers = [InversionMapStore(config.MAX_SELF_ATTENTION_QUERIES)]
     state = install(unet)
-    if device == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
+    reset_peak(device)  # the step's memory, not the model build's (from_unet2d copies the weights)
     started = time.perf_counter()
     with torch.no_grad(), state.use(controllers, frames=frames, frame_mode=mode):
         state.step_begin(0, 1)
