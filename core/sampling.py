@@ -217,6 +217,14 @@ def epsilon_for_x0(scheduler, latents, noise_pred, timestep, transform) -> torch
     return (latents - alpha.sqrt() * transform(x0)) / (1 - alpha).sqrt()
 
 
+def noise_to_strength(scheduler, latents: torch.Tensor, noise: torch.Tensor, strength: float) -> tuple[int, torch.Tensor]:
+    """SDEdit-style start part-way: (the first step to run, `latents` noised to that step's level) for
+    a scheduler whose timesteps are set; strength 1 starts at the first step, small ones near the end."""
+    steps = len(scheduler.timesteps)
+    start = min(steps - 1, int(round(steps * (1 - float(strength)))))
+    return start, scheduler.add_noise(latents, noise, scheduler.timesteps[start:start + 1])
+
+
 @torch.no_grad()
 def decode(pipe, latents: torch.Tensor) -> np.ndarray:
     """Latents (B, C, h, w) → uint8 images (B, H, W, 3), as the pipeline's postprocessing does."""

@@ -23,7 +23,7 @@ import torch
 from diffusers import DDIMScheduler
 
 from .. import config
-from ..sampling import denoise, encode_prompts, prepare_latents
+from ..sampling import denoise, encode_prompts, noise_to_strength, prepare_latents
 from ..training.epsilon import video_latents
 from ..training.video_tuning import run_to_end, tune_on_clip
 from ..validate import check_prompt, check_range, check_sampling
@@ -127,15 +127,13 @@ def generate(pipe, unet, clip: np.ndarray, params: DreamixParams, loras: dict | 
     scheduler.set_timesteps(steps)
     generator = torch.Generator().manual_seed(int(params.seed))
     size = pipe.unet.config.sample_size * pipe.vae_scale_factor
-    noise = prepare_latents(pipe, 1, size, size, generator, frames=frames) / scheduler.init_noise_sigma
+    latents = prepare_latents(pipe, 1, size, size, generator, frames=frames)
     start = 0
     with torch.no_grad():
-        if params.mode == "subject" or params.strength >= 1.0:
-            latents = noise * scheduler.init_noise_sigma
-        else:
-            start = min(steps - 1, int(round(steps * (1 - float(params.strength)))))
-            source = video_latents(pipe, degrade(clip, int(params.downsample))[None]).to(noise)
-            latents = scheduler.add_noise(source, noise, scheduler.timesteps[start:start + 1])
+        if params.mode != "subject" and params.strength < 1.0:
+            source = video_latents(pipe, degrade(clip, int(params.downsample))[None]).to(latents)
+            start, latents = noise_to_strength(scheduler, source, latents / scheduler.init_noise_sigma,
+                                               float(params.strength))
         cond = frame_context(encode_prompts(pipe, [params.prompt]), frames)
         uncond = frame_context(encode_prompts(pipe, [""]), frames) if guidance > 1 else None
         result = denoise(unet, scheduler, latents, cond, uncond, guidance, steps, start_step=start,

@@ -24,7 +24,7 @@ import torch
 from diffusers import DDIMScheduler
 
 from .. import config
-from ..sampling import denoise, encode_prompts, prepare_latents
+from ..sampling import denoise, encode_prompts, noise_to_strength, prepare_latents
 from ..thresholding import dynamic_threshold
 from ..training.epsilon import video_latents
 from ..validate import check_prompt, check_range, check_sampling
@@ -141,10 +141,8 @@ class Cascade:
         interleaved = base.latents.repeat_interleave(factor, dim=2)  # each base frame followed by copies
         noise = torch.randn(interleaved.shape, generator=self.generator).to(interleaved)
         fixed_noise = noise[:, :, kept]
-        steps = int(self.params.steps)
         if self.params.insert == "repeat":
-            start = int(round(steps * (1 - D.tsr_strength)))
-            latents = scheduler.add_noise(interleaved, noise, scheduler.timesteps[start:start + 1])
+            start, latents = noise_to_strength(scheduler, interleaved, noise, D.tsr_strength)
         else:
             start, latents = 0, noise * scheduler.init_noise_sigma
         timesteps = scheduler.timesteps
@@ -170,10 +168,8 @@ class Cascade:
         scheduler = self.scheduler()
         condition = augment(video_latents(self.pipe, upsampled[None]), float(self.params.noise_aug), scheduler,
                             self.generator)
-        steps = int(self.params.steps)
-        start = min(steps - 1, int(round(steps * (1 - float(self.params.ssr_strength)))))
         noise = torch.randn(condition.shape, generator=self.generator).to(condition)
-        latents = scheduler.add_noise(condition, noise, scheduler.timesteps[start:start + 1])
+        start, latents = noise_to_strength(scheduler, condition, noise, float(self.params.ssr_strength))
         latents = self.sample(latents, scheduler, start)
         return Stage("ssr", decode_video(self.pipe, latents), latents)
 
