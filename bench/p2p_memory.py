@@ -31,12 +31,15 @@ from bench.report import ratio  # noqa: E402
 def sd15_unet():
     from diffusers import UNet2DConditionModel
 
+    from bench.report import cheap_random_init
+
     # SD1.5's UNet config (random weights: shapes and costs are what matter here)
-    return UNet2DConditionModel(sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
-                                block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=768,
-                                attention_head_dim=8,
-                                down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-                                up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3)
+    with cheap_random_init():
+        return UNet2DConditionModel(sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
+                                    block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=768,
+                                    attention_head_dim=8,
+                                    down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+                                    up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3)
 
 
 def run_variant(variant: str, device: str, steps: int, size: int) -> dict:

@@ -2,6 +2,7 @@
 RATIO lines that `python -m bench` gathers into its summary table."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -59,3 +60,36 @@ def current_mib(device: str) -> float:
         return torch.cuda.memory_allocated() / 2**20
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@contextlib.contextmanager
+def cheap_random_init(seed: int = 0):
+    """Random weights without torch's single-threaded RNG: while building SD1.5-sized modules,
+    `uniform_`/`normal_` copy a tiled pool of random numbers (12 s → < 1 s for one UNet here).
+    The benchmarks measure shapes and costs, so tiled weights of the right scale are enough."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    uniform_pool = torch.rand(1 << 20, generator=generator)
+    normal_pool = torch.randn(1 << 20, generator=generator)
+    original = torch.Tensor.uniform_, torch.Tensor.normal_
+
+    def tile(tensor, pool):
+        with torch.no_grad():
+            flat = tensor.view(-1)
+            for start in range(0, flat.numel(), pool.numel()):
+                chunk = flat[start:start + pool.numel()]
+                chunk.copy_(pool[:chunk.numel()])
+        return tensor
+
+    def uniform_(tensor, a=0.0, b=1.0, generator=None):
+        return tile(tensor, uniform_pool).mul_(b - a).add_(a)
+
+    def normal_(tensor, mean=0.0, std=1.0, generator=None):
+        return tile(tensor, normal_pool).mul_(std).add_(mean)
+
+    torch.Tensor.uniform_, torch.Tensor.normal_ = uniform_, normal_
+    try:
+        yield
+    finally:
+        torch.Tensor.uniform_, torch.Tensor.normal_ = original

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.report import isolated, peak_mib, ratio, reset_peak  # noqa: E402
+from bench.report import cheap_random_init, isolated, peak_mib, ratio, reset_peak  # noqa: E402
 
 VARIANTS = ("images", "t2v-zero", "fatezero-inversion", "animatediff", "tune-a-video")
 
@@ -42,7 +42,8 @@ def run_variant(variant: str, frames: int, size: int, device: str) -> dict:
     context = torch.randn(2 * frames, 77, 768, device=device, dtype=dtype)
     controllers, mode = [], FrameMode.NONE
     if variant in ("animatediff", "tune-a-video"):
-        unet = inflate(unet, new_motion_adapter(unet).to(device, dtype))
+        with cheap_random_init():
+            unet = inflate(unet, new_motion_adapter(unet).to(device, dtype))
         x = torch.randn(2, 4, frames, latent, latent, device=device, dtype=dtype)
         mode = FrameMode.SPARSE_CAUSAL if variant == "tune-a-video" else FrameMode.NONE
     else:

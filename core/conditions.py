@@ -83,8 +83,31 @@ def grayscale(image: np.ndarray) -> np.ndarray:
     return _rgb(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
 
 
+def pseudo_depth(image: np.ndarray, sigma: float = D.pseudo_depth_sigma) -> np.ndarray:
+    """An offline stand-in for a depth model (labelled so in the UI): the foreground is near, nearest
+    at its middle (distance to its outline), the background far. Right for flat-coloured scenes on a
+    plain background (the embedded models' world); a real depth model is used on a GPU."""
+    foreground = mask(image)[..., 0] > 0
+    distance = cv2.distanceTransform(foreground.astype(np.uint8), cv2.DIST_L2, 5)
+    near = np.sqrt(distance / max(float(distance.max()), 1e-6)) * foreground
+    near = cv2.GaussianBlur(near.astype(np.float32), (0, 0), sigma)
+    return _rgb((near / max(float(near.max()), 1e-6) * 255).round().astype(np.uint8))
+
+
+def coarsen(image: np.ndarray, level: int) -> np.ndarray:
+    """Gen-1's structure fidelity: halve the resolution `level` times and blow back up (blurred):
+    level 0 keeps every detail; each level keeps only coarser structure."""
+    if level <= 0:
+        return image
+    h, w = image.shape[:2]
+    small = image
+    for _ in range(level):
+        small = cv2.resize(small, (max(1, small.shape[1] // 2), max(1, small.shape[0] // 2)), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
 EXTRACTORS = {"canny": canny, "sketch": sketch, "palette": palette, "mask": mask, "inpaint": inpaint,
-              "outpaint": outpaint, "blur": blur, "grayscale": grayscale}
+              "outpaint": outpaint, "blur": blur, "grayscale": grayscale, "pseudo_depth": pseudo_depth}
 
 
 def extract(kind: str, images: np.ndarray, **kwargs) -> np.ndarray:

@@ -21,7 +21,7 @@ EMBEDDED_SHIFTDDPM_MODEL = "toy-shiftddpm"
 SHIFTDDPM_VARIANT_MODELS = {"prior_shift": "toy-shiftddpm", "quadratic_shift": "toy-shiftddpm-quadratic",
                             "data_normalization": "toy-shiftddpm-datanorm"}
 EMBEDDED_MODELS = ("toy-sd", "toy-clip", "toy-shiftddpm", "toy-face0", "toy-chatface", "toy-adapters",
-                   "toy-unicontrol", "toy-motion")
+                   "toy-unicontrol", "toy-motion", "toy-videocomposer")
 ENABLE_ATTENTION_SLICING = False  # diffusers' slicing; our processor already avoids big maps
 ENABLE_VAE_SLICING = True  # decode video frames one at a time on GPU
 ENABLE_CPU_OFFLOAD = False  # accelerate's model offload for small GPUs
@@ -266,6 +266,58 @@ class ConditionDefaults:
     hole_fraction: float = 0.5  # inpainting: side of the centred hole
     outpaint_keep: float = 0.5  # outpainting: side of the kept centre
     blur_sigma: float = 3.0
+    pseudo_depth_sigma: float = 1.0  # blur of the offline depth stand-in (px)
+
+
+@dataclass
+class VideoComposerDefaults:
+    """/videocomposer (METHODS.md §8). The official model makes 16 frames; toy-videocomposer learnt 8."""
+    prompt: str = "a blue square on a white background"
+    conditions: tuple[str, ...] = ("motion",)
+    frames: int = 16
+    toy_frames: int = 8
+    max_frames: int = 32
+    steps: int = 25
+    guidance_scale: float = DEFAULT_GUIDANCE
+    seed: int = 0
+    fps: int = 8
+    motion_scale: float = 4.0  # motion vectors (px / frame) are divided by this before the encoder
+    mask_hole: float = 0.5  # video inpainting: side of the centred hole, a fraction of the frame
+    feature_channels: int = 4  # extra UNet input channels the summed STC-encoder features take
+
+
+# The task recipes of the VideoComposer paper: preset → the conditions it uses (style image optional)
+VIDEOCOMPOSER_PRESETS = {
+    "image + text + motion": ("single_image", "motion"),
+    "motion transfer": ("motion",),
+    "sketch animation (single sketch + motion)": ("single_sketch", "motion"),
+    "single sketch": ("single_sketch",),
+    "depth to video (+ style image)": ("depth",),
+    "sketch sequence to video": ("sketch",),
+    "video inpainting (mask)": ("mask",),
+    "video inpainting (mask + depth)": ("mask", "depth"),
+}
+EMBEDDED_VIDEOCOMPOSER = "toy-videocomposer"
+# VideoComposer weights per base model (our re-implementation: the official ones are a non-commercial pickle)
+VIDEOCOMPOSER_MODELS = {EMBEDDED_BASE_MODEL: EMBEDDED_VIDEOCOMPOSER}
+VIDEOCOMPOSER_STYLE_ENCODER = EMBEDDED_CLIP_MODEL  # the CLIP image tower its style token was trained on
+
+
+@dataclass
+class Gen1Defaults:
+    """/gen1 (METHODS.md §12): structure = depth sequence (coarsened `structure_level` times), content =
+    text or an image; `temporal_guidance` between the video and the frame-wise prediction."""
+    prompt: str = "a blue circle on a white background"
+    structure_level: int = 0
+    max_structure_level: int = 5
+    temporal_guidance: float = 1.0
+    max_temporal_guidance: float = 5.0
+    frames: int = 8
+    max_frames: int = 32
+    steps: int = 25
+    guidance_scale: float = DEFAULT_GUIDANCE
+    seed: int = 0
+    fps: int = 8
 
 
 # Condition kinds that need a model (GPU, network) rather than OpenCV: transformers pipeline ids

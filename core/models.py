@@ -229,6 +229,39 @@ class Models:
                     raise ModelLoadError(f"could not load the motion LoRA {name!r}: {error}") from error
         return adapter_name
 
+    # -- VideoComposer / Gen-1 (conditioned motion UNet + STC-encoders) ---------------------------
+    def videocomposer(self, base_model: str | None = None):
+        """(widened motion UNet, VideoComposer encoders) for `base_model` — our re-implementation's
+        weights (config.VIDEOCOMPOSER_MODELS); a clear error for a base model none was trained for."""
+        from diffusers import UNetMotionModel
+
+        from .attention import install
+        from .videocomposer import VideoComposer
+
+        base_model = base_model or self.base_model
+        name = config.VIDEOCOMPOSER_MODELS.get(base_model)
+        if name is None:
+            raise ModelLoadError(
+                f"no VideoComposer weights for {base_model!r}: the official ones are a non-commercial pickle this app "
+                f"does not load, and ours were trained for {', '.join(config.VIDEOCOMPOSER_MODELS)} "
+                f"(scripts/train_toy_videocomposer.py); start the app with --model {config.EMBEDDED_BASE_MODEL}")
+
+        def load():
+            source = resolve(name, self.allow_local)
+            local = source.kind != "hub"
+            try:
+                unet = UNetMotionModel.from_pretrained(source.location, subfolder="unet", torch_dtype=self.dtype,
+                                                       use_safetensors=True, local_files_only=local)
+                composer = VideoComposer.from_pretrained(source.location, subfolder="composer", torch_dtype=self.dtype,
+                                                         use_safetensors=True, local_files_only=local)
+            except Exception as error:
+                raise ModelLoadError(f"could not load the VideoComposer model {name!r}: {error}") from error
+            unet = unet.to(self.device).eval().requires_grad_(False)
+            install(unet)
+            return unet, composer.to(self.device).eval().requires_grad_(False)
+
+        return self._cached(("VideoComposer", base_model, name), load)
+
     # -- CLIP (losses, energies) ---------------------------------------------------------------
     def clip(self, name: str | None = None):
         """(CLIPModel, tokenizer) — toy-clip offline, CLIP ViT-B/16 on a GPU."""

@@ -80,6 +80,40 @@ def motion_vectors(frames: np.ndarray) -> np.ndarray:
     return np.stack([cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0) for a, b in zip(gray, gray[1:])])
 
 
+def frame_motion(frames: np.ndarray) -> np.ndarray:
+    """Motion vectors per frame (T, H, W, 2): how each pixel moved since the previous frame (the first
+    frame's are zero), the layout VideoComposer's motion condition has."""
+    if len(frames) < 2:
+        return np.zeros((*frames.shape[:3], 2), np.float32)
+    flow = motion_vectors(frames)
+    return np.concatenate([np.zeros_like(flow[:1]), flow]).astype(np.float32)
+
+
+def draw_motion(frame: np.ndarray, flow: np.ndarray, spacing: int = 8, min_speed: float = 0.5) -> np.ndarray:
+    """The frame with the motion vectors drawn as arrows (one per `spacing` px cell, scaled ×2 to be
+    seen), what the user is shown of the motion condition."""
+    out = frame.copy()
+    h, w = flow.shape[:2]
+    thickness = max(1, min(h, w) // 128)
+    for y in range(spacing // 2, h, spacing):
+        for x in range(spacing // 2, w, spacing):
+            cell = flow[y - spacing // 2:y + spacing // 2, x - spacing // 2:x + spacing // 2].reshape(-1, 2)
+            dx, dy = cell.mean(axis=0)
+            if np.hypot(dx, dy) < min_speed:
+                continue
+            end = (int(round(x + 2 * dx)), int(round(y + 2 * dy)))
+            cv2.arrowedLine(out, (x, y), end, (255, 0, 255), thickness, tipLength=0.4)
+    return out
+
+
+def side_by_side(videos: list[np.ndarray], gap: int = 2) -> np.ndarray:
+    """Videos of the same length and height (F, H, W, 3) → one video, left to right, white gaps."""
+    f, h = videos[0].shape[:2]
+    spacer = np.full((f, h, gap, 3), 255, np.uint8)
+    parts = [part for video in videos for part in (video, spacer)][:-1]
+    return np.concatenate(parts, axis=2)
+
+
 def flow_to_rgb(flow: np.ndarray) -> np.ndarray:
     """Flow (H, W, 2) → an RGB picture: hue = direction, brightness = speed."""
     magnitude, angle = cv2.cartToPolar(flow[..., 0], flow[..., 1])

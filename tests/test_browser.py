@@ -17,7 +17,7 @@ def test_sampler_tab_in_chromium(app_url, tmp_path):
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch_persistent_context(
             str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True,
-            viewport={"width": 3400, "height": 1400},  # every tab in the bar, none in an overflow menu
+            viewport={"width": 4000, "height": 1400},  # every tab in the bar, none in an overflow menu
             args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync"])
         page = browser.new_page()
@@ -33,7 +33,8 @@ def test_sampler_tab_in_chromium(app_url, tmp_path):
         page.screenshot(path=str(ARTIFACTS / "sampler_tab.png"), full_page=True)
         # the video tabs render with their controls (every tab reachable in the bar)
         for tab, button in [("Tune-A-Video", "Tune"), ("AnimateDiff", "Animate"),
-                            ("Imagen Video (cascade)", "Run the cascade"), ("Dreamix", "Fine-tune and generate")]:
+                            ("Imagen Video (cascade)", "Run the cascade"), ("Dreamix", "Fine-tune and generate"),
+                            ("VideoComposer", "Compose"), ("Gen-1 (structure + content)", "Edit the video")]:
             page.get_by_role("tab", name=tab, exact=True).click()
             page.get_by_role("button", name=button, exact=True).wait_for(state="visible", timeout=10_000)
         page.screenshot(path=str(ARTIFACTS / "dreamix_tab.png"), full_page=True)

@@ -39,17 +39,20 @@ CHEAP = {
     "/shiftddpm": {"steps": 2, "n": 1}, "/sampler": {"steps": 2, "snapshots": 1},
     "/imagen_video": {"base_frames": 2, "steps": 2},
     "/dreamix": {"video_or_image": [EXAMPLE_VIDEO], "finetune_steps": 0, "strength": 0.1},
+    "/videocomposer": {"reference_video": EXAMPLE_VIDEO, "frames": 2, "steps": 2},
+    "/gen1": {"video": EXAMPLE_VIDEO, "frames": 2, "steps": 2},
 }
 LIST_INPUTS = {"conditions", "video_or_image"}  # gr.File(file_count="multiple"): a list of files
-VIDEO_COMPONENTS = {"video", "control_video", "source_video"}  # gr.Video: {"video": file}
+VIDEO_COMPONENTS = {"video", "control_video", "source_video", "reference_video"}  # gr.Video: {"video": file}
 IMAGE_INPUTS = [("/null_text", "image"), ("/unicontrol", "condition_image"), ("/freedom", "reference_image"),
                 ("/freedom", "mask"), ("/diffusionclip_train", "image"), ("/diffusionclip_edit", "image"),
                 ("/chatface", "image"), ("/face0", "face_image"), ("/t2i_adapter", "conditions"),
-                ("/dreamix", "video_or_image")]
+                ("/dreamix", "video_or_image"), ("/videocomposer", "style_image"), ("/gen1", "content_image")]
 VIDEO_INPUTS = [("/fatezero", "video", {}), ("/tune_a_video_train", "video", {}),
                 ("/t2v_zero", "control_video", {"mode": "controlnet"}),
                 ("/t2v_zero", "source_video", {"mode": "pix2pix", "instruction": "make it blue"}),
-                ("/dreamix", "video_or_image", {"mode": "edit"})]
+                ("/dreamix", "video_or_image", {"mode": "edit"}), ("/videocomposer", "reference_video", {}),
+                ("/gen1", "video", {})]
 EXTRA = {("/freedom", "reference_image"): {"energy": "style"}, ("/freedom", "mask"): {"energy": "mask"},
          ("/dreamix", "video_or_image"): {"mode": "animate"}}
 

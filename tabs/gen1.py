@@ -1,0 +1,66 @@
+"""Tab: structure- and content-guided video, Gen-1 style (METHODS.md §12) — endpoint /gen1."""
+from __future__ import annotations
+
+import gradio as gr
+
+from core import config
+from core.methods import gen1, videocomposer
+from core.validate import load_image
+
+from .common import ImageUpload, handler, header, read_video_input, sampling_controls, save_video, step_progress, \
+    video_upload
+
+TITLE = "Gen-1 (structure + content)"
+D = config.Gen1Defaults
+EXAMPLE_VIDEO = str(config.EXAMPLES_DIR / "red_circle_moving_right.mp4")
+EXAMPLE_CONTENT = str(config.EXAMPLES_DIR / "yellow_circle_black.png")
+EXAMPLES = [[EXAMPLE_VIDEO, "a blue circle on a white background", None, 0, 1.0, D.frames, D.steps, 0],
+            [EXAMPLE_VIDEO, "a green square on a white background", None, 3, 1.0, D.frames, D.steps, 0],
+            [EXAMPLE_VIDEO, "a circle", EXAMPLE_CONTENT, 0, 1.5, D.frames, D.steps, 1]]
+
+
+def build(models) -> None:
+    header(TITLE, "Edit a video by its structure and a new content: the source's depth sequence fixes the shapes "
+                  "(structure_level coarsens it: higher keeps less of the source's shape), the text and an optional "
+                  "content image say what to show. Frames read the first frame's attention keys and values, and "
+                  "temporal_guidance pushes the video prediction away from the frame-by-frame one (1: video model "
+                  "alone; higher: steadier).",
+           "Open re-implementation: Gen-1 has no public weights. It runs on this app's VideoComposer model (its depth "
+           "encoder); offline the depth is a stand-in read from the foreground, and the content image goes through "
+           f"{config.VIDEOCOMPOSER_STYLE_ENCODER}'s image tower.")
+    with gr.Row():
+        with gr.Column():
+            with gr.Row():
+                video_in = video_upload("video")
+                content_image = ImageUpload("content_image", label="content_image (optional)")
+            prompt = gr.Textbox(D.prompt, label="prompt")
+            with gr.Row():
+                structure_level = gr.Slider(0, D.max_structure_level, D.structure_level, step=1, label="structure_level")
+                temporal_guidance = gr.Slider(0, D.max_temporal_guidance, D.temporal_guidance, step=0.1,
+                                              label="temporal_guidance")
+                frames = gr.Slider(2, D.max_frames, D.frames, step=1, label="frames")
+            steps, seed, guidance_scale = sampling_controls(D)
+            run = gr.Button("Edit the video", variant="primary")
+        with gr.Column():
+            video = gr.Video(label="video", autoplay=True, loop=True)
+            depth = gr.Video(label="depth sequence (as used, after structure_level)", autoplay=True, loop=True)
+
+    @handler
+    def edit(video: str, prompt: str, content_image: str | None = None, structure_level: int = D.structure_level,
+             temporal_guidance: float = D.temporal_guidance, frames: int = D.frames, steps: int = D.steps,
+             seed: int = D.seed, guidance_scale: float = D.guidance_scale, progress=gr.Progress()):
+        params = gen1.Gen1Params(prompt, int(structure_level), float(temporal_guidance), int(frames), int(steps),
+                                 float(guidance_scale), int(seed))
+        params.check()
+        source = read_video_input(video, "video")
+        content = load_image(content_image, "content_image") if content_image else None
+        progress(0, desc="loading the model")
+        unet, composer = models.videocomposer()
+        out = gen1.edit(models.pipeline(), unet, composer, source, params,
+                        content=videocomposer.style_embedding(models, content),
+                        on_step=step_progress(progress, "edit"))
+        return save_video(out.frames, D.fps), save_video(out.condition_views["depth"], D.fps)
+
+    inputs = [video_in, prompt, content_image, structure_level, temporal_guidance, frames, steps, seed, guidance_scale]
+    run.click(edit, inputs, [video, depth], api_name="gen1")
+    gr.Examples(EXAMPLES, inputs[:8], [video, depth], fn=edit, cache_examples=False)
