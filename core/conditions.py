@@ -94,6 +94,25 @@ def pseudo_depth(image: np.ndarray, sigma: float = D.pseudo_depth_sigma) -> np.n
     return _rgb((near / max(float(near.max()), 1e-6) * 255).round().astype(np.uint8))
 
 
+def model_depth(frames: np.ndarray, estimator) -> np.ndarray:
+    """Frames (F, H, W, 3) → depth (F, H, W) in [0, 1], near = 1, from a transformers depth model
+    (`estimator` = (image processor, model), Models.depth_estimator): relative inverse depth,
+    normalised per clip so that frames stay comparable."""
+    import torch
+
+    processor, model = estimator
+    maps = []
+    for frame in np.asarray(frames):
+        inputs = processor(images=frame, return_tensors="pt").to(model.device)
+        with torch.no_grad():
+            predicted = model(pixel_values=inputs["pixel_values"].to(model.dtype)).predicted_depth
+        resized = torch.nn.functional.interpolate(predicted[:, None].float(), size=frame.shape[:2], mode="bicubic",
+                                                  align_corners=False)
+        maps.append(resized[0, 0].cpu().numpy())
+    depth = np.stack(maps)
+    return ((depth - depth.min()) / max(float(depth.max() - depth.min()), 1e-6)).astype(np.float32)
+
+
 def coarsen(image: np.ndarray, level: int) -> np.ndarray:
     """Gen-1's structure fidelity: halve the resolution `level` times and blow back up (blurred):
     level 0 keeps every detail; each level keeps only coarser structure."""

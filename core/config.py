@@ -301,6 +301,9 @@ EMBEDDED_VIDEOCOMPOSER = "toy-videocomposer"
 # VideoComposer weights per base model (our re-implementation: the official ones are a non-commercial pickle)
 VIDEOCOMPOSER_MODELS = {EMBEDDED_BASE_MODEL: EMBEDDED_VIDEOCOMPOSER}
 VIDEOCOMPOSER_STYLE_ENCODER = EMBEDDED_CLIP_MODEL  # the CLIP image tower its style token was trained on
+# The depth each VideoComposer model's depth encoder learnt from: a transformers depth model id; absent =
+# the offline stand-in (conditions.pseudo_depth), which is what the embedded model was trained on
+VIDEOCOMPOSER_DEPTH_MODELS: dict[str, str] = {}
 
 
 @dataclass

@@ -262,6 +262,25 @@ class Models:
 
         return self._cached(("VideoComposer", base_model, name), load)
 
+    def depth_estimator(self, name: str | None = None):
+        """(image processor, model) of a transformers depth model (safetensors only), cached."""
+        from transformers import AutoImageProcessor, AutoModelForDepthEstimation
+
+        name = name or config.CONDITION_MODELS["depth"]
+
+        def load():
+            source = resolve(name, self.allow_local)
+            local = source.kind != "hub"
+            try:
+                processor = AutoImageProcessor.from_pretrained(source.location, local_files_only=local)
+                model = AutoModelForDepthEstimation.from_pretrained(source.location, use_safetensors=True,
+                                                                    local_files_only=local)
+            except Exception as error:
+                raise ModelLoadError(f"could not load the depth model {name!r}: {error}") from error
+            return processor, model.to(self.device, self.dtype).eval().requires_grad_(False)
+
+        return self._cached(("depth", name), load)
+
     # -- CLIP (losses, energies) ---------------------------------------------------------------
     def clip(self, name: str | None = None):
         """(CLIPModel, tokenizer) — toy-clip offline, CLIP ViT-B/16 on a GPU."""

@@ -58,6 +58,7 @@ def build(models) -> None:
         unet, composer = models.videocomposer()
         out = gen1.edit(models.pipeline(), unet, composer, source, params,
                         content=videocomposer.style_embedding(models, content),
+                        depth=videocomposer.depth_for(models, source, ["depth"], params.frames),
                         on_step=step_progress(progress, "edit"))
         return save_video(out.frames, D.fps), save_video(out.condition_views["depth"], D.fps)
 

@@ -65,6 +65,8 @@ def build(models) -> None:
         unet, composer = models.videocomposer()
         out = videocomposer.generate(models.pipeline(), unet, composer, reference, params,
                                      style=videocomposer.style_embedding(models, style),
+                                     depth=videocomposer.depth_for(models, reference, conditions, params.frames)
+                                     if reference is not None else None,
                                      on_step=step_progress(progress, "compose"))
         shown = [out.condition_views[c] for c in conditions if c in out.condition_views]
         return save_video(out.frames, D.fps), save_video(side_by_side(shown), D.fps) if shown else None

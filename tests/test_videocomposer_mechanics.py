@@ -126,3 +126,29 @@ def test_side_by_side_and_missing_weights_are_clear():
     with pytest.raises(ModelLoadError, match="no VideoComposer weights"):
         models.videocomposer()
     assert config.VIDEOCOMPOSER_MODELS[config.EMBEDDED_BASE_MODEL] == config.EMBEDDED_VIDEOCOMPOSER
+
+
+def test_a_depth_model_feeds_the_depth_condition(tmp_path, monkeypatch):
+    """The GPU path's depth (a transformers depth model, safetensors) on a tiny random DPT saved here."""
+    from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
+
+    from core.methods.videocomposer import depth_for
+
+    torch.manual_seed(0)
+    tiny = DPTConfig(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=37, image_size=32,
+                     patch_size=8, backbone_out_indices=[0, 1, 2, 3], neck_hidden_sizes=[8, 16, 32, 32],
+                     fusion_hidden_size=16, head_hidden_size=8)
+    DPTForDepthEstimation(tiny).save_pretrained(tmp_path, safe_serialization=True)
+    DPTImageProcessor(size={"height": 32, "width": 32}, keep_aspect_ratio=False).save_pretrained(tmp_path)
+    models = Models(config.EMBEDDED_BASE_MODEL, device="cpu", allow_local=True)
+    clip = moving_reference("red", "circle", "right")
+    assert depth_for(models, clip, ["depth"], 4) is None  # the embedded model learnt the offline stand-in
+    monkeypatch.setitem(config.VIDEOCOMPOSER_DEPTH_MODELS, config.EMBEDDED_VIDEOCOMPOSER, str(tmp_path))
+    depth = depth_for(models, clip, ["depth", "motion"], 4)
+    assert depth.shape == (4, 64, 64) and depth.dtype == np.float32 and 0 <= depth.min() <= depth.max() <= 1
+    assert depth_for(models, clip, ["motion"], 4) is None
+    sequences = condition_sequences(clip[:4], ["depth"], depth=depth)
+    np.testing.assert_allclose((sequences["depth"][..., 0] + 1) / 2, depth, atol=1 / 255)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelLoadError, match="could not load the depth model"):
+        models.depth_estimator(str(tmp_path / "empty"))

@@ -87,6 +87,16 @@ def style_embedding(models, image: np.ndarray | None) -> torch.Tensor | None:
         return clip_image_features(clip_model, clip_inputs(clip_model), pixels.to(clip_model.device))
 
 
+def depth_for(models, video: np.ndarray, conditions, frames: int) -> np.ndarray | None:
+    """The depth of the `frames` reference frames used, from the depth model the VideoComposer model
+    learnt with, or None (the offline stand-in is then extracted with the other conditions)."""
+    from ..conditions import model_depth
+    name = config.VIDEOCOMPOSER_DEPTH_MODELS.get(config.VIDEOCOMPOSER_MODELS.get(models.base_model, ""))
+    if "depth" not in conditions or name is None:
+        return None
+    return model_depth(sample_frames(np.asarray(video), frames), models.depth_estimator(name))
+
+
 def generate(pipe, unet, composer, reference: np.ndarray | None, params: VideoComposerParams,
              style: torch.Tensor | None = None, depth: np.ndarray | None = None, hole: np.ndarray | None = None,
              structure_level: int = 0, temporal_guidance: float = 1.0, cross_frame_attention: bool = False,
