@@ -216,6 +216,22 @@ class Models:
 
         return self._cached(("motion UNet", base_model, adapter), load)
 
+    def fresh_motion_unet(self, base_model: str | None = None):
+        """`base_model`'s UNet inflated with new, zero-initialised temporal layers (what Tune-A-Video
+        tunes and loads tuned weights into), cached like `motion_unet` (one inflated UNet at a time)."""
+        from .motion import inflate, new_motion_adapter
+
+        base_model = base_model or self.base_model
+        pipe = self.pipeline(base_model)
+
+        def load():
+            for key in [k for k in self._aux if k[0] == "motion UNet"]:
+                del self._aux[key]
+            unet = inflate(pipe.unet, new_motion_adapter(pipe.unet, max_frames=config.TuneAVideoDefaults.max_frames))
+            return unet.requires_grad_(False)
+
+        return self._cached(("motion UNet", base_model, "fresh temporal layers"), load)
+
     def motion_lora(self, unet, name: str) -> str:
         """Load the motion LoRA `name` (Hub id or embedded folder, safetensors) into `unet` once;
         returns its adapter name."""

@@ -84,16 +84,13 @@ def build(models) -> None:
         lib.path(target_name)  # a bad name fails before the work
         run = tune_a_video.tune(models.pipeline(), clip, params, base_model=models.base_model)
         losses = []
-        while True:
-            try:
-                update = next(run)
-            except StopIteration as done:
-                tuned = done.value
-                break
-            losses.append(update.loss)
+
+        def show(update):
             progress(update.step / update.total, desc=f"tuning: step {update.step}/{update.total}")
             if update.step % D.loss_plot_every == 0:
-                yield line_plot(losses, "ε-loss", "step", "loss"), f"step {update.step}/{update.total}"
+                return line_plot(losses, "ε-loss", "step", "loss"), f"step {update.step}/{update.total}"
+
+        tuned = yield from tune_a_video.relay(run, losses, show)
         lib.save(target_name, tuned)
         yield (line_plot(losses, "ε-loss", "step", "loss"),
                f"saved as {target_name!r} ({tuned.settings['seconds']} s); choose it in 2. Generate")
@@ -108,7 +105,7 @@ def build(models) -> None:
             raise ValueError(f"{model!r} was tuned on {tuned.settings['base_model']!r}; the app runs "
                              f"{models.base_model!r}")
         pipe = models.pipeline()
-        unet = tune_a_video.tuned_unet(pipe, tuned)
+        unet = tune_a_video.tuned_unet(pipe, tuned, models.fresh_motion_unet())
         clip = tune_a_video.generate(pipe, unet, tuned, params, on_step=step_progress(progress, "invert, generate"))
         settings = {k: v for k, v in tuned.settings.items() if k != "losses"}
         return save_video(clip, D.fps), settings

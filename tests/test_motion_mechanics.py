@@ -119,6 +119,11 @@ def test_tune_a_video_library_round_trip_and_generation(tiny_pipe, tmp_path):
     assert np.array_equal(loaded.source, model.source)
     assert all(torch.equal(loaded.weights[n], w) for n, w in model.weights.items())
     unet = tune_a_video.tuned_unet(tiny_pipe, loaded)
+    # the app reuses one inflated UNet across requests: loading overwrites every tunable weight
+    other = tune_a_video.tuning_unet(tiny_pipe)
+    torch.nn.init.normal_(next(p for n, p in other.named_parameters() if ".motion_modules." in n))
+    reused = dict(tune_a_video.tuned_unet(tiny_pipe, loaded, other).named_parameters())
+    assert all(torch.equal(p, reused[n]) for n, p in unet.named_parameters())
     for inversion in (True, False):
         out = tune_a_video.generate(tiny_pipe, unet, loaded, tune_a_video.GenerateParams(
             "a blue circle", inversion=inversion, steps=3, guidance_scale=5.0))

@@ -99,7 +99,7 @@ def tune(pipe, video: np.ndarray, params: TuneParams, base_model: str = ""):
     losses = []
     steps = tune_on_clip(pipe, unet, frames, params.prompt, int(params.steps), float(params.lr), int(params.seed),
                          frame_mode=FrameMode.SPARSE_CAUSAL)
-    names = yield from _relay(steps, losses)
+    names = yield from relay(steps, losses)
     settings = asdict(params) | {"base_model": base_model, "seconds": round(time.time() - started, 1),
                                  "losses": [round(v, 5) for v in losses], "frames": len(frames)}
     parameters = dict(unet.named_parameters())
@@ -107,15 +107,18 @@ def tune(pipe, video: np.ndarray, params: TuneParams, base_model: str = ""):
     return TunedVideoModel(weights, frames, settings)
 
 
-def _relay(steps, losses: list):
-    """Pass a tuning generator's reports on, keeping their losses; returns its return value."""
+def relay(steps, losses: list, show=lambda report: report):
+    """Pass a tuning generator's reports on as `show(report)` (None: nothing this step), keeping their
+    losses; returns the generator's return value."""
     while True:
         try:
             report = next(steps)
         except StopIteration as done:
             return done.value
         losses.append(report.loss)
-        yield report
+        shown = show(report)
+        if shown is not None:
+            yield shown
 
 
 def run_tuning(pipe, video, params: TuneParams, base_model: str = "", on_step=None) -> TunedVideoModel:
@@ -123,9 +126,11 @@ def run_tuning(pipe, video, params: TuneParams, base_model: str = "", on_step=No
     return run_to_end(tune(pipe, video, params, base_model), on_step)
 
 
-def tuned_unet(pipe, model: TunedVideoModel):
-    """An inflated UNet carrying the tuned weights (every saved tensor must find its place)."""
-    unet = tuning_unet(pipe)
+def tuned_unet(pipe, model: TunedVideoModel, unet=None):
+    """An inflated UNet carrying the tuned weights (every saved tensor must find its place): `unet`
+    (Models.fresh_motion_unet, reused across requests: the load overwrites every tunable weight) or a
+    new inflation of `pipe`'s UNet."""
+    unet = unet if unet is not None else tuning_unet(pipe)
     unet.requires_grad_(False).eval()
     expected = {n for n, _ in unet.named_parameters() if TRAINABLE.search(n)}
     if set(model.weights) != expected:
