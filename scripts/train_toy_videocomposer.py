@@ -6,7 +6,7 @@ Data: procedural clips of one object moving in a straight line (core/shapes/data
 `moving_clip`, 8 frames), their conditions extracted as the app extracts them
 (core/videocomposer.condition_sequences: motion vectors, offline depth, sketch sequence, masked
 frames, single image, single sketch), and a style embedding (toy-clip's image tower on one frame).
-Each step keeps a random subset of the conditions (VideoComposer's condition dropout), the style
+Each step draws none, one or a few of the conditions (VideoComposer's condition dropout; mostly one, so each is learnt alone), the style
 embedding 30% of the time, the text 90% (classifier-free guidance on text + style), and one step in
 five runs the frames as separate one-frame clips (Gen-1's joint image/video training, which makes the
 frame-wise prediction of the temporal-guidance knob meaningful).
@@ -37,8 +37,11 @@ from core.training.loop import Checkpoint, optimizer_step  # noqa: E402
 from core.videocomposer import ComposedUNet, VideoComposer, condition_sequences, to_tensors, widen_input  # noqa: E402
 
 SEED = 0
-STEPS, BATCH, FRAMES, LR = 3000, 4, 8, 2e-4
-KEEP = {"motion": 0.5, "depth": 0.4, "sketch": 0.2, "mask": 0.2, "single_image": 0.2, "single_sketch": 0.35}
+STEPS, BATCH, FRAMES, LR, NEW_LR_SCALE = 3500, 4, 8, 1e-4, 10.0
+# how often each condition is drawn; a step uses none (10%), one (60%) or two to three (30%) of them,
+# so that each is learnt alone as the tabs use it, not only beside easier ones
+WEIGHTS = {"motion": 0.3, "depth": 0.3, "single_sketch": 0.2, "sketch": 0.1, "mask": 0.05, "single_image": 0.05}
+COUNTS, COUNT_P = (0, 1, 2, 3), (0.1, 0.6, 0.2, 0.1)
 STYLE_KEEP, TEXT_DROP, IMAGE_MODE = 0.3, 0.1, 0.2
 
 
@@ -66,7 +69,8 @@ def random_hole(rng: np.random.Generator, size: int) -> np.ndarray:
 
 def training_batch(rng: np.random.Generator):
     clips, captions = zip(*(dataset.moving_clip(rng, frames=FRAMES) for _ in range(BATCH)))
-    kinds = [kind for kind, keep in KEEP.items() if rng.random() < keep]
+    count = int(rng.choice(COUNTS, p=COUNT_P))
+    kinds = [str(k) for k in rng.choice(list(WEIGHTS), size=count, replace=False, p=list(WEIGHTS.values()))]
     hole = random_hole(rng, clips[0].shape[1])
     sequences = [condition_sequences(clip, kinds, hole=hole) for clip in clips]
     stacked = {kind: np.stack([s[kind] for s in sequences]) for kind in kinds}
@@ -96,10 +100,12 @@ def main() -> None:
                              downsample_steps=int(np.log2(pipe.vae_scale_factor)),
                              image_embed_dim=clip_model.config.projection_dim,
                              cross_attention_dim=unet.config.cross_attention_dim)
-    trainable = list(unet.parameters()) + list(composer.parameters())
-    for p in trainable:
+    for p in list(unet.parameters()) + list(composer.parameters()):
         p.requires_grad_(True)
-    optimizer = torch.optim.AdamW(trainable, lr=LR, weight_decay=0.0)
+    # the new parts (encoders, the widened input conv) learn faster than the pretrained UNet
+    new = list(composer.parameters()) + list(unet.conv_in.parameters())
+    old = [p for n, p in unet.named_parameters() if not n.startswith("conv_in.")]
+    optimizer = torch.optim.AdamW([{"params": old}, {"params": new, "lr_scale": NEW_LR_SCALE}], lr=LR, weight_decay=0.0)
     checkpoint = Checkpoint(args.work / "videocomposer.pt", every=100)
     start = 0
     if (state := checkpoint.load()) is not None:
@@ -129,7 +135,7 @@ def main() -> None:
             conditions = {k: v.flatten(0, 1)[:, None] for k, v in conditions.items()}
         features = composer.features(conditions, tuple(x0.shape))
         loss = epsilon_loss(pipe, x0, context, torch.Generator().manual_seed(int(rng.integers(2**31))),
-                            unet=ComposedUNet(unet, features))
+                            unet=ComposedUNet(unet, features), high_noise_bias=True)
         optimizer_step(optimizer, loss, step, args.steps, LR, warmup=100)
         checkpoint.maybe_save(step, {"unet": unet.state_dict(), "composer": composer.state_dict(),
                                      "optimizer": optimizer.state_dict()}, force=step == args.steps - 1)
@@ -142,7 +148,8 @@ def main() -> None:
     unet.save_pretrained(str(args.out / "unet"), safe_serialization=True)
     composer.save_pretrained(str(args.out / "composer"), safe_serialization=True)
     (args.out / "training.json").write_text(json.dumps(
-        {"steps": args.steps, "batch": BATCH, "frames": FRAMES, "lr": LR, "keep": KEEP, "style_keep": STYLE_KEEP,
+        {"steps": args.steps, "batch": BATCH, "frames": FRAMES, "lr": LR, "new_lr_scale": NEW_LR_SCALE,
+         "weights": WEIGHTS, "counts": dict(zip(COUNTS, COUNT_P)), "style_keep": STYLE_KEEP,
          "text_drop": TEXT_DROP, "image_mode": IMAGE_MODE, "train_seconds": round(checkpoint.elapsed())}, indent=2))
     evaluate_saved(args.out)
 
@@ -172,14 +179,16 @@ weights, which are a non-commercial pickle), for the embedded `toy-sd`, trained 
 - `unet/`: a diffusers `UNetMotionModel` (toy-sd's UNet + the toy-motion adapter, fine-tuned) whose
   input has {config.VideoComposerDefaults.feature_channels} extra channels for the condition features;
 - `composer/`: `core.videocomposer.VideoComposer`: one STC-encoder per condition
-  ({', '.join(KEEP)}) — per-frame conv/SiLU/pooling to the latent grid, then a temporal transformer —
+  ({', '.join(WEIGHTS)}) — per-frame conv/SiLU/pooling to the latent grid, then a temporal transformer —
   summed, and the style projection (toy-clip image embedding → one context token after the text).
 
 - **Data**: `moving_clip` (8 frames, 64×64, one object moving 1.5–3 px per frame) with the app's own
   condition extraction; captions with or without the motion words, or just `a {{color}} {{shape}}`.
-- **Training**: every condition kept with its own probability ({json.dumps(KEEP)}), style {STYLE_KEEP},
-  text dropped {TEXT_DROP}, one step in {round(1 / IMAGE_MODE)} as one-frame clips; ε-loss, AdamW lr {LR}
-  (warm-up 100, cosine), {r['steps']} steps × {r['batch']} clips; {r['train_seconds']} s on 2 CPU cores.
+- **Training**: each step draws 0/1/2/3 conditions with probabilities {COUNT_P}, each condition with
+  weight {json.dumps(WEIGHTS)}; style {STYLE_KEEP}, text dropped {TEXT_DROP}, one step in
+  {round(1 / IMAGE_MODE)} as one-frame clips; ε-loss with t = (1 − u³)·T (high noise favoured), AdamW lr {LR}
+  for the UNet and ×{NEW_LR_SCALE:g} for the encoders and input conv (warm-up 100, cosine),
+  {r['steps']} steps × {r['batch']} clips; {r['train_seconds']} s on 2 CPU cores.
 
 ## Metrics (DDIM {r.get('eval_steps')} steps, guidance 7.5, seeds {r.get('eval_seeds')})
 

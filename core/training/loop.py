@@ -60,9 +60,9 @@ class Checkpoint:
 
 def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, step: int, total: int, base_lr: float,
                    warmup: int, clip: float | None = 1.0) -> None:
-    """Set this step's learning rate (warm-up, cosine), back-propagate, clip, step."""
+    """Set this step's learning rate (warm-up, cosine; times a group's "lr_scale"), back-propagate, clip, step."""
     for group in optimizer.param_groups:
-        group["lr"] = base_lr * warmup_cosine(step, total, warmup=warmup)
+        group["lr"] = base_lr * group.get("lr_scale", 1.0) * warmup_cosine(step, total, warmup=warmup)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if clip is not None:
