@@ -106,10 +106,12 @@ class STCEncoder(nn.Module):
 
     def __init__(self, in_channels: int, hidden: int, out_channels: int, downsample_steps: int, heads: int = 4):
         super().__init__()
-        layers = [nn.Conv2d(in_channels, hidden // 2, 3, padding=1), nn.SiLU()]
+        # group norms keep the activations at unit scale: with PyTorch's default init alone, four
+        # convs shrink the map ~20× and the temporal layer's biases then swamp its spatial detail
+        layers = [nn.Conv2d(in_channels, hidden // 2, 3, padding=1), nn.GroupNorm(8, hidden // 2), nn.SiLU()]
         width = hidden // 2
         for _ in range(downsample_steps):
-            layers += [nn.Conv2d(width, hidden, 3, padding=1), nn.SiLU(), nn.AvgPool2d(2)]
+            layers += [nn.Conv2d(width, hidden, 3, padding=1), nn.GroupNorm(8, hidden), nn.SiLU(), nn.AvgPool2d(2)]
             width = hidden
         layers += [nn.Conv2d(width, hidden, 3, padding=1)]
         self.spatial = nn.Sequential(*layers)
