@@ -283,7 +283,7 @@ class VideoComposerDefaults:
     fps: int = 8
     motion_scale: float = 4.0  # motion vectors (px / frame) are divided by this before the encoder
     mask_hole: float = 0.5  # video inpainting: side of the centred hole, a fraction of the frame
-    feature_channels: int = 4  # extra UNet input channels the summed STC-encoder features take
+    feature_channels: int = 4  # extra UNet input channels the summed features take (= the latent's: training regresses it)
 
 
 # The task recipes of the VideoComposer paper: preset → the conditions it uses (style image optional)

@@ -43,6 +43,11 @@ STEPS, BATCH, FRAMES, LR, NEW_LR_SCALE = 3500, 4, 8, 1e-4, 10.0
 WEIGHTS = {"motion": 0.3, "depth": 0.3, "single_sketch": 0.2, "sketch": 0.1, "mask": 0.05, "single_image": 0.05}
 COUNTS, COUNT_P = (0, 1, 2, 3), (0.1, 0.6, 0.2, 0.1)
 STYLE_KEEP, TEXT_DROP, IMAGE_MODE = 0.3, 0.1, 0.2
+# Auxiliary layout loss: the summed features (as many channels as the latent) also regress the clean
+# latent. Measured without it (600 and 1,400 steps): the ε-loss with the true conditions equalled the
+# loss with another clip's (the encoders' output had gone flat); this dense target makes the features
+# carry the layout from the start, so the UNet has something to learn to read.
+AUX_WEIGHT = 0.05
 
 
 def caption_variant(rng: np.random.Generator, caption: str) -> str:
@@ -136,6 +141,8 @@ def main() -> None:
         features = composer.features(conditions, tuple(x0.shape))
         loss = epsilon_loss(pipe, x0, context, torch.Generator().manual_seed(int(rng.integers(2**31))),
                             unet=ComposedUNet(unet, features), high_noise_bias=True)
+        if conditions:
+            loss = loss + AUX_WEIGHT * torch.nn.functional.mse_loss(features, x0)
         optimizer_step(optimizer, loss, step, args.steps, LR, warmup=100)
         checkpoint.maybe_save(step, {"unet": unet.state_dict(), "composer": composer.state_dict(),
                                      "optimizer": optimizer.state_dict()}, force=step == args.steps - 1)
@@ -150,7 +157,7 @@ def main() -> None:
     (args.out / "training.json").write_text(json.dumps(
         {"steps": args.steps, "batch": BATCH, "frames": FRAMES, "lr": LR, "new_lr_scale": NEW_LR_SCALE,
          "weights": WEIGHTS, "counts": dict(zip(COUNTS, COUNT_P)), "style_keep": STYLE_KEEP,
-         "text_drop": TEXT_DROP, "image_mode": IMAGE_MODE, "train_seconds": round(checkpoint.elapsed())}, indent=2))
+         "text_drop": TEXT_DROP, "image_mode": IMAGE_MODE, "aux_weight": AUX_WEIGHT, "train_seconds": round(checkpoint.elapsed())}, indent=2))
     evaluate_saved(args.out)
 
 
@@ -186,7 +193,8 @@ weights, which are a non-commercial pickle), for the embedded `toy-sd`, trained 
   condition extraction; captions with or without the motion words, or just `a {{color}} {{shape}}`.
 - **Training**: each step draws 0/1/2/3 conditions with probabilities {COUNT_P}, each condition with
   weight {json.dumps(WEIGHTS)}; style {STYLE_KEEP}, text dropped {TEXT_DROP}, one step in
-  {round(1 / IMAGE_MODE)} as one-frame clips; ε-loss with t = (1 − u³)·T (high noise favoured), AdamW lr {LR}
+  {round(1 / IMAGE_MODE)} as one-frame clips; ε-loss with t = (1 − u³)·T (high noise favoured) plus
+  {AUX_WEIGHT} × an auxiliary loss (the summed features regress the clean latent), AdamW lr {LR}
   for the UNet and ×{NEW_LR_SCALE:g} for the encoders and input conv (warm-up 100, cosine),
   {r['steps']} steps × {r['batch']} clips; {r['train_seconds']} s on 2 CPU cores.
 
