@@ -160,12 +160,19 @@ class VideoComposer(ModelMixin, ConfigMixin):
 
 
 @torch.no_grad()
-def widen_input(unet, extra_channels: int) -> None:
-    """Give `unet` `extra_channels` more input channels, their weights zero (it computes what it did)."""
+def widen_input(unet, extra_channels: int, latent_like: float = 0.0) -> None:
+    """Give `unet` `extra_channels` more input channels. Their weights are zero (it computes what it
+    did), or — `latent_like` > 0, extra channels as many as the latent's — that times the latent
+    channels' own: features shaped like a clean latent then read as extra signal the UNet already
+    knows how to denoise towards (a warm start for training)."""
     old = unet.conv_in
     new = nn.Conv2d(old.in_channels + extra_channels, old.out_channels, old.kernel_size, old.stride, old.padding)
     new.weight.zero_()
     new.weight[:, :old.in_channels] = old.weight
+    if latent_like:
+        if extra_channels != old.in_channels:
+            raise ValueError("a latent-like start needs as many extra channels as the latent has")
+        new.weight[:, old.in_channels:] = latent_like * old.weight
     new.bias.copy_(old.bias)
     unet.conv_in = new.to(old.weight.device, old.weight.dtype)
     unet.register_to_config(in_channels=old.in_channels + extra_channels)

@@ -48,6 +48,9 @@ STYLE_KEEP, TEXT_DROP, IMAGE_MODE = 0.3, 0.1, 0.2
 # loss with another clip's (the encoders' output had gone flat); this dense target makes the features
 # carry the layout from the start, so the UNet has something to learn to read.
 AUX_WEIGHT = 0.05
+# ... and the widened input starts reading the features as 0.1 × extra latent signal (still learnt:
+# at 800 steps from a zero start the UNet had not begun to read them)
+LATENT_LIKE = 0.1
 
 
 def caption_variant(rng: np.random.Generator, caption: str) -> str:
@@ -100,7 +103,7 @@ def main() -> None:
     from diffusers import MotionAdapter
     adapter = MotionAdapter.from_pretrained(str(config.MODELS_DIR / config.EMBEDDED_MOTION_ADAPTER), use_safetensors=True)
     unet = inflate(pipe.unet, adapter)
-    widen_input(unet, config.VideoComposerDefaults.feature_channels)
+    widen_input(unet, config.VideoComposerDefaults.feature_channels, latent_like=LATENT_LIKE)
     composer = VideoComposer(feature_channels=config.VideoComposerDefaults.feature_channels,
                              downsample_steps=int(np.log2(pipe.vae_scale_factor)),
                              image_embed_dim=clip_model.config.projection_dim,
@@ -157,7 +160,7 @@ def main() -> None:
     (args.out / "training.json").write_text(json.dumps(
         {"steps": args.steps, "batch": BATCH, "frames": FRAMES, "lr": LR, "new_lr_scale": NEW_LR_SCALE,
          "weights": WEIGHTS, "counts": dict(zip(COUNTS, COUNT_P)), "style_keep": STYLE_KEEP,
-         "text_drop": TEXT_DROP, "image_mode": IMAGE_MODE, "aux_weight": AUX_WEIGHT, "train_seconds": round(checkpoint.elapsed())}, indent=2))
+         "text_drop": TEXT_DROP, "image_mode": IMAGE_MODE, "aux_weight": AUX_WEIGHT, "latent_like": LATENT_LIKE, "train_seconds": round(checkpoint.elapsed())}, indent=2))
     evaluate_saved(args.out)
 
 
@@ -194,7 +197,8 @@ weights, which are a non-commercial pickle), for the embedded `toy-sd`, trained 
 - **Training**: each step draws 0/1/2/3 conditions with probabilities {COUNT_P}, each condition with
   weight {json.dumps(WEIGHTS)}; style {STYLE_KEEP}, text dropped {TEXT_DROP}, one step in
   {round(1 / IMAGE_MODE)} as one-frame clips; ε-loss with t = (1 − u³)·T (high noise favoured) plus
-  {AUX_WEIGHT} × an auxiliary loss (the summed features regress the clean latent), AdamW lr {LR}
+  {AUX_WEIGHT} × an auxiliary loss (the summed features regress the clean latent; the widened input
+  conv starts reading them as {LATENT_LIKE} × extra latent signal), AdamW lr {LR}
   for the UNet and ×{NEW_LR_SCALE:g} for the encoders and input conv (warm-up 100, cosine),
   {r['steps']} steps × {r['batch']} clips; {r['train_seconds']} s on 2 CPU cores.
 

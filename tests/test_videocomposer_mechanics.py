@@ -152,3 +152,19 @@ def test_a_depth_model_feeds_the_depth_condition(tmp_path, monkeypatch):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelLoadError, match="could not load the depth model"):
         models.depth_estimator(str(tmp_path / "empty"))
+
+
+def test_latent_like_widening_reads_features_as_extra_latent_signal():
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
+                                block_out_channels=(16, 32), norm_num_groups=8, cross_attention_dim=16,
+                                attention_head_dim=4, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D")).eval()
+    x, features, context = torch.randn(1, 4, 8, 8), torch.randn(1, 4, 8, 8), torch.randn(1, 7, 16)
+    with torch.no_grad():
+        expected = unet(x + 0.1 * features, 10, encoder_hidden_states=context).sample
+        widen_input(unet, 4, latent_like=0.1)
+        torch.testing.assert_close(unet(torch.cat([x, features], 1), 10, encoder_hidden_states=context).sample,
+                                   expected, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="as many extra channels"):
+        widen_input(unet, 3, latent_like=0.1)
