@@ -213,6 +213,11 @@ weights, which are a non-commercial pickle), for the embedded `toy-sd`, trained 
 | Gen-1 (depth): red circle clip → "a blue circle": mean per-frame mask IoU | {r.get('gen1_iou', float('nan')):.3f} |
 | … every frame blue | {r.get('gen1_blue', float('nan')):.3f} |
 | … mask IoU at structure_level 0 / 3 | {r.get('gen1_iou_by_level', '')} |
+
+Targets of the project's issue: moves right ≥ 0.8, single-sketch IoU ≥ 0.6, Gen-1 IoU ≥ 0.7 with every
+frame blue, fidelity falling with structure_level. Below them, this model is undertrained: it has not yet
+learnt to follow its conditions (an ε-loss diagnostic with true vs shuffled conditions showed the UNet
+barely reading the condition channels at 1,500 steps); it needs longer training than this CPU allowed.
 """)
 
 

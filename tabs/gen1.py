@@ -27,7 +27,8 @@ def build(models) -> None:
                   "alone; higher: steadier).",
            "Open re-implementation: Gen-1 has no public weights. It runs on this app's VideoComposer model (its depth "
            "encoder); offline the depth is a stand-in read from the foreground, and the content image goes through "
-           f"{config.VIDEOCOMPOSER_STYLE_ENCODER}'s image tower.")
+           f"{config.VIDEOCOMPOSER_STYLE_ENCODER}'s image tower. The embedded model is undertrained: the depth "
+           "is followed only loosely so far (figures on its model card).")
     with gr.Row():
         with gr.Column():
             with gr.Row():

@@ -31,7 +31,8 @@ def build(models) -> None:
                   "style. The presets are the paper's task recipes.",
            "Open re-implementation (our encoders and weights, trained on moving shapes for the embedded model: "
            f"{config.EMBEDDED_VIDEOCOMPOSER}); the official weights are a non-commercial pickle and are not loaded. "
-           "Offline, depth is a stand-in read from the foreground, not a depth model.")
+           "Offline, depth is a stand-in read from the foreground, not a depth model. The embedded model is "
+           "undertrained: it follows its conditions only loosely so far (figures on its model card).")
     with gr.Row():
         with gr.Column():
             prompt = gr.Textbox(D.prompt, label="prompt")
