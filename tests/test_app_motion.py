@@ -79,7 +79,7 @@ def test_dreamix_endpoint_modes(client):
 
 
 def test_videocomposer_endpoint_gives_video_and_condition_views(client):
-    video, views = client.predict(prompt="a blue square", reference_video={"video": handle_file(EXAMPLE_VIDEO)},
+    video, views = client.predict(prompt="a blue square", reference_video=handle_file(EXAMPLE_VIDEO),
                                   conditions=["motion", "single_sketch"], frames=8, steps=6, api_name="/videocomposer")
     frames, _ = read_video(video["video"] if isinstance(video, dict) else video)
     shown, _ = read_video(views["video"] if isinstance(views, dict) else views)
@@ -95,22 +95,22 @@ def test_videocomposer_without_conditions_and_with_a_style_image(client):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"conditions": ["motion"], "reference_video": None}, "reference video"),
+    ({"conditions": ["motion"], "reference_video": None}, "no reference_video given|reference video"),
     ({"conditions": ["telepathy"]}, "telepathy|not in the list|Value"),
     ({"frames": 1}, "less than minimum|frames"),
 ])
 def test_videocomposer_bad_input_is_a_clear_error(client, kwargs, message):
     with pytest.raises(Exception, match=message):
-        client.predict(**{"prompt": "a blue square", "reference_video": {"video": handle_file(EXAMPLE_VIDEO)},
+        client.predict(**{"prompt": "a blue square", "reference_video": handle_file(EXAMPLE_VIDEO),
                           "steps": 2, **kwargs}, api_name="/videocomposer")
 
 
 def test_gen1_endpoint_gives_video_and_depth(client):
-    video, depth = client.predict(video={"video": handle_file(EXAMPLE_VIDEO)}, prompt="a blue circle", structure_level=2,
+    video, depth = client.predict(video=handle_file(EXAMPLE_VIDEO), prompt="a blue circle", structure_level=2,
                                   temporal_guidance=1.5, frames=4, steps=6, api_name="/gen1")
     frames, _ = read_video(video["video"] if isinstance(video, dict) else video)
     depth_frames, _ = read_video(depth["video"] if isinstance(depth, dict) else depth)
     assert frames.shape == (4, 64, 64, 3) and depth_frames.shape == (4, 64, 64, 3)
     with pytest.raises(Exception, match="structure_level|maximum"):
-        client.predict(video={"video": handle_file(EXAMPLE_VIDEO)}, prompt="a blue circle", structure_level=9,
+        client.predict(video=handle_file(EXAMPLE_VIDEO), prompt="a blue circle", structure_level=9,
                        steps=2, api_name="/gen1")
