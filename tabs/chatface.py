@@ -9,7 +9,7 @@ from core.plots import line_plot
 from core.validate import load_image
 from core.sampling import square_image
 
-from .common import ImageUpload, handler, header, step_progress
+from .common import handler, header, image_upload, step_progress
 
 TITLE = "ChatFace"
 D = config.ChatFaceDefaults
@@ -28,7 +28,7 @@ def build(models) -> None:
            "diffusion autoencoder trained here over toy-sd on coloured shapes.")
     with gr.Row():
         with gr.Column():
-            image = ImageUpload("image")
+            image = image_upload("image")
             instruction = gr.Textbox(D.instruction, label="instruction")
             with gr.Row():
                 strength_scale = gr.Slider(0, D.max_strength_scale, D.strength_scale, step=0.1, label="strength_scale")

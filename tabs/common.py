@@ -116,22 +116,28 @@ def limits_note() -> str:
     return (f"≤ {config.MAX_IMAGE_PIXELS / 1e6:.1f} MP, ≤ {config.MAX_UPLOAD_BYTES // 2**20} MiB")
 
 
-class ImageUpload(gr.Image):
+class CheckedImage(gr.Image):
     """An image upload (a file path) checked before Gradio decodes it: a file that is no image, is
-    empty or is too large gets a clear error (Gradio's own decoding would fail with a generic one)."""
+    empty or is too large gets a clear error (Gradio's own decoding would fail with a generic one).
+    Made by `image_upload`: its own __init__ would hide gr.Image's parameters from the page's config
+    (Gradio reads them from the signature; measured: `sources` undefined, a JS error in Chromium)."""
     is_template = True  # drawn by Gradio's Image component in the page
-
-    def __init__(self, name: str, label: str | None = None, **kwargs):
-        self.name = name
-        kwargs.setdefault("sources", ["upload", "clipboard"])
-        super().__init__(label=f"{label or name} ({limits_note()})", type="filepath", **kwargs)
+    input_name = "image"
 
     def preprocess(self, payload):
         if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
             with user_errors():
-                check_image_file(payload.path, self.name)
+                check_image_file(payload.path, self.input_name)
         with user_errors():
             return super().preprocess(payload)
+
+
+def image_upload(name: str, label: str | None = None, **kwargs) -> CheckedImage:
+    """A checked image upload whose label states the limits."""
+    kwargs.setdefault("sources", ["upload", "clipboard"])
+    image = CheckedImage(label=f"{label or name} ({limits_note()})", type="filepath", **kwargs)
+    image.input_name = name
+    return image
 
 
 def video_upload(name: str, label: str | None = None, **kwargs) -> gr.Video:

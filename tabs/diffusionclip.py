@@ -14,7 +14,7 @@ from core.sampling import square_image
 from core.shapes import dataset
 from core.validate import load_image
 
-from .common import ImageUpload, handler, header, step_progress
+from .common import handler, header, image_upload, step_progress
 
 TITLE = "DiffusionCLIP"
 D = config.DiffusionCLIPDefaults
@@ -41,7 +41,7 @@ def build(models) -> None:
     with gr.Tab("train a direction"):
         with gr.Row():
             with gr.Column():
-                image = ImageUpload("image", "image (optional: the toy model draws images of source_text)")
+                image = image_upload("image", "image (optional: the toy model draws images of source_text)")
                 with gr.Row():
                     source_text = gr.Textbox(D.source_text, label="source_text")
                     target_text = gr.Textbox(D.target_text, label="target_text")
@@ -66,7 +66,7 @@ def build(models) -> None:
     with gr.Tab("edit with saved directions"):
         with gr.Row():
             with gr.Column():
-                edit_image = ImageUpload("image")
+                edit_image = image_upload("image")
                 directions = gr.Textbox("red-to-blue: 1.0", label="directions (name: weight, …)")
                 edit_t0 = gr.Slider(1, 999, D.t0, step=1, label="t0")
                 listing = gr.Markdown(saved_text())

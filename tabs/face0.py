@@ -8,7 +8,7 @@ from core.methods import face0
 from core.methods.freedom import clip_inputs
 from core.validate import load_image
 
-from .common import ImageUpload, handler, header, seed_input, step_progress
+from .common import handler, header, image_upload, seed_input, step_progress
 
 TITLE = "Face0"
 D = config.Face0Defaults
@@ -27,7 +27,7 @@ def build(models) -> None:
            "embedded: toy-face0, whose 'identity' is an object's colour and shape, embedded by toy-clip.")
     with gr.Row():
         with gr.Column():
-            face_image = ImageUpload("face_image", "face_image (reference)")
+            face_image = image_upload("face_image", "face_image (reference)")
             prompt = gr.Textbox(D.prompt, label="prompt")
             with gr.Row():
                 c = gr.Slider(0, 1, D.c, step=0.05, label="c (weight of text+face)")

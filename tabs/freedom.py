@@ -8,7 +8,7 @@ from core import config
 from core.methods import freedom
 from core.validate import load_image
 
-from .common import ImageUpload, handler, header, seed_input, step_progress
+from .common import handler, header, image_upload, seed_input, step_progress
 
 TITLE = "FreeDoM"
 D = config.FreeDoMDefaults
@@ -29,8 +29,8 @@ def build(models) -> None:
             energy = gr.Textbox(D.energy, label="energy", info="text, style, mask, or several: 'text+mask' or '{\"text\": 1, \"mask\": 0.5}'")
             reference_text = gr.Textbox(D.reference_text, label="reference_text (text energy)")
             with gr.Row():
-                reference_image = ImageUpload("reference_image", "reference_image (style energy)")
-                mask = ImageUpload("mask", "mask (mask energy: white = where the object should be)")
+                reference_image = image_upload("reference_image", "reference_image (style energy)")
+                mask = image_upload("mask", "mask (mask energy: white = where the object should be)")
             with gr.Row():
                 rho_scale = gr.Slider(0, 5, D.rho_scale, step=0.05, label="rho_scale")
                 time_travel = gr.Slider(1, 10, D.time_travel, step=1, label="time_travel")

@@ -7,7 +7,7 @@ from core import config
 from core.methods import gen1, videocomposer
 from core.validate import load_image
 
-from .common import ImageUpload, handler, header, read_video_input, sampling_controls, save_video, step_progress, \
+from .common import handler, header, image_upload, read_video_input, sampling_controls, save_video, step_progress, \
     video_upload
 
 TITLE = "Gen-1 (structure + content)"
@@ -33,7 +33,7 @@ def build(models) -> None:
         with gr.Column():
             with gr.Row():
                 video_in = video_upload("video")
-                content_image = ImageUpload("content_image", label="content_image (optional)")
+                content_image = image_upload("content_image", label="content_image (optional)")
             prompt = gr.Textbox(D.prompt, label="prompt")
             with gr.Row():
                 structure_level = gr.Slider(0, D.max_structure_level, D.structure_level, step=1, label="structure_level")

@@ -7,7 +7,7 @@ from core import config
 from core.methods import null_text
 from core.validate import load_image
 
-from .common import ImageUpload, handler, header, step_progress
+from .common import handler, header, image_upload, step_progress
 from .p2p import edit_controls, gallery, make_params
 
 TITLE = "Null-text inversion"
@@ -23,7 +23,7 @@ def build(models) -> None:
     cache = null_text.InversionCache()
     with gr.Row():
         with gr.Column():
-            image = ImageUpload("image", elem_id="nt-image")
+            image = image_upload("image", elem_id="nt-image")
             source_prompt = gr.Textbox(P.source_prompt, label="source_prompt (caption of the image)")
             target_prompt = gr.Textbox(P.target_prompt, label="target_prompt")
             with gr.Row():

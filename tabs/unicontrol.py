@@ -8,7 +8,7 @@ from core.methods import unicontrol
 from core.unicontrol import INSTRUCTIONS
 from core.validate import load_image
 
-from .common import ImageUpload, handler, header, sampling_controls, step_progress
+from .common import handler, header, image_upload, sampling_controls, step_progress
 
 TITLE = "UniControl"
 D = config.UniControlDefaults
@@ -29,7 +29,7 @@ def build(models) -> None:
            "on load into the same class.")
     with gr.Row():
         with gr.Column():
-            condition_image = ImageUpload("condition_image")
+            condition_image = image_upload("condition_image")
             task = gr.Dropdown(list(INSTRUCTIONS.values()), value=D.task, allow_custom_value=True,
                                label="task (instruction)")
             prompt = gr.Textbox(D.prompt, label="prompt")

@@ -9,7 +9,7 @@ from core.validate import load_image
 from core.video import side_by_side
 from core.videocomposer import CONDITION_CHANNELS
 
-from .common import ImageUpload, handler, header, read_video_input, sampling_controls, save_video, step_progress, \
+from .common import handler, header, image_upload, read_video_input, sampling_controls, save_video, step_progress, \
     video_upload
 
 TITLE = "VideoComposer"
@@ -38,7 +38,7 @@ def build(models) -> None:
             prompt = gr.Textbox(D.prompt, label="prompt")
             with gr.Row():
                 reference_video = video_upload("reference_video")
-                style_image = ImageUpload("style_image", label="style_image (optional)")
+                style_image = image_upload("style_image", label="style_image (optional)")
             preset = gr.Dropdown(list(config.VIDEOCOMPOSER_PRESETS), value=None, label="preset (task recipe)")
             conditions = gr.CheckboxGroup(list(CONDITION_CHANNELS), value=list(D.conditions),
                                           label="conditions (extracted from reference_video)")
