@@ -112,6 +112,11 @@ class Models:
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
+    def _evict_motion_unets(self) -> None:
+        """One inflated UNet at a time (motion_unet, fresh_motion_unet): each is a second copy of the base UNet."""
+        for key in [k for k in self._aux if k[0] == "motion UNet"]:
+            del self._aux[key]
+
     # -- companion models (ControlNets, adapters) ------------------------------------------------
     def _cached(self, key: tuple, load):
         """One companion model per key, loaded once under the lock; failures become ModelLoadError."""
@@ -202,8 +207,7 @@ class Models:
         pipe = self.pipeline(base_model)
 
         def load():
-            for key in [k for k in self._aux if k[0] == "motion UNet"]:
-                del self._aux[key]  # one inflated UNet at a time: it is a second copy of the base UNet
+            self._evict_motion_unets()
             source = resolve(adapter, self.allow_local)
             model = MotionAdapter.from_pretrained(source.location, torch_dtype=self.dtype, use_safetensors=True,
                                                   local_files_only=source.kind != "hub")
@@ -225,8 +229,7 @@ class Models:
         pipe = self.pipeline(base_model)
 
         def load():
-            for key in [k for k in self._aux if k[0] == "motion UNet"]:
-                del self._aux[key]
+            self._evict_motion_unets()
             unet = inflate(pipe.unet, new_motion_adapter(pipe.unet, max_frames=config.TuneAVideoDefaults.max_frames))
             return unet.requires_grad_(False)
 

@@ -208,10 +208,6 @@ class ComposedUNet(nn.Module):
     def studio_attention(self, state):
         self.unet.studio_attention = state
 
-    @property
-    def config(self):
-        return self.unet.config
-
     def forward(self, sample, timestep, encoder_hidden_states, return_dict: bool = True, **kwargs):
         features = self.features.to(sample.device, sample.dtype)
         features = features.expand(sample.shape[0], *features.shape[1:])
