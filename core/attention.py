@@ -84,6 +84,17 @@ class AttentionState:
             self.controllers, self.frames, self.frame_mode = saved
             self.step, self.num_steps = -1, 0
 
+    @contextlib.contextmanager
+    def frame_by_frame(self):
+        """Within the active `use`: treat every batch row as its own one-frame clip (no frame
+        attention), keeping controllers and the step (a frame-wise prediction beside the video one)."""
+        saved = (self.frames, self.frame_mode)
+        self.frames, self.frame_mode = 1, FrameMode.NONE
+        try:
+            yield self
+        finally:
+            self.frames, self.frame_mode = saved
+
     def step_begin(self, step: int, num_steps: int) -> None:
         self.step, self.num_steps = step, num_steps
         for controller in self.controllers:

@@ -13,6 +13,8 @@ non-commercial pickle and are not loaded.
 """
 from __future__ import annotations
 
+import contextlib
+
 import math
 
 import numpy as np
@@ -183,8 +185,8 @@ class ComposedUNet(nn.Module):
 
     `features` (1 or B, K, F, h, w) are computed once per video and repeated over the guidance branches.
     `temporal_guidance` w mixes ε = ε_frames + w·(ε_video − ε_frames), where ε_frames is the same UNet
-    run on every frame alone (its temporal layers see one frame): 1 is the video model alone, > 1
-    pushes away from frame-wise (flickering) predictions."""
+    run on every frame alone (its temporal layers and any cross-frame attention see one frame): 1 is
+    the video model alone, > 1 pushes away from frame-wise (flickering) predictions."""
 
     def __init__(self, unet, features: torch.Tensor, temporal_guidance: float = 1.0):
         super().__init__()
@@ -216,8 +218,10 @@ class ComposedUNet(nn.Module):
         if self.temporal_guidance != 1.0:
             b, c, f, h, w = x.shape
             single = x.transpose(1, 2).reshape(b * f, c, 1, h, w)
-            frames = self.unet(single, timestep, encoder_hidden_states=encoder_hidden_states, return_dict=False,
-                               **kwargs)[0]
+            state = self.studio_attention  # frame-wise means no cross-frame attention either
+            with state.frame_by_frame() if state is not None else contextlib.nullcontext():
+                frames = self.unet(single, timestep, encoder_hidden_states=encoder_hidden_states, return_dict=False,
+                                   **kwargs)[0]
             frames = frames.view(b, f, -1, h, w).transpose(1, 2)
             video = frames + self.temporal_guidance * (video - frames)
         return UNetMotionOutput(sample=video) if return_dict else (video,)

@@ -17,8 +17,7 @@ from core.videocomposer import (CONDITION_CHANNELS, ComposedUNet, STCEncoder, Vi
                                 to_tensors, widen_input)
 
 
-@pytest.fixture(scope="module")
-def tiny_motion_unet():
+def make_tiny_motion_unet():
     torch.manual_seed(0)
     unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
                                 block_out_channels=(16, 32), norm_num_groups=8, cross_attention_dim=16,
@@ -29,6 +28,11 @@ def tiny_motion_unet():
         if name.endswith("proj_out.weight"):
             torch.nn.init.normal_(p, std=0.1)
     return inflate(unet, adapter).eval()
+
+
+@pytest.fixture(scope="module")
+def tiny_motion_unet():
+    return make_tiny_motion_unet()
 
 
 def test_motion_vectors_of_a_right_moving_clip_point_right():
@@ -117,6 +121,26 @@ def test_widened_input_starts_as_the_base_and_composed_unet_guides(tiny_motion_u
         mixed = ComposedUNet(unet, features, 2.0)(x, 10, encoder_hidden_states=context).sample
         torch.testing.assert_close(mixed, frames + 2.0 * (video - frames))
     assert composed.attn_processors.keys() == unet.attn_processors.keys()
+
+
+def test_the_frame_wise_prediction_has_no_cross_frame_attention():
+    """Gen-1 runs the video with cross-frame attention; its temporal guidance's frame-wise branch must
+    be each frame alone: no temporal layers and no keys/values from the first frame."""
+    from core.attention import FrameMode, install
+    unet = make_tiny_motion_unet()
+    state = install(unet)
+    x, context = torch.randn(1, 4, 3, 8, 8), torch.randn(3, 7, 16)
+    features = torch.zeros(1, 0, 3, 8, 8)
+    single = x.transpose(1, 2).reshape(3, 4, 1, 8, 8)
+    with torch.no_grad():
+        with state.use(frames=1):
+            alone = unet(single, 10, encoder_hidden_states=context).sample.view(1, 3, 4, 8, 8).transpose(1, 2)
+        with state.use(frames=3, frame_mode=FrameMode.FIRST):
+            leaked = unet(single, 10, encoder_hidden_states=context).sample.view(1, 3, 4, 8, 8).transpose(1, 2)
+            frame_wise = ComposedUNet(unet, features, 0.0)(x, 10, encoder_hidden_states=context).sample
+            assert (state.frames, state.frame_mode) == (3, FrameMode.FIRST)  # restored for the next call
+    assert not torch.allclose(leaked, alone)  # the mode would change the frame-wise branch
+    torch.testing.assert_close(frame_wise, alone)
 
 
 def test_side_by_side_and_missing_weights_are_clear():
