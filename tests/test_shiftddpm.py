@@ -112,7 +112,7 @@ def toy_model():
     return shiftddpm.ShiftModel.load(shiftddpm.default_folder())
 
 
-def accuracy(model, sampler, steps, per_class=2):
+def accuracy(model, sampler, steps, per_class=4):
     """Every class in one batch (one UNet call per step), colour and shape read from pixels."""
     names = [name for name in model.class_names for _ in range(per_class)]
     weights = torch.cat([model.class_weights(name) for name in names])
@@ -132,17 +132,26 @@ def test_toy_shiftddpm_takes_no_class_input_and_has_one_shift_per_class(toy_mode
     assert spread > 0.1  # E(c) differs between classes
 
 
-# Measured on the shipped toy-shiftddpm (3,500 steps, batch 32, 1,025 s of CPU; E(c) fixed at 3 × the
-# class mean images): the card's probe gives DDPM-1000 0.403, DDIM-50 0.375 (chance 0.056); colour is
-# right in 0.92 of the samples, shape in 0.39 (blobs). With E(c) trained jointly (the paper) it
-# collapsed and accuracy was at chance. Strict: a pass flags that training caught up.
-@pytest.mark.xfail(strict=True, reason="toy-shiftddpm follows its colour but not yet its shape (0.40 < 0.85)")
-def test_toy_shiftddpm_class_accuracy_ddpm_and_shifted_ddim(toy_model):
-    ddpm = accuracy(toy_model, "DDPM", 1000)
-    ddim = accuracy(toy_model, "DDIM", 50)
-    print(f"toy-shiftddpm class accuracy: DDPM-1000 {ddpm:.3f}, shifted DDIM-50 {ddim:.3f}")
-    assert ddpm >= 0.85
-    assert abs(ddim - ddpm) <= 0.10
+# Measured on the shipped toy-shiftddpm (12,000 steps, batch 32, 1,532 s of CPU; E(c) fixed at 3 × the
+# class mean image + a shape texture). The first shipped model (3,500 steps, mean image only) was at 0.40:
+# the mean carries the colour, not the shape. Class accuracy, pooled over probes (the card's, this test's,
+# and 3 seeds × 144 samples): DDPM-1000 0.905, DDIM-50 0.793 (612 samples each; chance 0.056).
+@pytest.fixture(scope="module")
+def accuracies(toy_model):
+    result = {"DDPM-1000": accuracy(toy_model, "DDPM", 1000), "DDIM-50": accuracy(toy_model, "DDIM", 50)}
+    print(f"toy-shiftddpm class accuracy: {result}")
+    return result
+
+
+def test_toy_shiftddpm_class_accuracy(accuracies):
+    assert accuracies["DDPM-1000"] >= 0.85
+
+
+# Per probe the DDIM-50 − DDPM-1000 gap was 0.07–0.25 (0.18 here, 72 samples at seed 500); pooled 0.11.
+@pytest.mark.xfail(strict=True, reason="measured: shifted DDIM-50 trails shifted DDPM-1000 by 0.11 pooled "
+                   "(0.18 in this probe), the target is within 0.10")
+def test_shifted_ddim_matches_ddpm_within_ten_points(accuracies):
+    assert abs(accuracies["DDIM-50"] - accuracies["DDPM-1000"]) <= 0.10
 
 
 def test_shiftddpm_endpoint(client):
