@@ -249,16 +249,17 @@ class Models:
         return adapter_name
 
     # -- VideoComposer / Gen-1 (conditioned motion UNet + STC-encoders) ---------------------------
-    def videocomposer(self, base_model: str | None = None):
+    def videocomposer(self, base_model: str | None = None, weights: str | None = None):
         """(widened motion UNet, VideoComposer encoders) for `base_model` — our re-implementation's
-        weights (config.VIDEOCOMPOSER_MODELS); a clear error for a base model none was trained for."""
+        weights (config.VIDEOCOMPOSER_MODELS, or the folder / Hub id `weights`); a clear error for a base
+        model none was trained for."""
         from diffusers import UNetMotionModel
 
         from .attention import install
         from .videocomposer import VideoComposer
 
         base_model = base_model or self.base_model
-        name = config.VIDEOCOMPOSER_MODELS.get(base_model)
+        name = weights or config.VIDEOCOMPOSER_MODELS.get(base_model)
         if name is None:
             raise ModelLoadError(
                 f"no VideoComposer weights for {base_model!r}: the official ones are a non-commercial pickle this app "

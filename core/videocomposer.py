@@ -14,7 +14,6 @@ non-commercial pickle and are not loaded.
 from __future__ import annotations
 
 import contextlib
-
 import math
 
 import numpy as np

@@ -167,9 +167,8 @@ def main() -> None:
 def evaluate_saved(out: Path) -> None:
     """Measure the saved model (core.methods.videocomposer.evaluate) and write metrics + card."""
     from core.methods.videocomposer import evaluate
-    config.VIDEOCOMPOSER_MODELS[config.EMBEDDED_BASE_MODEL] = str(out.resolve())  # the model just written
-    report = json.loads((out / "training.json").read_text()) | evaluate(Models(config.EMBEDDED_BASE_MODEL,
-                                                                               device="cpu", allow_local=True))
+    models = Models(config.EMBEDDED_BASE_MODEL, device="cpu", allow_local=True)
+    report = json.loads((out / "training.json").read_text()) | evaluate(models, weights=str(out.resolve()))
     (out / "metrics.json").write_text(json.dumps(report, indent=2))
     write_card(out, report)
     print(json.dumps(report), flush=True)

@@ -17,12 +17,16 @@ from core.videocomposer import (CONDITION_CHANNELS, ComposedUNet, STCEncoder, Vi
                                 to_tensors, widen_input)
 
 
-def make_tiny_motion_unet():
+def make_tiny_unet():
     torch.manual_seed(0)
-    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
+    return UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
                                 block_out_channels=(16, 32), norm_num_groups=8, cross_attention_dim=16,
                                 attention_head_dim=4, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
                                 up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"))
+
+
+def make_tiny_motion_unet():
+    unet = make_tiny_unet()
     adapter = new_motion_adapter(unet)
     for name, p in adapter.named_parameters():  # non-zero temporal layers, so frames interact
         if name.endswith("proj_out.weight"):
@@ -179,11 +183,7 @@ def test_a_depth_model_feeds_the_depth_condition(tmp_path, monkeypatch):
 
 
 def test_latent_like_widening_reads_features_as_extra_latent_signal():
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
-                                block_out_channels=(16, 32), norm_num_groups=8, cross_attention_dim=16,
-                                attention_head_dim=4, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D")).eval()
+    unet = make_tiny_unet().eval()
     x, features, context = torch.randn(1, 4, 8, 8), torch.randn(1, 4, 8, 8), torch.randn(1, 7, 16)
     with torch.no_grad():
         expected = unet(x + 0.1 * features, 10, encoder_hidden_states=context).sample

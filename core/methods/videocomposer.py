@@ -154,12 +154,13 @@ def moving_reference(color: str = "red", shape: str = "circle", direction: str =
             return clip
 
 
-def evaluate(models, seeds: int = 8, steps: int = 25) -> dict:
-    """The issue's measurements on the embedded model (see scripts/train_toy_videocomposer.py)."""
+def evaluate(models, seeds: int = 8, steps: int = 25, weights: str | None = None) -> dict:
+    """The issue's measurements on the embedded model, or on `weights` (see
+    scripts/train_toy_videocomposer.py)."""
     from ..shapes import reader
     from .gen1 import Gen1Params, edit
     pipe = models.pipeline()
-    unet, composer = models.videocomposer()
+    unet, composer = models.videocomposer(weights=weights)
     reference = moving_reference("red", "circle", "right")
     sequences = condition_sequences(reference, ["motion"])
     masks = [reader.read_single(f).mask for f in reference]
