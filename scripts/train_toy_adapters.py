@@ -32,6 +32,9 @@ SEED = 0
 STEPS, BATCH, LR = 600, 32, 1e-3
 RES_BLOCKS = {"canny": 2, "palette": 1}
 EVAL_IMAGES, EVAL_STEPS = 12, 25
+# the loss weighs high-noise samples by their x0 error (1/SNR, up to this cap): measured at 600 canny
+# steps, card IoU 0.31 (uniform t), 0.30 (cubic t), 0.64 (cubic t + cap 20), 0.63 (cap 100)
+X0_WEIGHT_CAP = 20.0
 
 
 HIDDEN = {"canny": "shape", "palette": "color"}  # what each condition carries, hidden from half the captions
@@ -62,6 +65,8 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="+", default=list(RES_BLOCKS), choices=list(RES_BLOCKS))
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--out", type=Path, default=config.MODELS_DIR / "toy-adapters")
+    parser.add_argument("--uniform-t", action="store_true", help="uniform training steps instead of cubic")
+    parser.add_argument("--x0-weight-cap", type=float, default=X0_WEIGHT_CAP, help="1: the plain ε-loss")
     args = parser.parse_args()
     torch.set_num_threads(2)
     pipe = frozen_pipeline(config.EMBEDDED_BASE_MODEL)
@@ -76,7 +81,8 @@ def main() -> None:
             rng = np.random.default_rng([SEED, step, len(kind)])
             images, maps, captions = condition_batch(rng, kind, HIDDEN[kind], BATCH)
             loss = adapter_loss(pipe, adapter, images, maps, captions,
-                                torch.Generator().manual_seed(int(rng.integers(2**31))))
+                                torch.Generator().manual_seed(int(rng.integers(2**31))),
+                                high_noise_bias=not args.uniform_t, x0_weight_cap=args.x0_weight_cap)
             optimizer_step(optimizer, loss, step, args.steps, LR, warmup=50)
             if step % 50 == 0:
                 print(f"{kind} step {step} loss {loss.item():.4f} elapsed {time.time() - started:.0f}s", flush=True)
@@ -106,7 +112,9 @@ tags: [t2i-adapter, toy, procedural-shapes, diffusion-studio]
 
 T2I-Adapters (diffusers `T2IAdapter`, `full_adapter`, channels = toy-sd's (32, 64, 128), pixel-unshuffle 4 =
 toy-sd's VAE factor) for the embedded `toy-sd`, trained by `scripts/train_toy_adapters.py` (seed {SEED})
-with toy-sd frozen: ε-loss, AdamW lr {LR}, batch of procedural images and their condition maps
+with toy-sd frozen: ε-loss at t = (1 − u³)·T (T2I-Adapter's cubic sampling: high noise favoured), each
+sample weighed by min(max(1, 1/SNR_t), {X0_WEIGHT_CAP:g}) (its x0 error where noise dominates), AdamW lr {LR},
+batch of procedural images and their condition maps
 (`core/conditions.py`); half the captions hide what the condition carries. One subfolder per condition:
 `canny/` (Canny edges) and `palette/` (8×8 colour blocks). fp16 safetensors.
 

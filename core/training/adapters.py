@@ -28,18 +28,21 @@ def condition_batch(rng: np.random.Generator, kind: str, hide: str, n: int, hide
 
 
 def adapter_loss(pipe, adapter, images: np.ndarray, maps: np.ndarray, captions: list[str],
-                 generator: torch.Generator) -> torch.Tensor:
-    """images and their condition maps: uint8 (B, H, W, 3); captions: B strings."""
+                 generator: torch.Generator, high_noise_bias: bool = True, x0_weight_cap: float = 1.0) -> torch.Tensor:
+    """images and their condition maps: uint8 (B, H, W, 3); captions: B strings. Training steps are
+    drawn with T2I-Adapter's cubic schedule by default (`high_noise_bias`): the condition's layout is
+    decided at high noise, where uniform sampling spends only half the batch."""
     device = pipe.unet.device
     with torch.no_grad():
         text = encode_prompts(pipe, captions)
     conditions = to_unit_pixels(maps).to(device)  # [0, 1], as diffusers feeds adapters
-    return epsilon_loss(pipe, image_latents(pipe, images), text, generator,
-                        down_intrablock_additional_residuals=list(adapter(conditions)))
+    return epsilon_loss(pipe, image_latents(pipe, images), text, generator, high_noise_bias=high_noise_bias,
+                        x0_weight_cap=x0_weight_cap, down_intrablock_additional_residuals=list(adapter(conditions)))
 
 
 def control_loss(pipe, control_model, images: np.ndarray, maps: np.ndarray, captions: list[str], task: str,
-                 instruction: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+                 instruction: torch.Tensor, generator: torch.Generator, high_noise_bias: bool = True,
+                 x0_weight_cap: float = 1.0) -> torch.Tensor:
     """The same for a ControlNet-style model (UniControl), whose residuals depend on x_t and t."""
     device = pipe.unet.device
     with torch.no_grad():
@@ -50,4 +53,5 @@ def control_loss(pipe, control_model, images: np.ndarray, maps: np.ndarray, capt
         down, mid = control_model(x_t, t, context, hints, task, instruction)
         return {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}
 
-    return epsilon_loss(pipe, image_latents(pipe, images), text, generator, unet_kwargs_fn=residuals)
+    return epsilon_loss(pipe, image_latents(pipe, images), text, generator, unet_kwargs_fn=residuals,
+                        high_noise_bias=high_noise_bias, x0_weight_cap=x0_weight_cap)

@@ -35,13 +35,16 @@ def video_latents(pipe, videos: np.ndarray) -> torch.Tensor:
 
 
 def epsilon_loss(pipe, x0: torch.Tensor, context: torch.Tensor, generator: torch.Generator,
-                 unet_kwargs_fn=None, unet=None, high_noise_bias: bool = False, **unet_kwargs) -> torch.Tensor:
+                 unet_kwargs_fn=None, unet=None, high_noise_bias: bool = False, x0_weight_cap: float = 1.0,
+                 **unet_kwargs) -> torch.Tensor:
     """‖ε − ε_θ(x_t, t, context, …)‖² at uniform training steps; gradients reach whatever made
     `context` or `unet_kwargs` (or trainable UNet weights). `unet_kwargs_fn(x_t, t, context)` adds
     inputs that depend on x_t (a ControlNet's residuals). `unet` replaces the pipeline's (a motion
     UNet over video latents (B, C, F, h, w), whose context is one row per frame). `high_noise_bias`
     draws t = (1 − u³)·T instead of uniformly (79% above T/2): where layout is decided, so that a new
-    structural condition is learnt sooner (T2I-Adapter's cubic sampling)."""
+    structural condition is learnt sooner (T2I-Adapter's cubic sampling). `x0_weight_cap` > 1 weighs
+    each sample by min(max(1, 1/SNR_t), cap): the x0 error where noise dominates (an ε error there is
+    an x0 error shrunk by √SNR, so the plain loss barely sees a misplaced object), the ε error elsewhere."""
     unet = unet or pipe.unet
     device = x0.device
     noise = torch.randn(x0.shape, generator=generator).to(device, x0.dtype)  # CPU generator: same on any device
@@ -55,4 +58,9 @@ def epsilon_loss(pipe, x0: torch.Tensor, context: torch.Tensor, generator: torch
     if unet_kwargs_fn is not None:
         unet_kwargs = unet_kwargs | unet_kwargs_fn(x_t, t, context)
     pred = unet(x_t, t, encoder_hidden_states=context, **unet_kwargs).sample
-    return F.mse_loss(pred.float(), noise.float())
+    if x0_weight_cap <= 1.0:
+        return F.mse_loss(pred.float(), noise.float())
+    alphas = pipe.scheduler.alphas_cumprod.to(device)[t]
+    weight = ((1 - alphas) / alphas).clamp(1.0, x0_weight_cap)
+    per_sample = (pred.float() - noise.float()).pow(2).flatten(1).mean(1)
+    return (weight * per_sample).mean()
