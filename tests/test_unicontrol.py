@@ -93,13 +93,15 @@ def toy():
 
 
 PLACES = [(20, 40, "square"), (44, 24, "circle"), (32, 30, "triangle"), (40, 44, "square")]
-# Measured on the shipped toy-unicontrol (750 steps, batch 32, ~8 min of CPU): its card's held-out
-# probe gives mask IoU 0.28 (canny), 0.28 (segmentation), block colour 1 in 8. Strict: a pass flags
-# that a longer training closed the gap.
-UNDERTRAINED = pytest.mark.xfail(strict=True, reason="toy-unicontrol is undertrained (IoU 0.28, colour 1/8)")
+# Measured on the shipped toy-unicontrol (3,000 steps, batch 32, 26 min of CPU; ε-loss weighted by x0
+# error at high noise): its card's held-out probe gives mask IoU 0.90 (canny), 0.90 (segmentation) and
+# the block colour in 2 of 8; at these four places and guidance 9, green blocks give blue and yellow
+# blocks orange (4 of the palette's 6 colours right; 5 of 6 at guidance 3). Strict: a pass flags that
+# a longer training closed the gap.
+CLOSE_COLOURS = pytest.mark.xfail(strict=True, reason="toy-unicontrol confuses neighbouring colours (green → blue, "
+                                                      "yellow → orange)")
 
 
-@UNDERTRAINED
 @pytest.mark.parametrize("task", ["canny edge to image", "segmentation map to image"])
 def test_shape_tasks_put_the_shape_where_the_condition_is(toy, task):
     pipe, model = toy
@@ -115,7 +117,7 @@ def test_shape_tasks_put_the_shape_where_the_condition_is(toy, task):
     assert min(ious) >= 0.7
 
 
-@UNDERTRAINED
+@CLOSE_COLOURS
 def test_colour_blocks_give_the_block_colours(toy):
     pipe, model = toy
     right = 0
