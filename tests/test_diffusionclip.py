@@ -18,8 +18,12 @@ from core.shapes import dataset, reader
 ITERATIONS = 40
 # measured: with toy-clip's text direction ("a red circle" → "a blue circle", averaged over templates)
 # the tuned LoRA turns red objects orange or yellow, not blue (the loss falls from 1.57 to 0.60;
-# masks are kept, IoU 0.91). Strict: a pass flags that the gap closed.
-TOY_CLIP_DIRECTION = pytest.mark.xfail(strict=True, reason="toy-clip's red→blue direction leads to orange")
+# masks are kept, IoU 0.91); λ_L1 0.1, lr 5e-3 or t0 500 end there too. The direction is right (blue
+# scores cosine 0.94, orange 0.55) but toy-clip's image tower has a local optimum on the way:
+# scripts/probe_clip_colour_path.py climbs the object's colour alone from red and stops at RGB
+# (144, 98, 0), cosine 0.60. Strict: a pass flags that the gap closed.
+TOY_CLIP_DIRECTION = pytest.mark.xfail(strict=True, reason="toy-clip's colour landscape has a local optimum "
+                                                           "between red and blue (dark orange)")
 
 
 @pytest.fixture(scope="module")
