@@ -25,16 +25,13 @@ from core.conditions import extract, fill_outline  # noqa: E402
 from core.methods import t2i_adapter  # noqa: E402
 from core.shapes import dataset, reader  # noqa: E402
 from core.training.adapters import adapter_loss, condition_batch  # noqa: E402
-from core.training.epsilon import frozen_pipeline  # noqa: E402
+from core.training.epsilon import X0_WEIGHT_CAP, frozen_pipeline  # noqa: E402
 from core.training.loop import optimizer_step  # noqa: E402
 
 SEED = 0
 STEPS, BATCH, LR = 600, 32, 1e-3
 RES_BLOCKS = {"canny": 2, "palette": 1}
 EVAL_IMAGES, EVAL_STEPS = 12, 25
-# the loss weighs high-noise samples by their x0 error (1/SNR, up to this cap): measured at 600 canny
-# steps, card IoU 0.31 (uniform t), 0.30 (cubic t), 0.64 (cubic t + cap 20), 0.63 (cap 100)
-X0_WEIGHT_CAP = 20.0
 
 
 HIDDEN = {"canny": "shape", "palette": "color"}  # what each condition carries, hidden from half the captions

@@ -32,7 +32,7 @@ from core.models import Models  # noqa: E402
 from core.motion import inflate  # noqa: E402
 from core.sampling import encode_prompts, to_model_pixels  # noqa: E402
 from core.shapes import dataset  # noqa: E402
-from core.training.epsilon import epsilon_loss, frozen_pipeline, video_latents  # noqa: E402
+from core.training.epsilon import X0_WEIGHT_CAP, epsilon_loss, frozen_pipeline, video_latents  # noqa: E402
 from core.training.loop import Checkpoint, optimizer_step  # noqa: E402
 from core.videocomposer import ComposedUNet, VideoComposer, condition_sequences, to_tensors, widen_input  # noqa: E402
 
@@ -91,6 +91,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=config.MODELS_DIR / config.EMBEDDED_VIDEOCOMPOSER)
     parser.add_argument("--work", type=Path, default=Path("runs/toy-videocomposer"), help="resumable checkpoints")
     parser.add_argument("--eval-only", action="store_true")
+    parser.add_argument("--init-from", type=Path, help="start from a saved model (its unet/ and composer/)")
+    parser.add_argument("--x0-weight-cap", type=float, default=X0_WEIGHT_CAP, help="1: the plain ε-loss")
     args = parser.parse_args()
     torch.set_num_threads(2)
     torch.manual_seed(SEED)
@@ -108,6 +110,11 @@ def main() -> None:
                              downsample_steps=int(np.log2(pipe.vae_scale_factor)),
                              image_embed_dim=clip_model.config.projection_dim,
                              cross_attention_dim=unet.config.cross_attention_dim)
+    if args.init_from is not None:
+        from safetensors.torch import load_file
+        unet.load_state_dict(load_file(args.init_from / "unet" / "diffusion_pytorch_model.safetensors"))
+        composer.load_state_dict(load_file(args.init_from / "composer" / "diffusion_pytorch_model.safetensors"))
+        earlier = json.loads((args.init_from / "training.json").read_text())
     for p in list(unet.parameters()) + list(composer.parameters()):
         p.requires_grad_(True)
     # the new parts (encoders, the widened input conv) learn faster than the pretrained UNet
@@ -143,7 +150,8 @@ def main() -> None:
             conditions = {k: v.flatten(0, 1)[:, None] for k, v in conditions.items()}
         features = composer.features(conditions, tuple(x0.shape))
         loss = epsilon_loss(pipe, x0, context, torch.Generator().manual_seed(int(rng.integers(2**31))),
-                            unet=ComposedUNet(unet, features), high_noise_bias=True)
+                            unet=ComposedUNet(unet, features), high_noise_bias=True,
+                            x0_weight_cap=args.x0_weight_cap)
         if conditions:
             loss = loss + AUX_WEIGHT * torch.nn.functional.mse_loss(features, x0)
         optimizer_step(optimizer, loss, step, args.steps, LR, warmup=100)
@@ -160,7 +168,9 @@ def main() -> None:
     (args.out / "training.json").write_text(json.dumps(
         {"steps": args.steps, "batch": BATCH, "frames": FRAMES, "lr": LR, "new_lr_scale": NEW_LR_SCALE,
          "weights": WEIGHTS, "counts": dict(zip(COUNTS, COUNT_P)), "style_keep": STYLE_KEEP,
-         "text_drop": TEXT_DROP, "image_mode": IMAGE_MODE, "aux_weight": AUX_WEIGHT, "latent_like": LATENT_LIKE, "train_seconds": round(checkpoint.elapsed())}, indent=2))
+         "text_drop": TEXT_DROP, "image_mode": IMAGE_MODE, "aux_weight": AUX_WEIGHT, "latent_like": LATENT_LIKE,
+         "x0_weight_cap": args.x0_weight_cap, "train_seconds": round(checkpoint.elapsed())}
+        | ({"fine_tuned_from": earlier} if args.init_from is not None else {}), indent=2))
     evaluate_saved(args.out)
 
 
@@ -172,6 +182,17 @@ def evaluate_saved(out: Path) -> None:
     (out / "metrics.json").write_text(json.dumps(report, indent=2))
     write_card(out, report)
     print(json.dumps(report), flush=True)
+
+
+def fine_tuning(r: dict) -> str:
+    """The card's words for a run that started from an earlier model (--init-from) and its loss weighting."""
+    weighting = (f", each sample weighed by min(max(1, 1/SNR_t), {r['x0_weight_cap']:g})"
+                 if r.get("x0_weight_cap", 1.0) > 1.0 else "")
+    earlier = r.get("fine_tuned_from")
+    if earlier is None:
+        return weighting
+    return (f"{weighting}, starting from a model trained {earlier['steps']} steps × {earlier['batch']} clips with the "
+            f"plain ε-loss ({earlier['train_seconds']} s)")
 
 
 def write_card(out: Path, r: dict) -> None:
@@ -200,7 +221,7 @@ weights, which are a non-commercial pickle), for the embedded `toy-sd`, trained 
   {AUX_WEIGHT} × an auxiliary loss (the summed features regress the clean latent; the widened input
   conv starts reading them as {LATENT_LIKE} × extra latent signal), AdamW lr {LR}
   for the UNet and ×{NEW_LR_SCALE:g} for the encoders and input conv (warm-up 100, cosine),
-  {r['steps']} steps × {r['batch']} clips; {r['train_seconds']} s on 2 CPU cores.
+  {r['steps']} steps × {r['batch']} clips; {r['train_seconds']} s on 2 CPU cores{fine_tuning(r)}.
 
 ## Metrics (DDIM {r.get('eval_steps')} steps, guidance 7.5, seeds {r.get('eval_seeds')})
 

@@ -9,7 +9,7 @@ import torch
 from ..conditions import extract
 from ..sampling import encode_prompts, to_unit_pixels
 from ..shapes import dataset
-from .epsilon import epsilon_loss, image_latents
+from .epsilon import X0_WEIGHT_CAP, epsilon_loss, image_latents
 
 
 def condition_batch(rng: np.random.Generator, kind: str, hide: str, n: int, hide_share: float = 0.5,
@@ -28,10 +28,12 @@ def condition_batch(rng: np.random.Generator, kind: str, hide: str, n: int, hide
 
 
 def adapter_loss(pipe, adapter, images: np.ndarray, maps: np.ndarray, captions: list[str],
-                 generator: torch.Generator, high_noise_bias: bool = True, x0_weight_cap: float = 1.0) -> torch.Tensor:
-    """images and their condition maps: uint8 (B, H, W, 3); captions: B strings. Training steps are
-    drawn with T2I-Adapter's cubic schedule by default (`high_noise_bias`): the condition's layout is
-    decided at high noise, where uniform sampling spends only half the batch."""
+                 generator: torch.Generator, high_noise_bias: bool = True,
+                 x0_weight_cap: float = X0_WEIGHT_CAP) -> torch.Tensor:
+    """images and their condition maps: uint8 (B, H, W, 3); captions: B strings. By default the
+    training steps follow T2I-Adapter's cubic schedule and high-noise samples count by their x0
+    error (epsilon_loss): the condition's layout is decided at high noise, where the plain ε-loss
+    barely sees it."""
     device = pipe.unet.device
     with torch.no_grad():
         text = encode_prompts(pipe, captions)
@@ -42,7 +44,7 @@ def adapter_loss(pipe, adapter, images: np.ndarray, maps: np.ndarray, captions: 
 
 def control_loss(pipe, control_model, images: np.ndarray, maps: np.ndarray, captions: list[str], task: str,
                  instruction: torch.Tensor, generator: torch.Generator, high_noise_bias: bool = True,
-                 x0_weight_cap: float = 1.0) -> torch.Tensor:
+                 x0_weight_cap: float = X0_WEIGHT_CAP) -> torch.Tensor:
     """The same for a ControlNet-style model (UniControl), whose residuals depend on x_t and t."""
     device = pipe.unet.device
     with torch.no_grad():

@@ -8,6 +8,11 @@ import torch.nn.functional as F
 
 from ..sampling import to_model_pixels
 
+# What the control trainers weigh high-noise samples by (see epsilon_loss): measured on the toy edge
+# adapter at 600 steps, card IoU 0.31 (uniform t, plain loss), 0.30 (cubic t), 0.64 (cubic t + cap 20),
+# 0.63 (cap 100)
+X0_WEIGHT_CAP = 20.0
+
 
 def frozen_pipeline(base_model: str, device: str = "cpu"):
     """The base text-to-image pipeline with UNet, text encoder and VAE frozen (what trainers steer)."""
