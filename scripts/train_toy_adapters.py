@@ -1,6 +1,6 @@
 """Train `toy-adapters`: an edge (canny) and a colour (palette) T2I-Adapter over the frozen toy-sd.
 
-    python scripts/train_toy_adapters.py [--kinds canny palette] [--steps 600] [--out assets/models/toy-adapters]
+    python scripts/train_toy_adapters.py [--kinds canny palette] [--steps 3000] [--out assets/models/toy-adapters]
 
 Each adapter learns from procedural images and the condition map extracted from them
 (core/conditions.py). Captions hide what the condition carries half of the time ("a red object …"
@@ -29,7 +29,7 @@ from core.training.epsilon import X0_WEIGHT_CAP, frozen_pipeline  # noqa: E402
 from core.training.loop import optimizer_step  # noqa: E402
 
 SEED = 0
-STEPS, BATCH, LR = 600, 32, 1e-3
+STEPS, BATCH, LR = 3000, 32, 1e-3
 RES_BLOCKS = {"canny": 2, "palette": 1}
 EVAL_IMAGES, EVAL_STEPS = 12, 25
 

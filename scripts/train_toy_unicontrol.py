@@ -1,6 +1,6 @@
 """Train `toy-unicontrol`: one UniControl model for three tasks over the frozen toy-sd.
 
-    python scripts/train_toy_unicontrol.py [--steps 750] [--out assets/models/toy-unicontrol]
+    python scripts/train_toy_unicontrol.py [--steps 3000] [--out assets/models/toy-unicontrol]
 
 Tasks (the official instructions where the task is official): "canny edge to image" (Canny edges),
 "segmentation map to image" (the object's mask) and our "color blocks to image" (8×8 colour cells).
@@ -31,7 +31,7 @@ from core.training.loop import optimizer_step  # noqa: E402
 from core.unicontrol import INSTRUCTIONS, UniControlModel  # noqa: E402
 
 SEED = 0
-STEPS, BATCH, LR = 750, 32, 5e-4
+STEPS, BATCH, LR = 3000, 32, 5e-4
 TASKS = ("control_canny", "control_seg", "control_palette")
 HIDDEN = {"control_canny": "shape", "control_seg": "shape", "control_palette": "color"}
 EVAL_IMAGES, EVAL_STEPS = 8, 25
