@@ -62,16 +62,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--out", type=Path, default=config.MODELS_DIR / "toy-unicontrol")
+    parser.add_argument("--init-from", type=Path, help="continue from a saved model (a fresh warm-up and cosine)")
     args = parser.parse_args()
     torch.manual_seed(SEED)
     torch.set_num_threads(2)
     pipe = frozen_pipeline(config.EMBEDDED_BASE_MODEL)
     model = UniControlModel.from_unet(pipe.unet, TASKS, pipe.text_encoder.config.hidden_size, task_token="pooled")
+    earlier = None
+    if args.init_from is not None:
+        from safetensors.torch import load_file
+        model.load_state_dict(load_file(args.init_from / "diffusion_pytorch_model.safetensors"))
+        earlier = json.loads((args.init_from / "metrics.json").read_text())
     instructions = {task: unicontrol.instruction_features(pipe, INSTRUCTIONS[task], "pooled") for task in TASKS}
     optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.0)
     started = time.time()
     for step in range(args.steps):
-        rng = np.random.default_rng([SEED, step])
+        rng = np.random.default_rng([SEED, step + (earlier["steps"] if earlier else 0)])  # new batches when continuing
         task = TASKS[step % len(TASKS)]
         images, maps, captions = condition_batch(rng, config.UNICONTROL_TASK_CONDITIONS[task], HIDDEN[task],
                                                  BATCH)
@@ -86,9 +92,20 @@ def main() -> None:
     model.to(torch.float32)
     report = {"base": config.EMBEDDED_BASE_MODEL, "tasks": list(TASKS), "steps": args.steps, "batch": BATCH,
               "train_seconds": seconds} | {"eval": evaluate(pipe, model)}
+    if earlier is not None:
+        report["continued_from"] = {k: earlier[k] for k in ("steps", "train_seconds", "eval")}
     (args.out / "metrics.json").write_text(json.dumps(report, indent=2))
     write_card(args.out, report)
     print(json.dumps(report, indent=2))
+
+
+def continued(r: dict) -> str:
+    """The card's words for a run that went on from a saved model (--init-from)."""
+    if "continued_from" not in r:
+        return ""
+    earlier = r["continued_from"]
+    return (f" These {r['steps']} steps went on from a model trained {earlier['steps']} steps the same way "
+            f"({earlier['train_seconds']} s; held-out {', '.join(f'{v:.3f}' for v in earlier['eval'].values())}).")
 
 
 def write_card(out: Path, r: dict) -> None:
@@ -106,7 +123,7 @@ A UniControl control model (`core/unicontrol.py`: ControlNet encoder copied from
 stem per task, the task HyperNet modulating the zero-convolutions) for the embedded `{r['base']}`,
 trained by `scripts/train_toy_unicontrol.py` (seed {SEED}) with toy-sd frozen: {r['steps']} steps of
 batch {r['batch']}, one task per batch in turn, AdamW lr {LR}; {r['train_seconds']} s of CPU. Loss: ε-loss at
-t = (1 − u³)·T (high noise favoured), each sample weighed by min(max(1, 1/SNR_t), {X0_WEIGHT_CAP:g}).
+t = (1 − u³)·T (high noise favoured), each sample weighed by min(max(1, 1/SNR_t), {X0_WEIGHT_CAP:g}).{continued(r)}
 The instruction is encoded by toy-sd's text encoder, pooled end token (`task_token: pooled`; the
 official checkpoint uses the first token). fp16 safetensors.
 
