@@ -75,9 +75,10 @@ def main() -> None:
         earlier = json.loads((args.init_from / "metrics.json").read_text())
     instructions = {task: unicontrol.instruction_features(pipe, INSTRUCTIONS[task], "pooled") for task in TASKS}
     optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.0)
+    first_batch = earlier["steps"] if earlier else 0  # a continuation draws new batches
     started = time.time()
     for step in range(args.steps):
-        rng = np.random.default_rng([SEED, step + (earlier["steps"] if earlier else 0)])  # new batches when continuing
+        rng = np.random.default_rng([SEED, first_batch + step])
         task = TASKS[step % len(TASKS)]
         images, maps, captions = condition_batch(rng, config.UNICONTROL_TASK_CONDITIONS[task], HIDDEN[task],
                                                  BATCH)
