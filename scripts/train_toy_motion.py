@@ -21,17 +21,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from diffusers import MotionAdapter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script from anywhere
 from core import config  # noqa: E402
 from core.methods import animatediff  # noqa: E402
+from core.models import load_lora  # noqa: E402
 from core.motion import inflate, new_motion_adapter, temporal_parameters  # noqa: E402
 from core.sampling import encode_prompts  # noqa: E402
 from core.shapes import dataset  # noqa: E402
-from core.training.epsilon import epsilon_loss, frozen_pipeline, video_latents  # noqa: E402
+from core.training.epsilon import X0_WEIGHT_CAP, epsilon_loss, frozen_pipeline, loss_words, video_latents  # noqa: E402
 from core.training.loop import Checkpoint, optimizer_step  # noqa: E402
 from core.shapes.metrics import direction_score  # noqa: E402
-from core.training.lora import CROSS_ATTENTION_KV, add_lora, save_lora  # noqa: E402
+from core.training.lora import CROSS_ATTENTION_KV, add_lora, lora_parameters, save_lora  # noqa: E402
 
 SEED = 0
 STEPS, BATCH, FRAMES, LR, LORA_RANK = 2400, 4, 8, 5e-4, 8
@@ -67,13 +69,26 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=config.MODELS_DIR / config.EMBEDDED_MOTION_ADAPTER)
     parser.add_argument("--work", type=Path, default=Path("runs/toy-motion"), help="resumable checkpoints")
     parser.add_argument("--eval-only", action="store_true")
+    parser.add_argument("--init-from", type=Path, help="continue from a saved adapter and its domain LoRA "
+                                                        "(a fresh warm-up and cosine, new batches)")
+    # the shipped adapter was trained with the plain ε-loss at uniform steps (the defaults); the
+    # control trainers' x0 weighting (core/training/epsilon.py) did not make it read direction (card)
+    parser.add_argument("--high-noise-bias", action="store_true", help="cubic training steps instead of uniform")
+    parser.add_argument("--x0-weight-cap", type=float, default=1.0, help=f"e.g. {X0_WEIGHT_CAP:g}; 1: the plain ε-loss")
     args = parser.parse_args()
     torch.set_num_threads(2)
     torch.manual_seed(SEED)
     pipe = frozen_pipeline(config.EMBEDDED_BASE_MODEL)
-    unet = inflate(pipe.unet, new_motion_adapter(pipe.unet, max_frames=config.AnimateDiffDefaults.max_frames))
+    earlier = None
+    if args.init_from is None:
+        unet = inflate(pipe.unet, new_motion_adapter(pipe.unet, max_frames=config.AnimateDiffDefaults.max_frames))
+        add_lora(unet, "domain", LORA_RANK, CROSS_ATTENTION_KV)
+    else:
+        unet = inflate(pipe.unet, MotionAdapter.from_pretrained(args.init_from, use_safetensors=True))
+        load_lora(unet, str(args.init_from / config.MOTION_DOMAIN_LORA_DIR), "domain", local=True)
+        earlier = json.loads((args.init_from / "metrics.json").read_text())
     unet.requires_grad_(False)
-    trainable = list(temporal_parameters(unet).values()) + add_lora(unet, "domain", LORA_RANK, CROSS_ATTENTION_KV)
+    trainable = list(temporal_parameters(unet).values()) + lora_parameters(unet, "domain")
     for p in trainable:
         p.requires_grad_(True)
     optimizer = torch.optim.AdamW(trainable, lr=LR, weight_decay=0.0)
@@ -85,12 +100,14 @@ def main() -> None:
         start = state["step"]
         print(f"resumed at step {start}", flush=True)
     unet.train()
+    first_batch = earlier["steps"] if earlier else 0  # a continuation draws new batches
     for step in range(start, 0 if args.eval_only else args.steps):
-        rng = np.random.default_rng([SEED, step])
+        rng = np.random.default_rng([SEED, first_batch + step])
         clips, captions = clip_batch(rng, BATCH)
         x0 = video_latents(pipe, clips)
         context = animatediff.frame_context(encode_prompts(pipe, captions), FRAMES)
-        loss = epsilon_loss(pipe, x0, context, torch.Generator().manual_seed(int(rng.integers(2**31))), unet=unet)
+        loss = epsilon_loss(pipe, x0, context, torch.Generator().manual_seed(int(rng.integers(2**31))), unet=unet,
+                            high_noise_bias=args.high_noise_bias, x0_weight_cap=args.x0_weight_cap)
         optimizer_step(optimizer, loss, step, args.steps, LR, warmup=100)
         trained = {n: p.detach() for n, p in unet.named_parameters() if p.requires_grad}
         checkpoint.maybe_save(step, {"unet": trained, "optimizer": optimizer.state_dict()},
@@ -102,10 +119,21 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     unet.save_motion_modules(str(args.out), safe_serialization=True)
     save_lora(unet, "domain", args.out / config.MOTION_DOMAIN_LORA_DIR)
-    report = {"steps": args.steps, "batch": BATCH, "frames": FRAMES, "train_seconds": seconds} | evaluate(pipe, unet)
+    report = ({"steps": args.steps, "batch": BATCH, "frames": FRAMES, "train_seconds": seconds,
+               "high_noise_bias": args.high_noise_bias, "x0_weight_cap": args.x0_weight_cap}
+              | evaluate(pipe, unet) | ({"continued_from": earlier} if earlier else {}))
     (args.out / "metrics.json").write_text(json.dumps(report, indent=2))
     write_card(args.out, report)
     print(json.dumps(report), flush=True)
+
+
+def continued(r: dict) -> str:
+    """The card's words for a run that went on from a saved adapter (--init-from)."""
+    earlier = r.get("continued_from")
+    if earlier is None:
+        return ""
+    return (f", going on from an adapter trained {earlier['steps']} steps ({earlier['train_seconds']} s; "
+            f"direction {earlier['direction_right']:.3f})")
 
 
 def write_card(out: Path, r: dict) -> None:
@@ -125,8 +153,8 @@ plus `{config.MOTION_DOMAIN_LORA_DIR}/`: a rank-{LORA_RANK} LoRA on the spatial 
 - **Data**: `core/shapes/dataset.py` `moving_clip`: {r['frames']}-frame 64×64 clips of one object moving
   1.5–3 px per frame left, right, up or down, captioned
   `a {{color}} {{shape}} moving {{direction}} on a {{background}} background`; 10% empty captions.
-- **Training**: ε-loss, AdamW lr {LR} (warm-up 100, cosine), {r['steps']} steps × {r['batch']} clips;
-  {r['train_seconds']} s on 2 CPU cores. Use {r['frames']} frames (what it learnt).
+- **Training**: ε-loss{loss_words(r.get('high_noise_bias', False), r.get('x0_weight_cap', 1.0))}, AdamW lr {LR} (warm-up 100, cosine),
+  {r['steps']} steps × {r['batch']} clips; {r['train_seconds']} s on 2 CPU cores{continued(r)}. Use {r['frames']} frames (what it learnt).
 - **Weights**: fp32 safetensors.
 
 ## Metrics ({r['n']} videos: {', '.join(EVAL_PROMPTS)}; seeds 100–{99 + EVAL_SEEDS}; {EVAL_STEPS} DDIM steps, guidance 7.5)

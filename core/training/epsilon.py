@@ -69,3 +69,11 @@ def epsilon_loss(pipe, x0: torch.Tensor, context: torch.Tensor, generator: torch
     weight = ((1 - alphas) / alphas).clamp(1.0, x0_weight_cap)
     per_sample = (pred.float() - noise.float()).pow(2).flatten(1).mean(1)
     return (weight * per_sample).mean()
+
+
+def loss_words(high_noise_bias: bool, x0_weight_cap: float) -> str:
+    """A model card's words for `epsilon_loss`'s options (empty for the plain ε-loss at uniform steps)."""
+    words = " at t = (1 − u³)·T (high noise favoured)" if high_noise_bias else ""
+    if x0_weight_cap > 1.0:
+        words += f", each sample weighed by min(max(1, 1/SNR_t), {x0_weight_cap:g})"
+    return words

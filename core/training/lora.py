@@ -19,6 +19,11 @@ def lora_config(rank: int, targets):
 def add_lora(unet, adapter_name: str, rank: int, targets) -> list:
     """Add a LoRA adapter and return its (trainable) parameters."""
     unet.add_adapter(lora_config(rank, targets), adapter_name=adapter_name)
+    return lora_parameters(unet, adapter_name)
+
+
+def lora_parameters(unet, adapter_name: str) -> list:
+    """One adapter's parameters (added here or loaded with core.models.load_lora)."""
     return [p for n, p in unet.named_parameters() if "lora_" in n and f".{adapter_name}." in n]
 
 
