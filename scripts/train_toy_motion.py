@@ -42,8 +42,8 @@ EVAL_PROMPTS = [f"a {color} {shape} moving {direction} on a white background"
                 for color, shape in (("red", "circle"), ("blue", "square")) for direction in ("left", "right")]
 
 
-def clip_batch(rng: np.random.Generator, n: int):
-    clips, captions = zip(*(dataset.moving_clip(rng, frames=FRAMES) for _ in range(n)))
+def clip_batch(rng: np.random.Generator, n: int, centred: float | None = None):
+    clips, captions = zip(*(dataset.moving_clip(rng, frames=FRAMES, centred=centred) for _ in range(n)))
     captions = ["" if rng.random() < 0.1 else c for c in captions]
     return np.stack(clips), list(captions)
 
@@ -74,6 +74,8 @@ def main() -> None:
     # the shipped adapter was trained with the plain ε-loss at uniform steps (the defaults); the
     # control trainers' x0 weighting (core/training/epsilon.py) did not make it read direction (card)
     parser.add_argument("--high-noise-bias", action="store_true", help="cubic training steps instead of uniform")
+    parser.add_argument("--centred", type=float, default=None,
+                        help="paths pass within this many px of the image centre mid-clip (default: anywhere)")
     parser.add_argument("--x0-weight-cap", type=float, default=1.0, help=f"e.g. {X0_WEIGHT_CAP:g}; 1: the plain ε-loss")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -103,7 +105,7 @@ def main() -> None:
     first_batch = earlier["steps"] if earlier else 0  # a continuation draws new batches
     for step in range(start, 0 if args.eval_only else args.steps):
         rng = np.random.default_rng([SEED, first_batch + step])
-        clips, captions = clip_batch(rng, BATCH)
+        clips, captions = clip_batch(rng, BATCH, args.centred)
         x0 = video_latents(pipe, clips)
         context = animatediff.frame_context(encode_prompts(pipe, captions), FRAMES)
         loss = epsilon_loss(pipe, x0, context, torch.Generator().manual_seed(int(rng.integers(2**31))), unet=unet,
@@ -120,7 +122,7 @@ def main() -> None:
     unet.save_motion_modules(str(args.out), safe_serialization=True)
     save_lora(unet, "domain", args.out / config.MOTION_DOMAIN_LORA_DIR)
     report = ({"steps": args.steps, "batch": BATCH, "frames": FRAMES, "train_seconds": seconds,
-               "high_noise_bias": args.high_noise_bias, "x0_weight_cap": args.x0_weight_cap}
+               "high_noise_bias": args.high_noise_bias, "centred": args.centred, "x0_weight_cap": args.x0_weight_cap}
               | evaluate(pipe, unet) | ({"continued_from": earlier} if earlier else {}))
     (args.out / "metrics.json").write_text(json.dumps(report, indent=2))
     write_card(args.out, report)

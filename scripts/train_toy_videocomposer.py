@@ -110,6 +110,7 @@ def main() -> None:
                              downsample_steps=int(np.log2(pipe.vae_scale_factor)),
                              image_embed_dim=clip_model.config.projection_dim,
                              cross_attention_dim=unet.config.cross_attention_dim)
+    earlier = None
     if args.init_from is not None:
         from safetensors.torch import load_file
         unet.load_state_dict(load_file(args.init_from / "unet" / "diffusion_pytorch_model.safetensors"))
@@ -131,8 +132,11 @@ def main() -> None:
         print(f"resumed at step {start}", flush=True)
     unet.train()
     composer.train()
+    # a continuation draws new batches, past every step of the runs it goes on from (the first
+    # continuation, from the 3,000-step model, replayed steps 0–1,499: kept so it reproduces)
+    first_batch = earlier_steps(earlier) if earlier is not None and "fine_tuned_from" in earlier else 0
     for step in range(start, args.steps):
-        rng = np.random.default_rng([SEED, step])
+        rng = np.random.default_rng([SEED, first_batch + step])
         clips, captions, sequences = training_batch(rng)
         x0 = video_latents(pipe, clips)
         conditions = to_tensors(sequences)
@@ -170,7 +174,7 @@ def main() -> None:
          "weights": WEIGHTS, "counts": dict(zip(COUNTS, COUNT_P)), "style_keep": STYLE_KEEP,
          "text_drop": TEXT_DROP, "image_mode": IMAGE_MODE, "aux_weight": AUX_WEIGHT, "latent_like": LATENT_LIKE,
          "x0_weight_cap": args.x0_weight_cap, "train_seconds": round(checkpoint.elapsed())}
-        | ({"fine_tuned_from": earlier} if args.init_from is not None else {}), indent=2))
+        | ({"fine_tuned_from": earlier} if earlier is not None else {}), indent=2))
     evaluate_saved(args.out)
 
 
@@ -184,15 +188,24 @@ def evaluate_saved(out: Path) -> None:
     print(json.dumps(report), flush=True)
 
 
+def earlier_steps(r: dict) -> int:
+    """Steps of a saved model's run and of every run it went on from."""
+    return r["steps"] + (earlier_steps(r["fine_tuned_from"]) if "fine_tuned_from" in r else 0)
+
+
 def fine_tuning(r: dict) -> str:
-    """The card's words for a run that started from an earlier model (--init-from) and its loss weighting."""
+    """The card's words for a run's loss weighting and the earlier runs it went on from (--init-from)."""
     weighting = (f", each sample weighed by min(max(1, 1/SNR_t), {r['x0_weight_cap']:g})"
                  if r.get("x0_weight_cap", 1.0) > 1.0 else "")
-    earlier = r.get("fine_tuned_from")
+    return weighting + went_on_from(r.get("fine_tuned_from"), "; starting from")
+
+
+def went_on_from(earlier: dict | None, words: str) -> str:
     if earlier is None:
-        return weighting
-    return (f"{weighting}, starting from a model trained {earlier['steps']} steps × {earlier['batch']} clips with the "
-            f"plain ε-loss ({earlier['train_seconds']} s)")
+        return ""
+    loss = "the x0-weighted loss" if earlier.get("x0_weight_cap", 1.0) > 1.0 else "the plain ε-loss"
+    return (f"{words} a model trained {earlier['steps']} steps × {earlier['batch']} clips with {loss} "
+            f"({earlier['train_seconds']} s)" + went_on_from(earlier.get("fine_tuned_from"), ", itself from"))
 
 
 def write_card(out: Path, r: dict) -> None:

@@ -52,3 +52,14 @@ def test_sample_and_resize():
     picked = video.sample_frames(frames, 4)
     assert picked[:, 0, 0, 0].tolist() == [0, 3, 6, 9]
     assert video.resize_frames(picked, 16, 24).shape == (4, 16, 24, 3)
+
+
+@pytest.mark.parametrize("direction", ["left", "right", "up", "down"])
+def test_centred_paths_pass_the_image_centre_mid_clip(direction):
+    from core.shapes import reader
+    rng = np.random.default_rng(3)
+    for _ in range(4):
+        frames, _ = moving_clip(rng, frames=8, direction=direction, centred=2.0)
+        centres = np.array([(b.cx, b.cy) for b in map(reader.read_single, frames)])
+        midpoint = (centres[0] + centres[-1]) / 2
+        assert np.abs(midpoint - 32).max() <= 3.0, (direction, centres)  # 2 px, plus the reader's rounding

@@ -121,8 +121,10 @@ def sample_batch(rng: np.random.Generator, n: int, size: int = 64, two_object_pr
 
 
 def moving_clip(rng: np.random.Generator, frames: int = 8, size: int = 64, speed: float | None = None,
-                direction: str | None = None):
-    """One object moving in a straight line → (uint8 frames (T, size, size, 3), caption)."""
+                direction: str | None = None, centred: float | None = None):
+    """One object moving in a straight line → (uint8 frames (T, size, size, 3), caption). `centred`:
+    the path's midpoint lies within this many px of the image centre (else anywhere that keeps the
+    whole path inside)."""
     direction = direction or str(rng.choice(list(DIRECTIONS)))
     background = str(rng.choice(list(BACKGROUNDS)))
     radius = rng.uniform(*PAIR_RADIUS) * size
@@ -132,7 +134,11 @@ def moving_clip(rng: np.random.Generator, frames: int = 8, size: int = 64, speed
     # choose a start so that the whole path stays inside the image
     lo_x, hi_x = radius + 1 + max(0, -dx * travel), size - radius - 1 - max(0, dx * travel)
     lo_y, hi_y = radius + 1 + max(0, -dy * travel), size - radius - 1 - max(0, dy * travel)
-    cx0, cy0 = rng.uniform(lo_x, max(lo_x, hi_x)), rng.uniform(lo_y, max(lo_y, hi_y))
+    if centred is None:
+        cx0, cy0 = rng.uniform(lo_x, max(lo_x, hi_x)), rng.uniform(lo_y, max(lo_y, hi_y))
+    else:
+        cx0, cy0 = (np.clip(size / 2 - d * travel / 2 + rng.uniform(-centred, centred), lo, max(lo, hi))
+                    for d, lo, hi in ((dx, lo_x, hi_x), (dy, lo_y, hi_y)))
     color, shape = str(rng.choice(list(PALETTE))), str(rng.choice(SHAPES))
     clip = [
         render(Scene((ShapeObject(color, shape, cx0 + dx * speed * t, cy0 + dy * speed * t, radius),), background), size)
