@@ -129,6 +129,10 @@ def main() -> None:
     print(json.dumps(report), flush=True)
 
 
+def centred_words(centred: float | None) -> str:
+    return "" if centred is None else f", each path passing within {centred:g} px of the image centre mid-clip"
+
+
 def continued(r: dict) -> str:
     """The card's words for a run that went on from a saved adapter (--init-from)."""
     earlier = r.get("continued_from")
@@ -153,7 +157,7 @@ plus `{config.MOTION_DOMAIN_LORA_DIR}/`: a rank-{LORA_RANK} LoRA on the spatial 
 (AnimateDiff v3's domain adapter), which the app always applies with this adapter.
 
 - **Data**: `core/shapes/dataset.py` `moving_clip`: {r['frames']}-frame 64×64 clips of one object moving
-  1.5–3 px per frame left, right, up or down, captioned
+  1.5–3 px per frame left, right, up or down{centred_words(r.get('centred'))}, captioned
   `a {{color}} {{shape}} moving {{direction}} on a {{background}} background`; 10% empty captions.
 - **Training**: ε-loss{loss_words(r.get('high_noise_bias', False), r.get('x0_weight_cap', 1.0))}, AdamW lr {LR} (warm-up 100, cosine),
   {r['steps']} steps × {r['batch']} clips; {r['train_seconds']} s on 2 CPU cores{continued(r)}. Use {r['frames']} frames (what it learnt).
