@@ -31,7 +31,7 @@ from core.motion import inflate, new_motion_adapter, temporal_parameters  # noqa
 from core.sampling import encode_prompts  # noqa: E402
 from core.shapes import dataset  # noqa: E402
 from core.training.epsilon import X0_WEIGHT_CAP, epsilon_loss, frozen_pipeline, loss_words, video_latents  # noqa: E402
-from core.training.loop import Checkpoint, optimizer_step  # noqa: E402
+from core.training.loop import Checkpoint, optimizer_step, steps_trained  # noqa: E402
 from core.shapes.metrics import direction_score  # noqa: E402
 from core.training.lora import CROSS_ATTENTION_KV, add_lora, lora_parameters, save_lora  # noqa: E402
 
@@ -102,7 +102,7 @@ def main() -> None:
         start = state["step"]
         print(f"resumed at step {start}", flush=True)
     unet.train()
-    first_batch = earlier["steps"] if earlier else 0  # a continuation draws new batches
+    first_batch = steps_trained(earlier, "continued_from") if earlier else 0  # a continuation draws new batches
     for step in range(start, 0 if args.eval_only else args.steps):
         rng = np.random.default_rng([SEED, first_batch + step])
         clips, captions = clip_batch(rng, BATCH, args.centred)

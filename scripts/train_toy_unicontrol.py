@@ -26,8 +26,8 @@ from core.conditions import fill_outline  # noqa: E402
 from core.methods import unicontrol  # noqa: E402
 from core.shapes import dataset, reader  # noqa: E402
 from core.training.adapters import condition_batch, control_loss  # noqa: E402
-from core.training.epsilon import X0_WEIGHT_CAP, frozen_pipeline  # noqa: E402
-from core.training.loop import optimizer_step  # noqa: E402
+from core.training.epsilon import X0_WEIGHT_CAP, frozen_pipeline, loss_words  # noqa: E402
+from core.training.loop import optimizer_step, steps_trained  # noqa: E402
 from core.unicontrol import INSTRUCTIONS, UniControlModel  # noqa: E402
 
 SEED = 0
@@ -75,7 +75,7 @@ def main() -> None:
         earlier = json.loads((args.init_from / "metrics.json").read_text())
     instructions = {task: unicontrol.instruction_features(pipe, INSTRUCTIONS[task], "pooled") for task in TASKS}
     optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.0)
-    first_batch = earlier["steps"] if earlier else 0  # a continuation draws new batches
+    first_batch = steps_trained(earlier, "continued_from") if earlier else 0  # a continuation draws new batches
     started = time.time()
     for step in range(args.steps):
         rng = np.random.default_rng([SEED, first_batch + step])
@@ -94,7 +94,8 @@ def main() -> None:
     report = {"base": config.EMBEDDED_BASE_MODEL, "tasks": list(TASKS), "steps": args.steps, "batch": BATCH,
               "train_seconds": seconds} | {"eval": evaluate(pipe, model)}
     if earlier is not None:
-        report["continued_from"] = {k: earlier[k] for k in ("steps", "train_seconds", "eval")}
+        report["continued_from"] = {k: earlier[k] for k in ("steps", "train_seconds", "eval", "continued_from")
+                                    if k in earlier}
     (args.out / "metrics.json").write_text(json.dumps(report, indent=2))
     write_card(args.out, report)
     print(json.dumps(report, indent=2))
@@ -123,8 +124,7 @@ tags: [unicontrol, controlnet, toy, procedural-shapes, diffusion-studio]
 A UniControl control model (`core/unicontrol.py`: ControlNet encoder copied from toy-sd, one input
 stem per task, the task HyperNet modulating the zero-convolutions) for the embedded `{r['base']}`,
 trained by `scripts/train_toy_unicontrol.py` (seed {SEED}) with toy-sd frozen: {r['steps']} steps of
-batch {r['batch']}, one task per batch in turn, AdamW lr {LR}; {r['train_seconds']} s of CPU. Loss: ε-loss at
-t = (1 − u³)·T (high noise favoured), each sample weighed by min(max(1, 1/SNR_t), {X0_WEIGHT_CAP:g}).{continued(r)}
+batch {r['batch']}, one task per batch in turn, AdamW lr {LR}; {r['train_seconds']} s of CPU. Loss: ε-loss{loss_words(True, X0_WEIGHT_CAP)}.{continued(r)}
 The instruction is encoded by toy-sd's text encoder, pooled end token (`task_token: pooled`; the
 official checkpoint uses the first token). fp16 safetensors.
 

@@ -32,8 +32,8 @@ from core.models import Models  # noqa: E402
 from core.motion import inflate  # noqa: E402
 from core.sampling import encode_prompts, to_model_pixels  # noqa: E402
 from core.shapes import dataset  # noqa: E402
-from core.training.epsilon import X0_WEIGHT_CAP, epsilon_loss, frozen_pipeline, video_latents  # noqa: E402
-from core.training.loop import Checkpoint, optimizer_step  # noqa: E402
+from core.training.epsilon import X0_WEIGHT_CAP, epsilon_loss, frozen_pipeline, loss_words, video_latents  # noqa: E402
+from core.training.loop import Checkpoint, optimizer_step, steps_trained  # noqa: E402
 from core.videocomposer import ComposedUNet, VideoComposer, condition_sequences, to_tensors, widen_input  # noqa: E402
 
 SEED = 0
@@ -134,7 +134,7 @@ def main() -> None:
     composer.train()
     # a continuation draws new batches, past every step of the runs it goes on from (the first
     # continuation, from the 3,000-step model, replayed steps 0–1,499: kept so it reproduces)
-    first_batch = earlier_steps(earlier) if earlier is not None and "fine_tuned_from" in earlier else 0
+    first_batch = steps_trained(earlier, "fine_tuned_from") if earlier and "fine_tuned_from" in earlier else 0
     for step in range(start, args.steps):
         rng = np.random.default_rng([SEED, first_batch + step])
         clips, captions, sequences = training_batch(rng)
@@ -188,16 +188,9 @@ def evaluate_saved(out: Path) -> None:
     print(json.dumps(report), flush=True)
 
 
-def earlier_steps(r: dict) -> int:
-    """Steps of a saved model's run and of every run it went on from."""
-    return r["steps"] + (earlier_steps(r["fine_tuned_from"]) if "fine_tuned_from" in r else 0)
-
-
 def fine_tuning(r: dict) -> str:
     """The card's words for a run's loss weighting and the earlier runs it went on from (--init-from)."""
-    weighting = (f", each sample weighed by min(max(1, 1/SNR_t), {r['x0_weight_cap']:g})"
-                 if r.get("x0_weight_cap", 1.0) > 1.0 else "")
-    return weighting + went_on_from(r.get("fine_tuned_from"), "; starting from")
+    return loss_words(False, r.get("x0_weight_cap", 1.0)) + went_on_from(r.get("fine_tuned_from"), "; starting from")
 
 
 def went_on_from(earlier: dict | None, words: str) -> str:

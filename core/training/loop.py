@@ -68,3 +68,10 @@ def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, step: i
     if clip is not None:
         torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], clip)
     optimizer.step()
+
+
+def steps_trained(record: dict, earlier_key: str) -> int:
+    """Steps of a saved model's run plus those of every run it went on from (its metrics nest them under
+    `earlier_key`): where a continuation's fresh batches start, so that it does not replay old ones."""
+    earlier = record.get(earlier_key)
+    return record["steps"] + (steps_trained(earlier, earlier_key) if earlier else 0)
