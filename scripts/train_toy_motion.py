@@ -31,7 +31,7 @@ from core.motion import inflate, new_motion_adapter, temporal_parameters  # noqa
 from core.sampling import encode_prompts  # noqa: E402
 from core.shapes import dataset  # noqa: E402
 from core.training.epsilon import X0_WEIGHT_CAP, epsilon_loss, frozen_pipeline, loss_words, video_latents  # noqa: E402
-from core.training.loop import Checkpoint, optimizer_step, steps_trained  # noqa: E402
+from core.training.loop import CONTINUED_FROM, Checkpoint, optimizer_step, steps_trained  # noqa: E402
 from core.shapes.metrics import direction_score  # noqa: E402
 from core.training.lora import CROSS_ATTENTION_KV, add_lora, lora_parameters, save_lora  # noqa: E402
 
@@ -102,7 +102,7 @@ def main() -> None:
         start = state["step"]
         print(f"resumed at step {start}", flush=True)
     unet.train()
-    first_batch = steps_trained(earlier, "continued_from") if earlier else 0  # a continuation draws new batches
+    first_batch = steps_trained(earlier) if earlier else 0  # a continuation draws new batches
     for step in range(start, 0 if args.eval_only else args.steps):
         rng = np.random.default_rng([SEED, first_batch + step])
         clips, captions = clip_batch(rng, BATCH, args.centred)
@@ -123,7 +123,7 @@ def main() -> None:
     save_lora(unet, "domain", args.out / config.MOTION_DOMAIN_LORA_DIR)
     report = ({"steps": args.steps, "batch": BATCH, "frames": FRAMES, "train_seconds": seconds,
                "high_noise_bias": args.high_noise_bias, "centred": args.centred, "x0_weight_cap": args.x0_weight_cap}
-              | evaluate(pipe, unet) | ({"continued_from": earlier} if earlier else {}))
+              | evaluate(pipe, unet) | ({CONTINUED_FROM: earlier} if earlier else {}))
     (args.out / "metrics.json").write_text(json.dumps(report, indent=2))
     write_card(args.out, report)
     print(json.dumps(report), flush=True)
@@ -135,7 +135,7 @@ def centred_words(centred: float | None) -> str:
 
 def continued(r: dict) -> str:
     """The card's words for a run that went on from a saved adapter (--init-from)."""
-    earlier = r.get("continued_from")
+    earlier = r.get(CONTINUED_FROM)
     if earlier is None:
         return ""
     return (f", going on from an adapter trained {earlier['steps']} steps ({earlier['train_seconds']} s; "

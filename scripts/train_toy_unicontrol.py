@@ -27,7 +27,7 @@ from core.methods import unicontrol  # noqa: E402
 from core.shapes import dataset, reader  # noqa: E402
 from core.training.adapters import condition_batch, control_loss  # noqa: E402
 from core.training.epsilon import X0_WEIGHT_CAP, frozen_pipeline, loss_words  # noqa: E402
-from core.training.loop import optimizer_step, steps_trained  # noqa: E402
+from core.training.loop import CONTINUED_FROM, optimizer_step, steps_trained  # noqa: E402
 from core.unicontrol import INSTRUCTIONS, UniControlModel  # noqa: E402
 
 SEED = 0
@@ -75,7 +75,7 @@ def main() -> None:
         earlier = json.loads((args.init_from / "metrics.json").read_text())
     instructions = {task: unicontrol.instruction_features(pipe, INSTRUCTIONS[task], "pooled") for task in TASKS}
     optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.0)
-    first_batch = steps_trained(earlier, "continued_from") if earlier else 0  # a continuation draws new batches
+    first_batch = steps_trained(earlier) if earlier else 0  # a continuation draws new batches
     started = time.time()
     for step in range(args.steps):
         rng = np.random.default_rng([SEED, first_batch + step])
@@ -94,7 +94,7 @@ def main() -> None:
     report = {"base": config.EMBEDDED_BASE_MODEL, "tasks": list(TASKS), "steps": args.steps, "batch": BATCH,
               "train_seconds": seconds} | {"eval": evaluate(pipe, model)}
     if earlier is not None:
-        report["continued_from"] = {k: earlier[k] for k in ("steps", "train_seconds", "eval", "continued_from")
+        report[CONTINUED_FROM] = {k: earlier[k] for k in ("steps", "train_seconds", "eval", CONTINUED_FROM)
                                     if k in earlier}
     (args.out / "metrics.json").write_text(json.dumps(report, indent=2))
     write_card(args.out, report)
@@ -103,9 +103,9 @@ def main() -> None:
 
 def continued(r: dict) -> str:
     """The card's words for a run that went on from a saved model (--init-from)."""
-    if "continued_from" not in r:
+    if CONTINUED_FROM not in r:
         return ""
-    earlier = r["continued_from"]
+    earlier = r[CONTINUED_FROM]
     return (f" These {r['steps']} steps went on from a model trained {earlier['steps']} steps the same way "
             f"({earlier['train_seconds']} s; held-out {', '.join(f'{v:.3f}' for v in earlier['eval'].values())}).")
 

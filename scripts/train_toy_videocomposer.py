@@ -33,7 +33,7 @@ from core.motion import inflate  # noqa: E402
 from core.sampling import encode_prompts, to_model_pixels  # noqa: E402
 from core.shapes import dataset  # noqa: E402
 from core.training.epsilon import X0_WEIGHT_CAP, epsilon_loss, frozen_pipeline, loss_words, video_latents  # noqa: E402
-from core.training.loop import Checkpoint, optimizer_step, steps_trained  # noqa: E402
+from core.training.loop import CONTINUED_FROM, Checkpoint, optimizer_step, steps_trained  # noqa: E402
 from core.videocomposer import ComposedUNet, VideoComposer, condition_sequences, to_tensors, widen_input  # noqa: E402
 
 SEED = 0
@@ -134,7 +134,7 @@ def main() -> None:
     composer.train()
     # a continuation draws new batches, past every step of the runs it goes on from (the first
     # continuation, from the 3,000-step model, replayed steps 0–1,499: kept so it reproduces)
-    first_batch = steps_trained(earlier, "fine_tuned_from") if earlier and "fine_tuned_from" in earlier else 0
+    first_batch = steps_trained(earlier) if earlier and CONTINUED_FROM in earlier else 0
     for step in range(start, args.steps):
         rng = np.random.default_rng([SEED, first_batch + step])
         clips, captions, sequences = training_batch(rng)
@@ -174,7 +174,7 @@ def main() -> None:
          "weights": WEIGHTS, "counts": dict(zip(COUNTS, COUNT_P)), "style_keep": STYLE_KEEP,
          "text_drop": TEXT_DROP, "image_mode": IMAGE_MODE, "aux_weight": AUX_WEIGHT, "latent_like": LATENT_LIKE,
          "x0_weight_cap": args.x0_weight_cap, "train_seconds": round(checkpoint.elapsed())}
-        | ({"fine_tuned_from": earlier} if earlier is not None else {}), indent=2))
+        | ({CONTINUED_FROM: earlier} if earlier is not None else {}), indent=2))
     evaluate_saved(args.out)
 
 
@@ -190,7 +190,7 @@ def evaluate_saved(out: Path) -> None:
 
 def fine_tuning(r: dict) -> str:
     """The card's words for a run's loss weighting and the earlier runs it went on from (--init-from)."""
-    return loss_words(False, r.get("x0_weight_cap", 1.0)) + went_on_from(r.get("fine_tuned_from"), "; starting from")
+    return loss_words(False, r.get("x0_weight_cap", 1.0)) + went_on_from(r.get(CONTINUED_FROM), "; starting from")
 
 
 def went_on_from(earlier: dict | None, words: str) -> str:
@@ -198,7 +198,7 @@ def went_on_from(earlier: dict | None, words: str) -> str:
         return ""
     loss = "the x0-weighted loss" if earlier.get("x0_weight_cap", 1.0) > 1.0 else "the plain ε-loss"
     return (f"{words} a model trained {earlier['steps']} steps × {earlier['batch']} clips with {loss} "
-            f"({earlier['train_seconds']} s)" + went_on_from(earlier.get("fine_tuned_from"), ", itself from"))
+            f"({earlier['train_seconds']} s)" + went_on_from(earlier.get(CONTINUED_FROM), ", itself from"))
 
 
 def write_card(out: Path, r: dict) -> None:

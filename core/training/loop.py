@@ -70,8 +70,11 @@ def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, step: i
     optimizer.step()
 
 
-def steps_trained(record: dict, earlier_key: str) -> int:
-    """Steps of a saved model's run plus those of every run it went on from (its metrics nest them under
-    `earlier_key`): where a continuation's fresh batches start, so that it does not replay old ones."""
-    earlier = record.get(earlier_key)
-    return record["steps"] + (steps_trained(earlier, earlier_key) if earlier else 0)
+CONTINUED_FROM = "continued_from"  # a trainer's record of the saved run it went on from (--init-from), nested
+
+
+def steps_trained(record: dict) -> int:
+    """Steps of a saved model's run plus those of every run it went on from (nested under CONTINUED_FROM):
+    where a continuation's fresh batches start, so that it does not replay old ones."""
+    earlier = record.get(CONTINUED_FROM)
+    return record["steps"] + (steps_trained(earlier) if earlier else 0)
