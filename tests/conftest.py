@@ -10,12 +10,20 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-torch.set_num_threads(2)
+# two cores: the suite runs as two pytest-xdist workers of one thread each (README), else one process of two
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
 
 @pytest.fixture(scope="session")
 def tiny_pipe():
     return make_tiny_pipe()
+
+
+@pytest.fixture()
+def fresh_tiny_unet():
+    """The tiny UNet as built, for tests that count attention calls: the session's `tiny_pipe` may
+    already carry processors (and their counters) from tests that ran before in the same process."""
+    return make_tiny_pipe().unet
 
 
 def make_tiny_pipe():

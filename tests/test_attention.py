@@ -52,10 +52,10 @@ def _inputs(pipe, batch=2):
 
 
 @pytest.fixture()
-def unets(tiny_pipe):
-    reference = copy.deepcopy(tiny_pipe.unet)
+def unets(fresh_tiny_unet):
+    reference = copy.deepcopy(fresh_tiny_unet)
     reference.set_attn_processor(AttnProcessor2_0())
-    ours = copy.deepcopy(tiny_pipe.unet)
+    ours = fresh_tiny_unet
     state = install(ours)
     return reference, ours, state
 

@@ -95,7 +95,9 @@ def test_injection_changes_the_edit(tiny_pipe):
     free = p2p.edit(tiny_pipe, p2p.P2PParams(**base, cross_replace_steps=0.0, self_replace_steps=0.0))
     injected = p2p.edit(tiny_pipe, p2p.P2PParams(**base, cross_replace_steps=1.0, self_replace_steps=1.0))
     assert np.abs(free.edited_image.astype(int) - injected.edited_image.astype(int)).max() > 2
-    assert np.array_equal(free.source_image, injected.source_image)  # the source is never touched
+    # the source is never touched: equal up to rounding, since with injection its attention takes the
+    # explicit path and without it the fused kernel (one thread: 2 pixels one level apart, measured)
+    assert np.abs(free.source_image.astype(int) - injected.source_image.astype(int)).max() <= 2
 
 
 @torch.no_grad()
