@@ -42,7 +42,7 @@ SEED = 0
 VAE_STEPS, VAE_BATCH, VAE_LR = 1000, 32, 2e-3
 # fp32, as the shipped VAE was trained (its reconstruction error matches an fp32 run's, 0.0080 vs 0.0079);
 # bf16 autocast is ~1.6× faster here but reconstructs worse (0.0140), and UNets on its latents placed
-# two objects at 0.67–0.71 against 0.94 (the card's "A fresh re-run")
+# two objects at 0.67–0.71 against 0.94 (the card's "Fresh re-runs")
 VAE_PRECISIONS = ("fp32", "bf16")
 POOL_SIZE = 40_000
 UNET_BATCH, UNET_LR, TEXT_LR = 64, 6e-4, 1.5e-4
