@@ -50,10 +50,6 @@ CAPTION_DROPOUT = 0.1
 MIN_SNR_GAMMA = 5.0
 EMA_DECAY = 0.999
 EVAL_EVERY = 1000
-# The shipped UNet's learning-rate history: its steps before 2,500 ran on a 7,000-step cosine, the rest
-# on the 5,000-step one (a resumed run, its card says). `--shipped-history` follows it; it was not what
-# re-runs missed (the VAE's precision was: with an fp32 VAE a plain run reached two objects 0.96).
-SHIPPED_EARLY_STEPS, SHIPPED_EARLY_HORIZON = 2500, 7000
 LOCALISE_STEPS, LOCALISE_BATCH = 1500, 64
 LOCALISE_UNET_LR, LOCALISE_TEXT_LR = 2e-4, 5e-5
 LOCALISE_WEIGHT = 0.01  # × −log(share inside); the ε loss is ~0.01 by then, this starts at ~0.012
@@ -219,8 +215,7 @@ class JointTraining:
         self.ckpt.maybe_save(step, self.snapshot())
 
 
-def train_unet(run_dir: Path, pool: dict, vae, tokenizer, clip_dir: Path, total_steps: int, export_only: bool,
-               shipped_history: bool = False):
+def train_unet(run_dir: Path, pool: dict, vae, tokenizer, clip_dir: Path, total_steps: int, export_only: bool):
     unet, text_encoder = make_unet(), text_encoder_from_clip(clip_dir)
     training = JointTraining(unet, text_encoder, UNET_LR, TEXT_LR, run_dir / "unet.pt", 250, run_dir)
     scheduler, ckpt, start = make_scheduler(), training.ckpt, training.start
@@ -241,8 +236,7 @@ def train_unet(run_dir: Path, pool: dict, vae, tokenizer, clip_dir: Path, total_
         pred = unet(noisy, t, encoder_hidden_states=context).sample
         per_sample = F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))
         loss = (per_sample * snr_weights(scheduler, t)).mean()
-        early = shipped_history and step < SHIPPED_EARLY_STEPS
-        training.step(loss, step, SHIPPED_EARLY_HORIZON if early else total_steps, warmup=200)
+        training.step(loss, step, total_steps, warmup=200)
         if step % 50 == 0:
             log(run_dir, f"unet step {step} loss {loss.item():.4f} elapsed {ckpt.elapsed():.0f}s")
         if (step + 1) % EVAL_EVERY == 0:
@@ -340,8 +334,6 @@ def main() -> None:
     parser.add_argument("--localise-steps", type=int, default=LOCALISE_STEPS)
     parser.add_argument("--base", type=Path, default=None, help="run stage 4 only, from this exported pipeline")
     parser.add_argument("--export-only", action="store_true", help="export the last checkpoint without training on")
-    parser.add_argument("--shipped-history", action="store_true",
-                        help=f"UNet steps before {SHIPPED_EARLY_STEPS} on a {SHIPPED_EARLY_HORIZON}-step cosine, as the shipped weights")
     args = parser.parse_args()
     torch.manual_seed(SEED)
     torch.set_num_threads(2)
@@ -350,7 +342,7 @@ def main() -> None:
         vae = train_vae(args.run_dir, args.vae_steps, args.vae_precision)
         pool = latent_pool(vae, args.run_dir, args.pool_size)
         unet, text_encoder, unet_seconds, history = train_unet(args.run_dir, pool, vae, tokenizer, args.clip,
-                                                               args.unet_steps, args.export_only, args.shipped_history)
+                                                               args.unet_steps, args.export_only)
         scaling_factor = pool["scaling_factor"]
         base = {"vae_precision": args.vae_precision, "vae_train_seconds": round(torch.load(args.run_dir / "vae.pt", weights_only=False)["elapsed"]),
                 "unet_steps": torch.load(args.run_dir / "unet.pt", weights_only=False)["step"],
