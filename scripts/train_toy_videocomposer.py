@@ -75,14 +75,24 @@ def random_hole(rng: np.random.Generator, size: int) -> np.ndarray:
     return hole
 
 
-def training_batch(rng: np.random.Generator):
+def training_batch(rng: np.random.Generator, weights: dict[str, float] = WEIGHTS):
     clips, captions = zip(*(dataset.moving_clip(rng, frames=FRAMES) for _ in range(BATCH)))
     count = int(rng.choice(COUNTS, p=COUNT_P))
-    kinds = [str(k) for k in rng.choice(list(WEIGHTS), size=count, replace=False, p=list(WEIGHTS.values()))]
+    kinds = [str(k) for k in rng.choice(list(weights), size=count, replace=False, p=list(weights.values()))]
     hole = random_hole(rng, clips[0].shape[1])
     sequences = [condition_sequences(clip, kinds, hole=hole) for clip in clips]
     stacked = {kind: np.stack([s[kind] for s in sequences]) for kind in kinds}
     return np.stack(clips), [caption_variant(rng, c) for c in captions], stacked
+
+
+def condition_weights(overrides: list[str]) -> dict[str, float]:
+    """WEIGHTS with `KIND=W` overrides; the other kinds share what is left in their old proportions."""
+    fixed = {k: float(w) for k, w in (o.split("=", 1) for o in overrides)}
+    if unknown := set(fixed) - set(WEIGHTS):
+        raise SystemExit(f"unknown condition(s) {sorted(unknown)}; known: {', '.join(WEIGHTS)}")
+    rest = {k: w for k, w in WEIGHTS.items() if k not in fixed}
+    scale = (1 - sum(fixed.values())) / sum(rest.values())
+    return {k: fixed.get(k, WEIGHTS[k] * scale) for k in WEIGHTS}
 
 
 def main() -> None:
@@ -93,7 +103,10 @@ def main() -> None:
     parser.add_argument("--eval-only", action="store_true")
     parser.add_argument("--init-from", type=Path, help="start from a saved model (its unet/ and composer/)")
     parser.add_argument("--x0-weight-cap", type=float, default=X0_WEIGHT_CAP, help="1: the plain ε-loss")
+    parser.add_argument("--weight", action="append", default=[], metavar="KIND=W",
+                        help="a condition's draw weight (e.g. single_sketch=0.35); the rest scaled to sum to 1")
     args = parser.parse_args()
+    weights = condition_weights(args.weight)
     torch.set_num_threads(2)
     torch.manual_seed(SEED)
     if args.eval_only:
@@ -137,7 +150,7 @@ def main() -> None:
     first_batch = steps_trained(earlier) if earlier and CONTINUED_FROM in earlier else 0
     for step in range(start, args.steps):
         rng = np.random.default_rng([SEED, first_batch + step])
-        clips, captions, sequences = training_batch(rng)
+        clips, captions, sequences = training_batch(rng, weights)
         x0 = video_latents(pipe, clips)
         conditions = to_tensors(sequences)
         with torch.no_grad():
@@ -171,7 +184,7 @@ def main() -> None:
     composer.save_pretrained(str(args.out / "composer"), safe_serialization=True)
     (args.out / "training.json").write_text(json.dumps(
         {"steps": args.steps, "batch": BATCH, "frames": FRAMES, "lr": LR, "new_lr_scale": NEW_LR_SCALE,
-         "weights": WEIGHTS, "counts": dict(zip(COUNTS, COUNT_P)), "style_keep": STYLE_KEEP,
+         "weights": weights, "counts": dict(zip(COUNTS, COUNT_P)), "style_keep": STYLE_KEEP,
          "text_drop": TEXT_DROP, "image_mode": IMAGE_MODE, "aux_weight": AUX_WEIGHT, "latent_like": LATENT_LIKE,
          "x0_weight_cap": args.x0_weight_cap, "train_seconds": round(checkpoint.elapsed())}
         | ({CONTINUED_FROM: earlier} if earlier is not None else {}), indent=2))
@@ -197,6 +210,8 @@ def went_on_from(earlier: dict | None, words: str) -> str:
     if earlier is None:
         return ""
     loss = "the x0-weighted loss" if earlier.get("x0_weight_cap", 1.0) > 1.0 else "the plain ε-loss"
+    if earlier.get("weights", WEIGHTS) != WEIGHTS:
+        loss += " and condition weights " + json.dumps({k: round(v, 3) for k, v in earlier["weights"].items()})
     return (f"{words} a model trained {earlier['steps']} steps × {earlier['batch']} clips with {loss} "
             f"({earlier['train_seconds']} s)" + went_on_from(earlier.get(CONTINUED_FROM), ", itself from"))
 
@@ -222,7 +237,7 @@ weights, which are a non-commercial pickle), for the embedded `toy-sd`, trained 
 - **Data**: `moving_clip` (8 frames, 64×64, one object moving 1.5–3 px per frame) with the app's own
   condition extraction; captions with or without the motion words, or just `a {{color}} {{shape}}`.
 - **Training**: each step draws 0/1/2/3 conditions with probabilities {COUNT_P}, each condition with
-  weight {json.dumps(WEIGHTS)}; style {STYLE_KEEP}, text dropped {TEXT_DROP}, one step in
+  weight {json.dumps({k: round(v, 3) for k, v in r['weights'].items()})}; style {STYLE_KEEP}, text dropped {TEXT_DROP}, one step in
   {round(1 / IMAGE_MODE)} as one-frame clips; ε-loss with t = (1 − u³)·T (high noise favoured) plus
   {AUX_WEIGHT} × an auxiliary loss (the summed features regress the clean latent; the widened input
   conv starts reading them as {LATENT_LIKE} × extra latent signal), AdamW lr {LR}
