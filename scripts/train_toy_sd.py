@@ -344,7 +344,8 @@ def main() -> None:
         unet, text_encoder, unet_seconds, history = train_unet(args.run_dir, pool, vae, tokenizer, args.clip,
                                                                args.unet_steps, args.export_only)
         scaling_factor = pool["scaling_factor"]
-        base = {"vae_precision": args.vae_precision, "vae_train_seconds": round(torch.load(args.run_dir / "vae.pt", weights_only=False)["elapsed"]),
+        base = {"vae_precision": args.vae_precision,
+                "vae_train_seconds": round(torch.load(args.run_dir / "vae.pt", weights_only=False)["elapsed"]),
                 "unet_steps": torch.load(args.run_dir / "unet.pt", weights_only=False)["step"],
                 "unet_train_seconds": round(unet_seconds), "history": history}
     else:  # stage 4 on top of an exported pipeline; its card's figures for stages 1–3 carry over

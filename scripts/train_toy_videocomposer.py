@@ -90,6 +90,8 @@ def condition_weights(overrides: list[str]) -> dict[str, float]:
     fixed = {k: float(w) for k, w in (o.split("=", 1) for o in overrides)}
     if unknown := set(fixed) - set(WEIGHTS):
         raise SystemExit(f"unknown condition(s) {sorted(unknown)}; known: {', '.join(WEIGHTS)}")
+    if not all(0 <= w for w in fixed.values()) or sum(fixed.values()) > 1:
+        raise SystemExit("condition weights are ≥ 0 and sum to at most 1")
     rest = {k: w for k, w in WEIGHTS.items() if k not in fixed}
     scale = (1 - sum(fixed.values())) / sum(rest.values())
     return {k: fixed.get(k, WEIGHTS[k] * scale) for k in WEIGHTS}

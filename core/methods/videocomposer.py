@@ -178,7 +178,7 @@ def evaluate(models, seeds: int = 8, steps: int = 25, weights: str | None = None
         edited = edit(pipe, unet, composer, reference, Gen1Params("a blue circle", frames=len(reference), steps=steps,
                                                                   seed=100 + seed)).frames
         blobs = [reader.read_single(f) for f in edited]
-        gen1_iou.append(float(np.mean([0.0 if b is None else reader.mask_iou(b.mask, m) for b, m in zip(blobs, masks)])))
+        gen1_iou.append(float(np.mean(reader.frame_ious(edited, masks))))
         gen1_blue.append(all(b is not None and b.color == "blue" for b in blobs))
     by_level = {0: round(float(np.mean(gen1_iou)), 3)}  # the runs above are structure_level 0
     for level in (3, config.Gen1Defaults.max_structure_level):
@@ -186,8 +186,7 @@ def evaluate(models, seeds: int = 8, steps: int = 25, weights: str | None = None
         for seed in range(seeds):
             edited = edit(pipe, unet, composer, reference, Gen1Params("a blue circle", structure_level=level,
                                                                       frames=len(reference), steps=steps, seed=100 + seed)).frames
-            values.append(np.mean([0.0 if (b := reader.read_single(f)) is None else reader.mask_iou(b.mask, m)
-                                   for f, m in zip(edited, masks)]))
+            values.append(np.mean(reader.frame_ious(edited, masks)))
         by_level[level] = round(float(np.mean(values)), 3)
     return {"eval_steps": steps, "eval_seeds": f"100–{99 + seeds}", "motion_dx": motion_dx,
             "motion_right": float(np.mean(right)), "motion_kept": float(np.mean(kept)),

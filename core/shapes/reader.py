@@ -99,3 +99,8 @@ def read_single(image: np.ndarray) -> Blob | None:
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     union = np.logical_or(a, b).sum()
     return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def frame_ious(frames, masks) -> list[float]:
+    """Per frame: IoU of the single object read from it with the expected mask (0 where none is read)."""
+    return [0.0 if (b := read_single(f)) is None else mask_iou(b.mask, m) for f, m in zip(frames, masks)]
