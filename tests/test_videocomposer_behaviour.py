@@ -16,12 +16,12 @@ STEPS = 20
 # loss; 105 min on 2 CPU cores in all), here (seeds 100–104, 20 steps, one thread as in the suite): "a blue
 # square" + right-moving motion vectors moves right as a blue square in every frame in 5/5 (8/8 over seeds
 # 100–107; 1,000 more training steps made 5 of those 8 take the source's circle shape, so they were not
-# kept, though they lifted the single sketch to 0.72); single sketch first-frame IoU 0.23, 0.78, 0.77,
-# 0.67, 0.36 (mean 0.56, target 0.6; 0.50 before the last 2,000 steps); Gen-1 seed 100: IoU 0.70–0.83 in
-# every frame, all blue (frame 4 was purple before them); mean IoU at structure_level 0 / 4 / 5 over seeds
-# 100–102: 0.797 / 0.732 / 0.319. Strict: a pass flags that the gap closed.
-UNDERTRAINED = pytest.mark.xfail(strict=True, reason="toy-videocomposer is undertrained: it follows its "
-                                 "conditions only partly (figures above)")
+# kept, though they lifted the single sketch to 0.72); Gen-1 seed 100: IoU 0.70–0.83 in every frame, all
+# blue (frame 4 was purple before them); mean IoU at structure_level 0 / 4 / 5 over seeds 100–102:
+# 0.797 / 0.732 / 0.319. Single sketch first-frame IoU over seeds 100–129: mean 0.643 at 20 steps (0.56 on
+# 100–104 alone; 23 of 30 seeds ≥ 0.6), 0.708 at the app's 25; the low seeds draw the square ~10 px toward
+# the centre. Over those 30 seeds the motion line holds too: a blue square in every frame moving right in
+# 0.867 at 20 steps, 0.800 at 25.
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +64,12 @@ def test_motion_vectors_move_a_blue_square_right(models, reference):
     assert np.mean(moved) >= 0.8, moved
 
 
-@UNDERTRAINED
 def test_single_sketch_puts_the_shape_where_the_sketch_is(models, reference):
+    # Thirty seeds: this figure spreads 0.12–0.79 from seed to seed, so five (mean 0.56) or eight (0.53)
+    # were too small a sample of it (figures above)
     clip, masks = reference
-    ious = [mean_iou(compose(models, clip, "a blue square", ["single_sketch"], seed)[:1], masks[:1]) for seed in SEEDS]
+    ious = [mean_iou(compose(models, clip, "a blue square", ["single_sketch"], seed)[:1], masks[:1])
+            for seed in range(100, 130)]
     print("single sketch: first-frame IoU", [round(i, 2) for i in ious])
     assert np.mean(ious) >= 0.6
 
