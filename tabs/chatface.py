@@ -9,7 +9,7 @@ from core.plots import line_plot
 from core.validate import load_image
 from core.sampling import square_image
 
-from .common import handler, header, image_upload, step_progress
+from .common import handler, header, image_output, image_upload, step_progress
 
 TITLE = "ChatFace"
 D = config.ChatFaceDefaults
@@ -36,10 +36,10 @@ def build(models) -> None:
             run = gr.Button("Edit", variant="primary")
         with gr.Column():
             with gr.Row():
-                edited = gr.Image(label="edited", type="numpy", format="png")
-                reconstruction = gr.Image(label="reconstruction (z unchanged)", type="numpy", format="png")
+                edited = image_output("edited")
+                reconstruction = image_output("reconstruction (z unchanged)")
             plan = gr.JSON(label="edit plan")
-            schedule = gr.Image(label="z_t schedule", type="numpy", format="png")
+            schedule = image_output("z_t schedule")
 
     @handler
     def edit(image: str, instruction: str = D.instruction, strength_scale: float = D.strength_scale,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 import gradio as gr
+import numpy as np
 import torch
 
 from core import config
@@ -145,3 +146,51 @@ def video_upload(name: str, label: str | None = None, **kwargs) -> gr.Video:
     limits = (f"≤ {config.MAX_VIDEO_FRAMES} frames, ≤ {config.MAX_VIDEO_SECONDS} s, "
               f"≤ {config.MAX_UPLOAD_BYTES // 2**20} MiB")
     return gr.Video(label=f"{label or name} ({limits})", sources=["upload"], **kwargs)
+
+
+# Gradio 6.31 writes an array or PIL output into its content-addressed cache in place, not atomically:
+# two requests with the same picture (two people running one example; the sampler's noise-schedule
+# plot, the same for every request with the same steps) rewrite one file while it is being served,
+# and a client gets a short body (measured: 0 of 27,958 bytes, once in ~640 requests of the load
+# test; a writer and a reader of one cached PNG: 4,471 short reads in 5 s). A file path instead goes
+# through Gradio's copy under a temporary name and rename, so outputs are written to fresh files first.
+def image_file(image) -> str | None:
+    """An output picture (array, PIL image or path) as a path: arrays and PIL images written to a fresh PNG."""
+    if image is None or isinstance(image, (str, Path)):
+        return image
+    from PIL import Image
+    picture = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, dtype=np.uint8))
+    path = output_path(".png")
+    picture.save(path)
+    return path
+
+
+class FileImage(gr.Image):
+    """An output image served from a fresh file (see image_file); made by `image_output`."""
+    is_template = True  # drawn by Gradio's Image component in the page
+
+    def postprocess(self, value):
+        return super().postprocess(image_file(value))
+
+
+class FileGallery(gr.Gallery):
+    """An output gallery whose pictures are served from fresh files (see image_file); made by `gallery_output`."""
+    is_template = True  # drawn by Gradio's Gallery component in the page
+
+    def postprocess(self, value):
+        if value is not None:
+            value = [(image_file(item[0]), *item[1:]) if isinstance(item, (tuple, list)) else image_file(item)
+                     for item in value]
+        return super().postprocess(value)
+
+
+def image_output(label: str, **kwargs) -> FileImage:
+    """A result image (PNG)."""
+    kwargs.setdefault("format", "png")
+    return FileImage(label=label, type="numpy", **kwargs)
+
+
+def gallery_output(label: str, **kwargs) -> FileGallery:
+    """A result gallery: pictures or (picture, caption) pairs."""
+    kwargs.setdefault("height", "auto")
+    return FileGallery(label=label, **kwargs)

@@ -14,7 +14,7 @@ from core.sampling import square_image
 from core.shapes import dataset
 from core.validate import load_image
 
-from .common import handler, header, image_upload, step_progress
+from .common import gallery_output, handler, header, image_output, image_upload, step_progress
 
 TITLE = "DiffusionCLIP"
 D = config.DiffusionCLIPDefaults
@@ -60,8 +60,8 @@ def build(models) -> None:
                         lambda_id = gr.Number(D.lambda_id, label="lambda_id (CLIP-feature identity)")
                 train_button = gr.Button("Train direction", variant="primary")
             with gr.Column():
-                results = gr.Gallery(label="original · reconstruction · edited", columns=3, height="auto")
-                losses = gr.Image(label="loss", type="numpy", format="png")
+                results = gallery_output("original · reconstruction · edited", columns=3)
+                losses = image_output("loss")
                 saved = gr.Textbox(label="saved direction", interactive=False)
     with gr.Tab("edit with saved directions"):
         with gr.Row():
@@ -72,7 +72,7 @@ def build(models) -> None:
                 listing = gr.Markdown(saved_text())
                 edit_button = gr.Button("Edit", variant="primary")
             with gr.Column():
-                edited = gr.Image(label="edited", type="numpy", format="png")
+                edited = image_output("edited")
 
     def clip_bundle():
         model, tokenizer = models.clip()

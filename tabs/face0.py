@@ -8,7 +8,7 @@ from core.methods import face0
 from core.methods.freedom import clip_inputs
 from core.validate import load_image
 
-from .common import handler, header, image_upload, seed_input, step_progress
+from .common import handler, header, image_output, image_upload, seed_input, step_progress
 
 TITLE = "Face0"
 D = config.Face0Defaults
@@ -38,8 +38,8 @@ def build(models) -> None:
                 seed = seed_input(D.seed)
             run = gr.Button("Generate", variant="primary")
         with gr.Column():
-            image = gr.Image(label="result", type="numpy", format="png")
-            crop = gr.Image(label="detected crop (the identity)", type="numpy", format="png")
+            image = image_output("result")
+            crop = image_output("detected crop (the identity)")
             found = gr.Textbox(label="detected", interactive=False)
 
     @handler

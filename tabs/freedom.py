@@ -8,7 +8,7 @@ from core import config
 from core.methods import freedom
 from core.validate import load_image
 
-from .common import handler, header, image_upload, seed_input, step_progress
+from .common import handler, header, image_output, image_upload, seed_input, step_progress
 
 TITLE = "FreeDoM"
 D = config.FreeDoMDefaults
@@ -46,9 +46,9 @@ def build(models) -> None:
             run = gr.Button("Generate with guidance", variant="primary")
         with gr.Column():
             with gr.Row():
-                guided = gr.Image(label="guided", type="numpy", format="png")
-                unguided = gr.Image(label="unguided (same seed)", type="numpy", format="png")
-            plot = gr.Image(label="energy per step", type="numpy", format="png")
+                guided = image_output("guided")
+                unguided = image_output("unguided (same seed)")
+            plot = image_output("energy per step")
             energies = gr.JSON(label="final energies")
 
     @handler

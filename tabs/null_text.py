@@ -7,7 +7,8 @@ from core import config
 from core.methods import null_text
 from core.validate import load_image
 
-from .common import handler, header, image_upload, step_progress
+from .common import gallery_output, handler, header, image_output, image_upload, step_progress
+
 from .p2p import edit_controls, gallery, make_params
 
 TITLE = "Null-text inversion"
@@ -34,12 +35,12 @@ def build(models) -> None:
             run = gr.Button("Invert and edit", variant="primary")
         with gr.Column():
             with gr.Row():
-                reconstruction = gr.Image(label="reconstruction", type="numpy", format="png")
-                edited = gr.Image(label="edited", type="numpy", format="png")
+                reconstruction = image_output("reconstruction")
+                edited = image_output("edited")
             with gr.Row():
                 psnr = gr.Number(label="reconstruction PSNR (dB)", precision=2)
                 seconds = gr.Number(label="inversion seconds (0 = cached)", precision=2)
-            heatmaps = gr.Gallery(label="cross-attention per caption token", columns=6, height="auto")
+            heatmaps = gallery_output("cross-attention per caption token", columns=6)
 
     @handler
     def invert_and_edit(image: str, source_prompt: str, target_prompt: str, inversion: str = D.inversion,

@@ -9,7 +9,7 @@ from core import config
 from core.control.schedule import parse_steps
 from core.methods import p2p
 
-from .common import handler, header, seed_input, step_progress
+from .common import gallery_output, handler, header, image_output, seed_input, step_progress
 
 TITLE = "Prompt-to-Prompt"
 D = config.P2PDefaults
@@ -93,9 +93,9 @@ def build(models) -> None:
             run = gr.Button("Generate and edit", variant="primary", elem_id="p2p-run")
         with gr.Column():
             with gr.Row():
-                source_image = gr.Image(label="source", type="numpy", format="png")
-                edited_image = gr.Image(label="edited", type="numpy", format="png", elem_id="p2p-edited")
-            heatmaps = gr.Gallery(label="cross-attention per source token (averaged over steps)", columns=6, height="auto")
+                source_image = image_output("source")
+                edited_image = image_output("edited", elem_id="p2p-edited")
+            heatmaps = gallery_output("cross-attention per source token (averaged over steps)", columns=6)
 
     @handler
     def generate(source_prompt: str, target_prompt: str, edit_mode: str = D.edit_mode,

@@ -7,7 +7,7 @@ from core import config
 from core.methods import sampler
 from core.schedulers import SCHEDULERS
 
-from .common import handler, header, seed_input, step_progress
+from .common import gallery_output, handler, header, image_output, seed_input, step_progress
 
 TITLE = "Sampler inspector"
 D = config.SamplerDefaults
@@ -34,9 +34,9 @@ def build(models) -> None:
                 seed = seed_input(D.seed)
             run = gr.Button("Sample", variant="primary", elem_id="sampler-run")
         with gr.Column():
-            image = gr.Image(label="final image", type="numpy", format="png", elem_id="sampler-image")
-            plot = gr.Image(label="noise schedule", type="numpy", format="png")
-    trajectory = gr.Gallery(label="trajectory: x_t and predicted x̂0", columns=8, height="auto")
+            image = image_output("final image", elem_id="sampler-image")
+            plot = image_output("noise schedule")
+    trajectory = gallery_output("trajectory: x_t and predicted x̂0", columns=8)
 
     @handler
     def sample(prompt: str, scheduler: str = D.scheduler, eta: float = D.eta, steps: int = D.steps,

@@ -7,7 +7,7 @@ from core import config
 from core.methods import shiftddpm
 from core.plots import curves_plot
 
-from .common import handler, header, seed_input, step_progress
+from .common import gallery_output, handler, header, image_output, seed_input, step_progress
 
 TITLE = "ShiftDDPM"
 D = config.ShiftDDPMDefaults
@@ -41,11 +41,11 @@ def build(models) -> None:
                 mix = gr.Slider(0, 1, D.mix, step=0.05, label="mix (0: class_name, 1: interpolate_to)")
             run = gr.Button("Sample", variant="primary")
         with gr.Column():
-            samples = gr.Gallery(label="samples", columns=4, height="auto")
+            samples = gallery_output("samples", columns=4)
             with gr.Row():
-                shift_map = gr.Image(label="E(c): the learned shift", type="numpy", format="png")
-                curves = gr.Image(label="k_t of the three variants", type="numpy", format="png")
-    trajectory = gr.Gallery(label="trajectory of the first sample: x_t", columns=8, height="auto")
+                shift_map = image_output("E(c): the learned shift")
+                curves = image_output("k_t of the three variants")
+    trajectory = gallery_output("trajectory of the first sample: x_t", columns=8)
 
     @handler
     def generate(class_name: str = D.class_name, variant: str = D.variant, sampler: str = D.sampler,

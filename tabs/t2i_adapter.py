@@ -8,7 +8,7 @@ from core.conditions import EXTRACTORS
 from core.methods import t2i_adapter
 from core.validate import load_image
 
-from .common import handler, header, sampling_controls, step_progress
+from .common import gallery_output, handler, header, image_output, sampling_controls, step_progress
 
 TITLE = "T2I-Adapter"
 D = config.T2IAdapterDefaults
@@ -52,8 +52,8 @@ def build(models) -> None:
             steps, seed, guidance_scale = sampling_controls(D)
             run = gr.Button("Generate", variant="primary")
         with gr.Column():
-            image = gr.Image(label="result", type="numpy", format="png")
-            maps = gr.Gallery(label="condition maps used", columns=4, height="auto", format="png")
+            image = image_output("result")
+            maps = gallery_output("condition maps used", columns=4, format="png")
 
     @handler
     def generate(conditions: list[str], condition_types: list[str] = list(D.condition_types), weights: str = "1.0",

@@ -9,7 +9,7 @@ from core.conditions import extract
 from core.methods import t2v_zero
 from core.video import resize_frames, sample_frames
 
-from .common import (handler, header, read_video_input, save_video, seed_input, step_progress,
+from .common import (gallery_output, handler, header, read_video_input, save_video, seed_input, step_progress,
                      video_upload)
 
 TITLE = "Text2Video-Zero"
@@ -55,7 +55,7 @@ def build(models) -> None:
             run = gr.Button("Generate video", variant="primary")
         with gr.Column():
             video = gr.Video(label="video", autoplay=True, loop=True)
-            conditions = gr.Gallery(label="condition maps", columns=8, height="auto")
+            conditions = gallery_output("condition maps", columns=8)
 
     @handler
     def generate(prompt: str, frames: int = D.frames, motion_x: float = D.motion_x, motion_y: float = D.motion_y,

@@ -10,7 +10,7 @@ from core import config
 from core.methods import tune_a_video
 from core.plots import line_plot
 
-from .common import (handler, header, read_video_input, save_video, seed_input, step_progress,
+from .common import (handler, header, image_output, read_video_input, save_video, seed_input, step_progress,
                      video_upload)
 
 TITLE = "Tune-A-Video"
@@ -53,7 +53,7 @@ def build(models) -> None:
                     start = gr.Button("Tune", variant="primary")
                     stop = gr.Button("Cancel")
             with gr.Column():
-                loss_plot = gr.Image(label="training loss", type="numpy")
+                loss_plot = image_output("training loss")
                 status = gr.Textbox(label="status", interactive=False)
     with gr.Tab("2. Generate"):
         with gr.Row():

@@ -8,7 +8,7 @@ from core.methods import unicontrol
 from core.unicontrol import INSTRUCTIONS
 from core.validate import load_image
 
-from .common import handler, header, image_upload, sampling_controls, step_progress
+from .common import handler, header, image_output, image_upload, sampling_controls, step_progress
 
 TITLE = "UniControl"
 D = config.UniControlDefaults
@@ -39,8 +39,8 @@ def build(models) -> None:
             steps, seed, guidance_scale = sampling_controls(D)
             run = gr.Button("Generate", variant="primary")
         with gr.Column():
-            image = gr.Image(label="result", type="numpy", format="png")
-            condition = gr.Image(label="condition map used", type="numpy", format="png")
+            image = image_output("result")
+            condition = image_output("condition map used")
 
     @handler
     def generate(condition_image: str, task: str = D.task, prompt: str = D.prompt, strength: float = D.strength,

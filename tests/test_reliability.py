@@ -9,6 +9,7 @@ import subprocess
 import threading
 import time
 
+import gradio as gr
 import httpx
 import imageio_ffmpeg
 import numpy as np
@@ -317,3 +318,31 @@ def test_auth_protects_page_and_api():
         demo.close()
     with pytest.raises(SystemExit):
         app.parse_args(["--auth", "no-colon"])
+
+
+def test_result_pictures_are_served_from_fresh_files():
+    """Gradio 6.31 writes an array output into its content-addressed cache in place, so two requests
+    with the same picture rewrite one file while it is served (a client once got 0 of 27,958 bytes in
+    the load test above). Every result picture of every tab is written to a fresh file first, which
+    Gradio copies atomically."""
+    import app
+    from core.models import Models
+    from tabs.common import CheckedImage, FileGallery, FileImage
+
+    demo = app.build_demo(Models("toy-sd", device="cpu"))
+    blocks = list(demo.blocks.values())
+    images = [b for b in blocks if isinstance(b, gr.Image)]
+    galleries = [b for b in blocks if isinstance(b, gr.Gallery)]
+    assert len(images) > 20 and len(galleries) > 5
+    assert all(isinstance(b, (CheckedImage, FileImage)) for b in images), \
+        [b.label for b in images if not isinstance(b, (CheckedImage, FileImage))]
+    assert all(isinstance(b, FileGallery) for b in galleries), [b.label for b in galleries if not isinstance(b, FileGallery)]
+
+    picture = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    image, gallery = next(b for b in images if isinstance(b, FileImage)), galleries[0]
+    first, second = image.postprocess(picture).path, image.postprocess(picture).path
+    assert first != second  # the same picture twice: two files, neither rewritten while served
+    assert np.array_equal(np.asarray(Image.open(first)), picture)
+    served = gallery.postprocess([(picture, "x̂0"), picture]).root
+    assert served[0].caption == "x̂0" and len({item.image.path for item in served}) == 2
+    assert all(np.array_equal(np.asarray(Image.open(item.image.path)), picture) for item in served)
