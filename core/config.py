@@ -54,6 +54,12 @@ MAX_VIDEO_FRAMES = 600
 MAX_VIDEO_SECONDS = 60
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 
+# ---- outputs ------------------------------------------------------------------------------
+# Result files are written to a staging folder and copied into Gradio's cache within the same request;
+# staged files older than this are deleted (checked at most every OUTPUT_PRUNE_INTERVAL_S)
+OUTPUT_STAGING_MAX_AGE_S = 3600
+OUTPUT_PRUNE_INTERVAL_S = 60
+
 
 @dataclass
 class ServerConfig:

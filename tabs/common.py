@@ -7,6 +7,7 @@ import inspect
 import logging
 import os
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Callable
@@ -95,11 +96,29 @@ def sampling_controls(defaults):
     return steps, seed, guidance_scale
 
 
+_last_prune = [0.0]  # when output_path last swept the staging folder (time.time())
+
+
 def output_path(suffix: str) -> str:
     """A fresh file in the app's temp folder (GRADIO_TEMP_DIR or the system's), never a request's path."""
     folder = Path(os.environ.get("GRADIO_TEMP_DIR") or tempfile.gettempdir()) / "studio-outputs"
     folder.mkdir(parents=True, exist_ok=True)
+    prune_staged_outputs(folder)
     return str(folder / f"{uuid.uuid4().hex}{suffix}")
+
+
+def prune_staged_outputs(folder: Path) -> None:
+    """Delete staged results older than config.OUTPUT_STAGING_MAX_AGE_S. Gradio copies each one into its
+    own cache in the request that made it, so a staged file is never needed later; without this a
+    long-running public demo's folder would only grow (one file per result picture and video)."""
+    now = time.time()
+    if now - _last_prune[0] < config.OUTPUT_PRUNE_INTERVAL_S:
+        return
+    _last_prune[0] = now
+    for path in folder.iterdir():
+        with contextlib.suppress(OSError):  # another worker may have removed it already
+            if now - path.stat().st_mtime > config.OUTPUT_STAGING_MAX_AGE_S:
+                path.unlink()
 
 
 def save_video(frames, fps: float) -> str:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import gc
 import math
+import os
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import gradio as gr
 import httpx
@@ -346,3 +348,23 @@ def test_result_pictures_are_served_from_fresh_files():
     served = gallery.postprocess([(picture, "x̂0"), picture]).root
     assert served[0].caption == "x̂0" and len({item.image.path for item in served}) == 2
     assert all(np.array_equal(np.asarray(Image.open(item.image.path)), picture) for item in served)
+
+
+def test_staged_outputs_are_pruned(tmp_path, monkeypatch):
+    """Result files staged for Gradio's cache do not pile up: old ones go when a new one is staged."""
+    from tabs import common
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
+    monkeypatch.setattr(common, "_last_prune", [0.0])
+    folder = tmp_path / "studio-outputs"
+    folder.mkdir()
+    old, recent = folder / "old.png", folder / "recent.png"
+    for path in (old, recent):
+        path.write_bytes(b"x")
+    stale = time.time() - config.OUTPUT_STAGING_MAX_AGE_S - 10
+    os.utime(old, (stale, stale))
+    fresh = common.output_path(".png")
+    assert not old.exists() and recent.exists() and Path(fresh).parent == folder
+    os.utime(recent, (stale, stale))
+    common.output_path(".png")  # within the prune interval: no sweep yet
+    assert recent.exists()
