@@ -177,8 +177,10 @@ def image_file(image) -> str | None:
     """An output picture (array, PIL image or path) as a path: arrays and PIL images written to a fresh PNG."""
     if image is None or isinstance(image, (str, Path)):
         return image
+    from gradio.processing_utils import _convert
     from PIL import Image
-    picture = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, dtype=np.uint8))
+    # arrays converted to uint8 as Gradio itself converts them (floats scaled, not cast)
+    picture = image if isinstance(image, Image.Image) else Image.fromarray(_convert(np.asarray(image), np.uint8))
     path = output_path(".png")
     picture.save(path)
     return path
