@@ -15,6 +15,8 @@ from typing import Callable
 import gradio as gr
 import numpy as np
 import torch
+from gradio.processing_utils import _convert  # Gradio's own array → uint8 (private; gradio is pinned)
+from PIL import Image
 
 from core import config
 from core.models import ModelLoadError
@@ -177,8 +179,6 @@ def image_file(image) -> str | None:
     """An output picture (array, PIL image or path) as a path: arrays and PIL images written to a fresh PNG."""
     if image is None or isinstance(image, (str, Path)):
         return image
-    from gradio.processing_utils import _convert
-    from PIL import Image
     # arrays converted to uint8 as Gradio itself converts them (floats scaled, not cast)
     picture = image if isinstance(image, Image.Image) else Image.fromarray(_convert(np.asarray(image), np.uint8))
     path = output_path(".png")
