@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home; set before gradio loads
 
@@ -11,17 +12,29 @@ import gradio as gr  # noqa: E402
 import tabs  # noqa: E402
 from core import config  # noqa: E402
 from core.models import Models  # noqa: E402
+from tabs import common  # noqa: E402
 
 CSS = ".studio-header p { margin: 0 }"
 
 
-def build_demo(models: Models) -> gr.Blocks:
+def build_demo(models: Models, folders: config.Folders | None = None) -> gr.Blocks:
+    common.use_folders(folders or config.Folders())
     with gr.Blocks(title="Diffusion Studio", fill_width=True) as demo:
         gr.Markdown(f"## Diffusion Studio\n{models.describe()}", elem_classes="studio-header", elem_id="studio-header")
         for tab in tabs.ALL:
             with gr.Tab(tab.TITLE):
                 tab.build(models)
     return demo
+
+
+def folders_from_environment() -> config.Folders:
+    """Where results, directions and tuned models go: Gradio's own temp folder when GRADIO_TEMP_DIR is set
+    (so staged files sit beside its cache), and the libraries' overrides."""
+    defaults = config.Folders()
+    temp = os.environ.get("GRADIO_TEMP_DIR")
+    return config.Folders(outputs=Path(temp) / "studio-outputs" if temp else defaults.outputs,
+                          directions=Path(os.environ.get("STUDIO_DIRECTIONS") or defaults.directions),
+                          tuned_video=Path(os.environ.get("STUDIO_TUNED_VIDEO") or defaults.tuned_video))
 
 
 def parse_args(argv=None) -> config.ServerConfig:
@@ -43,12 +56,12 @@ def parse_args(argv=None) -> config.ServerConfig:
             parser.error("--auth takes USER:PASSWORD")
         auth = (user, password)
     return config.ServerConfig(host=args.host, port=args.port, share=args.share, auth=auth,
-                               queue_size=args.queue_size, model=args.model)
+                               queue_size=args.queue_size, model=args.model, folders=folders_from_environment())
 
 
 def launch(server: config.ServerConfig, **launch_kwargs):
     models = Models(base_model=server.model, allow_local=server.model is not None)
-    demo = build_demo(models)
+    demo = build_demo(models, server.folders)
     demo.queue(default_concurrency_limit=server.concurrency, max_size=server.queue_size)
     demo.launch(server_name=server.host, server_port=server.port, share=server.share, auth=server.auth,
                 css=CSS, theme=gr.themes.Soft(), **launch_kwargs)

@@ -1,6 +1,7 @@
 """Every default and limit of the app in one place."""
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +71,7 @@ class ServerConfig:
     queue_size: int = 16  # requests waiting beyond this are refused
     concurrency: int = 1  # one GPU job at a time
     model: str | None = None  # None: Hub SD1.5 on CUDA, the embedded toy-sd otherwise
+    folders: Folders | None = None  # None: Folders()'s defaults
 
 
 @dataclass
@@ -243,7 +245,7 @@ class DiffusionCLIPDefaults:
                                   "{} on a gray background")
 
 
-DIRECTIONS_DIR = ROOT / "runs" / "directions"  # the direction library (STUDIO_DIRECTIONS overrides)
+DIRECTIONS_DIR = ROOT / "runs" / "directions"  # the direction library (app.py: STUDIO_DIRECTIONS overrides)
 
 
 @dataclass
@@ -435,7 +437,16 @@ class TuneAVideoDefaults:
     loss_plot_every: int = 10  # training updates the loss plot every this many steps
 
 
-TUNED_VIDEO_DIR = ROOT / "runs" / "tune_a_video"  # the tuned-model library (STUDIO_TUNED_VIDEO overrides)
+TUNED_VIDEO_DIR = ROOT / "runs" / "tune_a_video"  # the tuned-model library (app.py: STUDIO_TUNED_VIDEO overrides)
+
+
+@dataclass(frozen=True)
+class Folders:
+    """Where the app writes. app.py fills it from the environment (GRADIO_TEMP_DIR, STUDIO_DIRECTIONS,
+    STUDIO_TUNED_VIDEO) and hands it to the tabs, so nothing else reads the environment."""
+    outputs: Path = Path(tempfile.gettempdir()) / "studio-outputs"  # result files staged for Gradio's cache
+    directions: Path = DIRECTIONS_DIR  # DiffusionCLIP's direction library
+    tuned_video: Path = TUNED_VIDEO_DIR  # Tune-A-Video's tuned-model library
 
 
 @dataclass

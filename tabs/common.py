@@ -5,8 +5,6 @@ import contextlib
 import functools
 import inspect
 import logging
-import os
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -99,11 +97,21 @@ def sampling_controls(defaults):
 
 
 _last_prune = [0.0]  # when output_path last swept the staging folder (time.time())
+_folders = [config.Folders()]  # where the app writes; app.py sets it (use_folders) before the tabs are built
+
+
+def use_folders(folders: config.Folders) -> None:
+    """Set where results are staged and where the libraries live (app.py, from the environment)."""
+    _folders[0] = folders
+
+
+def folders() -> config.Folders:
+    return _folders[0]
 
 
 def output_path(suffix: str) -> str:
-    """A fresh file in the app's temp folder (GRADIO_TEMP_DIR or the system's), never a request's path."""
-    folder = Path(os.environ.get("GRADIO_TEMP_DIR") or tempfile.gettempdir()) / "studio-outputs"
+    """A fresh file in the app's staging folder (config.Folders.outputs), never a request's path."""
+    folder = folders().outputs
     folder.mkdir(parents=True, exist_ok=True)
     prune_staged_outputs(folder)
     return str(folder / f"{uuid.uuid4().hex}{suffix}")

@@ -1,7 +1,6 @@
 """Tab: DiffusionCLIP (METHODS.md §3) — endpoints /diffusionclip_train and /diffusionclip_edit."""
 from __future__ import annotations
 
-import os
 
 import gradio as gr
 import numpy as np
@@ -14,7 +13,7 @@ from core.sampling import square_image
 from core.shapes import dataset
 from core.validate import load_image
 
-from .common import gallery_output, handler, header, image_output, image_upload, step_progress
+from .common import folders, gallery_output, handler, header, image_output, image_upload, step_progress
 
 TITLE = "DiffusionCLIP"
 D = config.DiffusionCLIPDefaults
@@ -23,7 +22,7 @@ EXAMPLES_EDIT = [[str(config.EXAMPLES_DIR / "red_circle_white.png"), "red-to-blu
 
 
 def library() -> diffusionclip.DirectionLibrary:
-    return diffusionclip.DirectionLibrary(os.environ.get("STUDIO_DIRECTIONS") or config.DIRECTIONS_DIR)
+    return diffusionclip.DirectionLibrary(folders().directions)
 
 
 def saved_text() -> str:

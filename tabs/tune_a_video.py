@@ -1,7 +1,6 @@
 """Tab: Tune-A-Video (METHODS.md §10) — endpoints /tune_a_video_train and /tune_a_video_generate."""
 from __future__ import annotations
 
-import os
 import re
 
 import gradio as gr
@@ -10,7 +9,7 @@ from core import config
 from core.methods import tune_a_video
 from core.plots import line_plot
 
-from .common import (handler, header, image_output, read_video_input, save_video, seed_input, step_progress,
+from .common import (folders, handler, header, image_output, read_video_input, save_video, seed_input, step_progress,
                      video_upload)
 
 TITLE = "Tune-A-Video"
@@ -19,7 +18,7 @@ EXAMPLE_VIDEO = str(config.EXAMPLES_DIR / "red_circle_moving_right.mp4")
 
 
 def library() -> tune_a_video.TunedLibrary:
-    return tune_a_video.TunedLibrary(os.environ.get("STUDIO_TUNED_VIDEO") or config.TUNED_VIDEO_DIR)
+    return tune_a_video.TunedLibrary(folders().tuned_video)
 
 
 def default_name(prompt: str) -> str:

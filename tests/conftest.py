@@ -76,6 +76,22 @@ def client(app_url):
     return Client(app_url, verbose=False)
 
 
+def point_folders(monkeypatch, **changes) -> None:
+    """Send the running app's staged outputs or libraries elsewhere, undone with `monkeypatch` (what app.py
+    sets from GRADIO_TEMP_DIR / STUDIO_DIRECTIONS / STUDIO_TUNED_VIDEO)."""
+    from dataclasses import replace
+
+    from tabs import common
+
+    monkeypatch.setattr(common, "_folders", [replace(common.folders(), **changes)])
+
+
+@pytest.fixture()
+def app_folders(monkeypatch):
+    """app_folders(directions=path): this test's directions (outputs, tuned models) go to path."""
+    return lambda **changes: point_folders(monkeypatch, **changes)
+
+
 @pytest.fixture(scope="session")
 def tiny_controlnet(tiny_pipe):
     """A random ControlNet matching the tiny UNet (for the ControlNet modes' mechanics)."""

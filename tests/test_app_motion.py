@@ -33,8 +33,8 @@ def test_animatediff_bad_input_is_a_clear_error(client, kwargs, message):
                        api_name="/animatediff")
 
 
-def test_tune_a_video_train_then_generate(client, tmp_path, monkeypatch):
-    monkeypatch.setenv("STUDIO_TUNED_VIDEO", str(tmp_path))
+def test_tune_a_video_train_then_generate(client, tmp_path, app_folders):
+    app_folders(tuned_video=tmp_path)
     plot, status = client.predict(video=handle_file(EXAMPLE_VIDEO), prompt="a red circle moving right on a white "
                                   "background", steps=4, lr=1e-3, frames=4, seed=0, name="endpoint-test",
                                   api_name="/tune_a_video_train")
@@ -46,8 +46,8 @@ def test_tune_a_video_train_then_generate(client, tmp_path, monkeypatch):
     assert info["prompt"].startswith("a red circle") and info["steps"] == 4
 
 
-def test_tune_a_video_bad_inputs(client, tmp_path, monkeypatch):
-    monkeypatch.setenv("STUDIO_TUNED_VIDEO", str(tmp_path))
+def test_tune_a_video_bad_inputs(client, tmp_path, app_folders):
+    app_folders(tuned_video=tmp_path)
     with pytest.raises(Exception, match="not a video type"):
         client.predict(video=handle_file(EXAMPLE_IMAGE), prompt="a red circle", steps=2,
                        api_name="/tune_a_video_train")

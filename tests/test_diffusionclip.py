@@ -103,8 +103,8 @@ def test_parse_directions():
         dc.parse_directions(" , ")
 
 
-def test_diffusionclip_endpoints(client, tmp_path, monkeypatch):
-    monkeypatch.setenv("STUDIO_DIRECTIONS", str(tmp_path))
+def test_diffusionclip_endpoints(client, tmp_path, app_folders):
+    app_folders(directions=tmp_path)
     gallery, plot, saved, listing = client.predict(source_text="a red circle", target_text="a blue circle",
                                                    iterations=2, direction_name="api-test",
                                                    api_name="/diffusionclip_train")

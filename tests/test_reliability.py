@@ -63,9 +63,13 @@ EXTRA = {("/freedom", "reference_image"): {"energy": "style"}, ("/freedom", "mas
 @pytest.fixture(scope="module")
 def isolated_libraries(tmp_path_factory, client):
     """Tuned models and directions made by these tests go to a scratch folder."""
+    from dataclasses import replace
+
+    from tabs import common
+
     mp = pytest.MonkeyPatch()
-    mp.setenv("STUDIO_TUNED_VIDEO", str(tmp_path_factory.mktemp("tuned")))
-    mp.setenv("STUDIO_DIRECTIONS", str(tmp_path_factory.mktemp("directions")))
+    mp.setattr(common, "_folders", [replace(common.folders(), tuned_video=tmp_path_factory.mktemp("tuned"),
+                                            directions=tmp_path_factory.mktemp("directions"))])
     yield
     mp.undo()
 
@@ -322,6 +326,20 @@ def test_auth_protects_page_and_api():
         app.parse_args(["--auth", "no-colon"])
 
 
+def test_only_app_reads_the_environment(monkeypatch, tmp_path):
+    """ARCHITECTURE: app.py reads the environment and hands the tabs what they need (config.Folders)."""
+    import app
+
+    readers = [str(path.relative_to(config.ROOT)) for folder in ("core", "tabs") for path in (config.ROOT / folder).rglob("*.py")
+               if "os.environ" in path.read_text() or "getenv" in path.read_text()]
+    assert readers == []
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    monkeypatch.setenv("STUDIO_DIRECTIONS", str(tmp_path / "directions"))
+    monkeypatch.setenv("STUDIO_TUNED_VIDEO", str(tmp_path / "tuned"))
+    assert app.parse_args([]).folders == config.Folders(outputs=tmp_path / "gradio" / "studio-outputs",
+                                                        directions=tmp_path / "directions", tuned_video=tmp_path / "tuned")
+
+
 def test_result_pictures_are_served_from_fresh_files():
     """Gradio 6.31 writes an array output into its content-addressed cache in place, so two requests
     with the same picture rewrite one file while it is served (a client once got 0 of 27,958 bytes in
@@ -350,13 +368,13 @@ def test_result_pictures_are_served_from_fresh_files():
     assert all(np.array_equal(np.asarray(Image.open(item.image.path)), picture) for item in served)
 
 
-def test_staged_outputs_are_pruned(tmp_path, monkeypatch):
+def test_staged_outputs_are_pruned(tmp_path, monkeypatch, app_folders):
     """Result files staged for Gradio's cache do not pile up: old ones go when a new one is staged."""
     from tabs import common
 
-    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
-    monkeypatch.setattr(common, "_last_prune", [0.0])
     folder = tmp_path / "studio-outputs"
+    app_folders(outputs=folder)
+    monkeypatch.setattr(common, "_last_prune", [0.0])
     folder.mkdir()
     old, recent = folder / "old.png", folder / "recent.png"
     for path in (old, recent):
