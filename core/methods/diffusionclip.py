@@ -150,9 +150,9 @@ def text_direction(clip_model, tokenizer, source_text: str, target_text: str,
 def directional_loss(clip_model, inputs: ClipInputs, tokenizer, edited: torch.Tensor, original: torch.Tensor,
                      source_text: str, target_text: str) -> torch.Tensor:
     """1 − cos(E_I(edited) − E_I(original), ΔT), mean over the batch."""
-    text_direction = globals()["text_direction"](clip_model, tokenizer, source_text, target_text)
+    wanted = text_direction(clip_model, tokenizer, source_text, target_text)
     image_direction = clip_image_features(clip_model, inputs, edited) - clip_image_features(clip_model, inputs, original)
-    return (1 - F.cosine_similarity(image_direction, text_direction[None], dim=-1)).mean()
+    return (1 - F.cosine_similarity(image_direction, wanted[None], dim=-1)).mean()
 
 
 def train(pipe, clip, images: np.ndarray, params: DiffusionCLIPParams, library: DirectionLibrary | None = None,
