@@ -45,7 +45,8 @@ def edit_controls() -> EditControls:
         self_ = gr.Slider(0, 1, D.self_replace_steps, step=0.05, label="self_replace_steps",
                           info=f"fraction of steps whose self-attention comes from the source (≤{int(config.MAX_SELF_ATTENTION_QUERIES ** 0.5)}² layers)")
     with gr.Row():
-        blend_words = gr.Textbox(D.blend_words, label="blend_words", info="local blend: only these words' region may change")
+        blend_words = gr.Textbox(D.blend_words, label="blend_words",
+                                 info="local blend: only these words' region may change; outside it the source's pixels are kept")
         blend_threshold = gr.Slider(0, 1, D.blend_threshold, step=0.05, label="blend_threshold")
     with gr.Row():
         reweight_words = gr.Textbox(D.reweight_words, label="reweight_words", info="words of the target to strengthen/weaken")

@@ -1,11 +1,13 @@
 """Prompt-to-Prompt mechanics on tiny random components: alignment, schedules, controllers."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
 from core.control.alignment import refinement_alignment, replacement_mapper, token_positions
+from core.control.blend import overlay_source
 from core.control.schedule import cross_replace_alpha, parse_steps, step_window
 from core.methods import p2p
 from core.sampling import decode, denoise, encode_prompts, prepare_latents
@@ -108,6 +110,28 @@ def test_local_blend_keeps_outside_of_mask(tiny_pipe):
     assert controllers.blend is not None and controllers.as_list()[0] is controllers.store
     result = p2p.edit(tiny_pipe, params)
     assert result.blend_mask is not None and result.blend_mask.shape == (16, 16)
+    mask = result.blend_mask > 0.5
+    assert 0 < mask.mean() < 1
+    # beyond the overlay's seam (2·feather px past the mask) the edited picture is the source's, pixel for pixel:
+    # the latents there are the source's, and the overlay undoes the VAE decoder's spread
+    scale = result.source_image.shape[0] // mask.shape[0]
+    seam = 2 * (tiny_pipe.vae_scale_factor // 2)
+    grown = cv2.dilate(np.kron(mask, np.ones((scale, scale))).astype(np.uint8), np.ones((2 * seam + 1,) * 2, np.uint8))
+    outside = grown == 0
+    assert outside.any() and np.array_equal(result.edited_image[outside], result.source_image[outside])
+    assert not np.array_equal(result.edited_image, result.source_image)
+
+
+def test_overlay_source_keeps_the_source_outside_the_mask():
+    source, edited = np.zeros((16, 16, 3), np.uint8), np.full((16, 16, 3), 200, np.uint8)
+    mask = np.zeros((4, 4), np.float32)
+    mask[1, 1] = 1  # pixels 4–7 of a 16-px image
+    out = overlay_source(source, edited, mask, feather=1)
+    assert (out[4:8, 4:8] == 200).all()  # the mask itself: the edit
+    assert (out[:2] == 0).all() and (out[10:] == 0).all() and (out[:, 10:] == 0).all()  # past the seam: the source
+    assert 0 < out[4, 3, 0] < 200 and 0 < out[8, 5, 0] < 200  # the seam blends
+    assert np.array_equal(overlay_source(source, edited, mask, feather=0)[3:9, 3:9, 0] > 0,
+                          np.pad(np.ones((4, 4), bool), 1))
 
 
 def test_bad_parameters_are_clear(tiny_pipe):

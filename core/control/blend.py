@@ -3,9 +3,14 @@
 Mask from the step's cross-attention maps of `blend_words` (source and target): sum the words'
 maps, 3×3 max-pool, upsample to the latent, normalise to [0, 1] (min–max), threshold; the union over
 prompts. Then x_t* = x_t + mask·(x_t* − x_t) after each step from `start_step` on.
+
+The latents outside the mask then equal the source's, but the VAE decoder (its mid-block attention and
+receptive field) spreads a latent change over the whole picture, so `overlay_source` puts the source's
+pixels back outside the mask after decoding, as diffusers' inpainting overlays the original image.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -47,3 +52,16 @@ class LocalBlend(AttentionController):
         x = latents.view(prompts, -1, *latents.shape[1:])
         x = x[:1] + mask.to(latents.dtype) * (x - x[:1])
         return x.reshape(latents.shape)
+
+
+def overlay_source(source: np.ndarray, edited: np.ndarray, latent_mask: np.ndarray, feather: int) -> np.ndarray:
+    """uint8 images (H, W, 3) and the final blend mask (h, w) → the edit inside the mask and the source outside,
+    with a seam 2·`feather` px wide just outside the mask's edge (no hard edge, and the edit leaks no further)."""
+    mask = torch.from_numpy(np.asarray(latent_mask, dtype=np.float32))[None, None]
+    mask = F.interpolate(mask, size=source.shape[:2], mode="nearest")
+    if feather > 0:  # grow by `feather`, then blur as far: still 1 on the mask itself
+        kernel = 2 * feather + 1
+        mask = F.max_pool2d(mask, kernel, stride=1, padding=feather)
+        mask = F.avg_pool2d(mask, kernel, stride=1, padding=feather, count_include_pad=False)
+    alpha = mask[0, 0, ..., None].numpy()
+    return (alpha * edited.astype(np.float32) + (1 - alpha) * source.astype(np.float32)).round().astype(np.uint8)

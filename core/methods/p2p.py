@@ -16,7 +16,7 @@ from diffusers import DDIMScheduler
 from .. import config
 from ..attention import install
 from ..control.alignment import refinement_alignment, replacement_mapper, token_positions
-from ..control.blend import LocalBlend
+from ..control.blend import LocalBlend, overlay_source
 from ..control.edit import AttentionRefine, AttentionReplace, AttentionReweight
 from ..control.schedule import cross_replace_alpha, parse_steps, step_window
 from ..control.store import AttentionStore
@@ -158,4 +158,5 @@ def edit(pipe, params: P2PParams, latents: torch.Tensor | None = None, uncond_em
     heatmaps = token_heatmaps(controllers.store.average()[0], source_tokens,
                               images[0] if heatmap_image is None else heatmap_image)
     mask = controllers.blend.last_mask[1].cpu().numpy() if controllers.blend and controllers.blend.last_mask is not None else None
-    return P2PResult(images[0], images[1], heatmaps, mask, controllers.mode)
+    edited = images[1] if mask is None else overlay_source(images[0], images[1], mask, pipe.vae_scale_factor // 2)
+    return P2PResult(images[0], edited, heatmaps, mask, controllers.mode)
