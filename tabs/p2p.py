@@ -118,7 +118,7 @@ def build(models) -> None:
     run.click(generate, inputs, outputs, api_name="p2p")
     gr.Examples(
         [["a red circle on a white background", "a blue circle on a white background", "auto", 0.8, 0.4, "", 0.3, "", 2.0, 25, 6.0, 0, ""],
-         ["a green circle on a black background", "a green square on a black background", "auto", 0.4, 0.2, "", 0.3, "", 2.0, 25, 6.0, 1, ""],
+         ["a green circle on a black background", "a green square on a black background", "auto", 0.8, 0.8, "", 0.3, "", 2.0, 25, 6.0, 1, ""],
          ["a red circle and a blue square on a white background", "a red circle and a yellow square on a white background",
           "replace", 0.8, 0.4, "square", 0.3, "", 2.0, 25, 6.0, 2, ""],
          ["a purple triangle on a gray background", "a purple triangle on a gray background", "reweight", 0.8, 0.4, "", 0.3,
