@@ -106,6 +106,9 @@ def test_local_blend_changes_only_the_named_object(pipe):
     assert change[outside].mean() < 1.0 and np.percentile(change[outside], 99) <= 6
 
 
+# Measured (session 12): every palette colour on gray, seeds 0–2, weights −2, 0, 1, 3, 5. The object's colour
+# was further from its palette colour at weight 5 than at weight 1 in 16 of 18 cases. The colour never came
+# monotonically closer (0 of 18): in toy-sd, more attention on the colour word makes the colour worse.
 @UNCONFINED
 def test_reweight_effect_grows_with_the_weight(pipe):
     prompt = "a red circle on a gray background"
