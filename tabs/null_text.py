@@ -60,7 +60,8 @@ def build(models) -> None:
         progress(0, desc="loading model")
         result = null_text.run(models.pipeline(), pixels, params, cache, models.base_model,
                                on_step=step_progress(progress, f"{inversion} inversion"))
-        return result.reconstruction, result.edited, round(result.psnr, 2), round(result.seconds, 2), gallery(result.heatmaps)
+        return (result.reconstruction, result.edited, round(result.psnr, 2), round(result.seconds, 2),
+                gallery(result.heatmaps, result.blend_mask, result.reconstruction))
 
     inputs = [image, source_prompt, target_prompt, inversion, num_inner_steps, early_stop_epsilon, *controls.inputs()]
     outputs = [reconstruction, edited, psnr, seconds, heatmaps]

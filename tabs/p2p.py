@@ -7,6 +7,7 @@ import gradio as gr
 
 from core import config
 from core.control.schedule import parse_steps
+from core.heatmaps import overlay
 from core.methods import p2p
 
 from .common import gallery_output, handler, header, image_output, seed_input, step_progress
@@ -78,8 +79,12 @@ def make_params(source_prompt, target_prompt, edit_mode, cross_replace_steps, se
                          float(guidance_scale), int(seed))
 
 
-def gallery(heatmaps) -> list:
-    return [(image, token) for token, image in heatmaps]
+def gallery(heatmaps, blend_mask=None, image=None) -> list:
+    """Per-token heatmaps, then local blend's final mask over `image` when there was one."""
+    items = [(picture, token) for token, picture in heatmaps]
+    if blend_mask is not None:
+        items.append((overlay(image, blend_mask), "local-blend mask (last step)"))
+    return items
 
 
 def build(models) -> None:
@@ -111,7 +116,7 @@ def build(models) -> None:
         params.check()
         progress(0, desc="loading model")
         result = p2p.edit(models.pipeline(), params, on_step=step_progress(progress, f"{p2p.resolve_mode(params)}"))
-        return result.source_image, result.edited_image, gallery(result.heatmaps)
+        return result.source_image, result.edited_image, gallery(result.heatmaps, result.blend_mask, result.source_image)
 
     inputs = [source_prompt, target_prompt, *controls.inputs()]
     outputs = [source_image, edited_image, heatmaps]

@@ -33,6 +33,10 @@ def test_p2p_endpoint_per_word_schedule_and_blend(client):
         target_prompt="a red circle and a green square on a white background", edit_mode="replace",
         blend_words="square", cross_replace_words="square: 0.5", steps=10, api_name="/p2p")
     assert load(edited).shape == (64, 64, 3)
+    heatmaps = client.predict(source_prompt="a red circle and a blue square on a white background",
+                              target_prompt="a red circle and a green square on a white background",
+                              blend_words="square", steps=4, api_name="/p2p")[2]
+    assert heatmaps[-1]["caption"].startswith("local-blend mask") and len(heatmaps) == 12  # 11 words + the mask
 
 
 def test_null_text_endpoint_and_cache(client):
