@@ -97,7 +97,9 @@ def sampling_controls(defaults):
 
 
 _last_prune = [0.0]  # when output_path last swept the staging folder (time.time())
-_folders = [config.Folders()]  # where the app writes; app.py sets it (use_folders) before the tabs are built
+# where the app writes: app.py sets it (use_folders) as it builds the page; one app per process, as the
+# environment it comes from was (a second build_demo in the same process moves both apps' files)
+_folders = [config.Folders()]
 
 
 def use_folders(folders: config.Folders) -> None:
