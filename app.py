@@ -18,7 +18,8 @@ CSS = ".studio-header p { margin: 0 }"
 
 
 def build_demo(models: Models, folders: config.Folders | None = None) -> gr.Blocks:
-    common.use_folders(folders or config.Folders())
+    if folders is not None:  # None: keep the folders already set (another page built in the same process)
+        common.use_folders(folders)
     with gr.Blocks(title="Diffusion Studio", fill_width=True) as demo:
         gr.Markdown(f"## Diffusion Studio\n{models.describe()}", elem_classes="studio-header", elem_id="studio-header")
         for tab in tabs.ALL:

@@ -8,7 +8,6 @@ from core.methods import null_text
 from core.validate import load_image
 
 from .common import gallery_output, handler, header, image_output, image_upload, step_progress
-
 from .p2p import edit_controls, gallery, make_params
 
 TITLE = "Null-text inversion"

@@ -83,7 +83,8 @@ def gallery(heatmaps, blend_mask=None, image=None) -> list:
     """Per-token heatmaps, then local blend's final mask over `image` when there was one."""
     items = [(picture, token) for token, picture in heatmaps]
     if blend_mask is not None:
-        items.append((overlay(image, blend_mask), "local-blend mask (last step)"))
+        # a fixed 0–1 scale: a mask covering the whole picture must not be drawn as an empty one
+        items.append((overlay(image, blend_mask, value_range=(0.0, 1.0)), "local-blend mask (last step)"))
     return items
 
 
