@@ -98,6 +98,7 @@ class P2PDefaults:
     blend_words: str = ""
     blend_threshold: float = 0.3
     blend_start: float = 0.2  # null-text notebook's start_blend: early maps are still noise
+    blend_exclude_words: str = ""  # the official LocalBlend's substruct_words: regions that must stay
     reweight_words: str = ""
     reweight_value: float = 2.0
     steps: int = DEFAULT_STEPS

@@ -49,11 +49,11 @@ def build(models) -> None:
                         blend_threshold: float = P.blend_threshold, reweight_words: str = P.reweight_words,
                         reweight_value: float = P.reweight_value, steps: int = P.steps,
                         guidance_scale: float = P.guidance_scale, seed: int = P.seed, cross_replace_words: str = "",
-                        progress=gr.Progress()):
+                        blend_exclude_words: str = P.blend_exclude_words, progress=gr.Progress()):
         pixels = load_image(image)
         edit = make_params(source_prompt, target_prompt, edit_mode, cross_replace_steps, self_replace_steps,
                            blend_words, blend_threshold, reweight_words, reweight_value, steps, guidance_scale, seed,
-                           cross_replace_words)
+                           cross_replace_words, blend_exclude_words)
         params = null_text.NullTextParams(edit, inversion, int(num_inner_steps), float(early_stop_epsilon))
         params.check()
         progress(0, desc="loading model")
@@ -67,7 +67,7 @@ def build(models) -> None:
     run.click(invert_and_edit, inputs, outputs, api_name="null_text")
     gr.Examples(
         [[EXAMPLE_IMAGE, "a red circle on a white background", "a blue circle on a white background", "null-text", 10, 1e-5,
-          "auto", 0.8, 0.4, "", 0.3, "", 2.0, 25, 6.0, 0, ""],
+          "auto", 0.8, 0.4, "", 0.3, "", 2.0, 25, 6.0, 0, "", ""],
          [EXAMPLE_IMAGE, "a red circle on a white background", "a green circle on a white background", "negative-prompt", 10,
-          1e-5, "auto", 0.8, 0.4, "circle", 0.3, "", 2.0, 25, 6.0, 0, ""]],
+          1e-5, "auto", 0.8, 0.4, "circle", 0.3, "", 2.0, 25, 6.0, 0, "", ""]],
         inputs, outputs, fn=invert_and_edit, cache_examples=False)

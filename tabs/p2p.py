@@ -30,11 +30,12 @@ class EditControls:
     guidance_scale: gr.Slider
     seed: gr.Number
     cross_replace_words: gr.Textbox
+    blend_exclude_words: gr.Textbox  # last: added after the endpoint's first release
 
     def inputs(self) -> list:
         return [self.edit_mode, self.cross_replace_steps, self.self_replace_steps, self.blend_words,
                 self.blend_threshold, self.reweight_words, self.reweight_value, self.steps, self.guidance_scale,
-                self.seed, self.cross_replace_words]
+                self.seed, self.cross_replace_words, self.blend_exclude_words]
 
 
 def edit_controls() -> EditControls:
@@ -48,6 +49,9 @@ def edit_controls() -> EditControls:
     with gr.Row():
         blend_words = gr.Textbox(D.blend_words, label="blend_words",
                                  info="local blend: only these words' region may change; outside it the source's pixels are kept")
+        blend_exclude_words = gr.Textbox(D.blend_exclude_words, label="blend_exclude_words",
+                                         info="words whose region must stay, taken out of the blend region "
+                                              "(the official LocalBlend's substruct_words)")
         blend_threshold = gr.Slider(0, 1, D.blend_threshold, step=0.05, label="blend_threshold")
     with gr.Row():
         reweight_words = gr.Textbox(D.reweight_words, label="reweight_words", info="words of the target to strengthen/weaken")
@@ -60,12 +64,12 @@ def edit_controls() -> EditControls:
         words = gr.Textbox("", label="cross_replace_words",
                            info="per-word cross_replace_steps, e.g. 'circle: 0.3; red: 0.1, 0.5' (a fraction or a start, end range)")
     return EditControls(edit_mode, cross, self_, blend_words, blend_threshold, reweight_words, reweight_value, steps,
-                        guidance_scale, seed, words)
+                        guidance_scale, seed, words, blend_exclude_words)
 
 
 def make_params(source_prompt, target_prompt, edit_mode, cross_replace_steps, self_replace_steps, blend_words,
                 blend_threshold, reweight_words, reweight_value, steps, guidance_scale, seed,
-                cross_replace_words="") -> p2p.P2PParams:
+                cross_replace_words="", blend_exclude_words="") -> p2p.P2PParams:
     cross = float(cross_replace_steps)
     if cross_replace_words and cross_replace_words.strip():
         per_word = parse_steps(cross_replace_words)
@@ -76,7 +80,7 @@ def make_params(source_prompt, target_prompt, edit_mode, cross_replace_steps, se
         raise ValueError("seed must be a whole number")
     return p2p.P2PParams(source_prompt, target_prompt, edit_mode, cross, float(self_replace_steps), blend_words or "",
                          float(blend_threshold), reweight_words or "", float(reweight_value), int(steps),
-                         float(guidance_scale), int(seed))
+                         float(guidance_scale), int(seed), blend_exclude_words=blend_exclude_words or "")
 
 
 def gallery(heatmaps, blend_mask=None, image=None) -> list:
@@ -110,10 +114,11 @@ def build(models) -> None:
                  blend_words: str = D.blend_words, blend_threshold: float = D.blend_threshold,
                  reweight_words: str = D.reweight_words, reweight_value: float = D.reweight_value,
                  steps: int = D.steps, guidance_scale: float = D.guidance_scale, seed: int = D.seed,
-                 cross_replace_words: str = "", progress=gr.Progress()):
+                 cross_replace_words: str = "", blend_exclude_words: str = D.blend_exclude_words,
+                 progress=gr.Progress()):
         params = make_params(source_prompt, target_prompt, edit_mode, cross_replace_steps, self_replace_steps,
                              blend_words, blend_threshold, reweight_words, reweight_value, steps, guidance_scale,
-                             seed, cross_replace_words)
+                             seed, cross_replace_words, blend_exclude_words)
         params.check()
         progress(0, desc="loading model")
         result = p2p.edit(models.pipeline(), params, on_step=step_progress(progress, f"{p2p.resolve_mode(params)}"))
@@ -123,10 +128,10 @@ def build(models) -> None:
     outputs = [source_image, edited_image, heatmaps]
     run.click(generate, inputs, outputs, api_name="p2p")
     gr.Examples(
-        [["a red circle on a white background", "a blue circle on a white background", "auto", 0.8, 0.4, "", 0.3, "", 2.0, 25, 6.0, 0, ""],
-         ["a green circle on a black background", "a green square on a black background", "auto", 0.8, 0.8, "", 0.3, "", 2.0, 25, 6.0, 1, ""],
+        [["a red circle on a white background", "a blue circle on a white background", "auto", 0.8, 0.4, "", 0.3, "", 2.0, 25, 6.0, 0, "", ""],
+         ["a green circle on a black background", "a green square on a black background", "auto", 0.8, 0.8, "", 0.3, "", 2.0, 25, 6.0, 1, "", ""],
          ["a red circle and a blue square on a white background", "a red circle and a yellow square on a white background",
-          "replace", 0.8, 0.4, "square", 0.3, "", 2.0, 25, 6.0, 2, ""],
+          "replace", 0.8, 0.4, "square", 0.3, "", 2.0, 25, 6.0, 2, "", "circle"],
          ["a purple triangle on a gray background", "a purple triangle on a gray background", "reweight", 0.8, 0.4, "", 0.3,
-          "purple", 3.0, 25, 6.0, 3, ""]],
+          "purple", 3.0, 25, 6.0, 3, "", ""]],
         inputs, outputs, fn=generate, cache_examples=False)

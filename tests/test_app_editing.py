@@ -35,7 +35,7 @@ def test_p2p_endpoint_per_word_schedule_and_blend(client):
     assert load(edited).shape == (64, 64, 3)
     heatmaps = client.predict(source_prompt="a red circle and a blue square on a white background",
                               target_prompt="a red circle and a green square on a white background",
-                              blend_words="square", steps=4, api_name="/p2p")[2]
+                              blend_words="square", blend_exclude_words="circle", steps=4, api_name="/p2p")[2]
     assert heatmaps[-1]["caption"].startswith("local-blend mask") and len(heatmaps) == 12  # 11 words + the mask
 
 
@@ -56,6 +56,7 @@ def test_null_text_endpoint_and_cache(client):
     ({"source_prompt": "a red circle", "target_prompt": "a blue circle", "cross_replace_words": "nonsense: x"},
      "replace steps|cross_replace"),
     ({"source_prompt": "a red circle", "target_prompt": "a blue circle", "blend_words": "dog"}, "blend_words"),
+    ({"source_prompt": "a red circle", "target_prompt": "a blue circle", "blend_exclude_words": "red"}, "needs blend_words"),
 ])
 def test_p2p_bad_input(client, kwargs, message):
     with pytest.raises(Exception, match=message):

@@ -85,25 +85,38 @@ def test_shape_swap_keeps_position_and_colour(pipe, color, shape, new_shape, bac
 
 
 # Local blend keeps every latent outside its mask, and since the VAE decoder's spread is undone by the overlay
-# (core/control/blend.py) the pixels there are the source's. What still fails is the mask: at the official
-# threshold 0.3, toy-sd's "square" map puts ~35% of its peak on the circle, so the circle is inside the mask
-# and changes (outside-change mean 6.0 here, 12.1 before the overlay). At 0.5 the mask holds the square alone
-# in 10 of 12 measured cases (4 two-object prompts × seeds 4–6), but a red → blue circle then reads purple
-# in 2 of 3: the paper's default is the test's.
-@UNCONFINED
-def test_local_blend_changes_only_the_named_object(pipe):
-    source = "a red circle and a blue square on a white background"
-    target = "a red circle and a yellow square on a white background"
-    result = edit(pipe, source, target, blend_words="square", seed=4)
-    objects = reader.read_objects(result.source_image)
-    assert [o.color for o in objects] == ["red", "blue"]
-    edited = reader.read_objects(result.edited_image)
-    assert [o.color for o in edited] == ["red", "yellow"]
-    # outside the square (grown by a few pixels for soft edges) nothing may change
-    region = np.logical_or(objects[1].mask, edited[1].mask).astype(np.uint8)
+# (core/control/blend.py) the pixels there are the source's. What still fails is the mask. Measured on the cases
+# below (6 two-object prompts × seeds 4–9, threshold 0.3): both colours right and the outside kept in 7 of 36 with
+# the last step's maps, 15 of 36 with the maps summed over the steps so far (the official's, now ours); 23 of 36 at
+# threshold 0.5; 13 of 36 with the other object's word in blend_exclude_words (the official substruct_words): its
+# own map misses that object's soft edge, which the blend word's pooled map reaches. toy-sd's word maps put a
+# third of their peak on the other object in some scenes (and on a gray background a faint third blob).
+LOCAL_BLEND_CASES = [
+    ("a red circle and a blue square on a white background", "a red circle and a yellow square on a white background", "square", 1),
+    ("a green triangle and a red circle on a black background", "a green triangle and a blue circle on a black background", "circle", 1),
+    ("a yellow square and a purple circle on a gray background", "a yellow square and a orange circle on a gray background", "circle", 1),
+    ("a blue circle and a green square on a white background", "a red circle and a green square on a white background", "circle", 0),
+    ("a orange triangle and a blue square on a black background", "a orange triangle and a green square on a black background", "square", 1),
+    ("a purple square and a yellow triangle on a white background", "a purple square and a red triangle on a white background", "triangle", 1)]
+
+
+def local_blend_keeps_the_rest(pipe, source, target, word, index, seed) -> bool:
+    result = edit(pipe, source, target, blend_words=word, seed=seed)
+    objects, edited = reader.read_objects(result.source_image), reader.read_objects(result.edited_image)
+    colours = [w for w in target.split() if w in reader.PALETTE]
+    if len(objects) != 2 or [o.color for o in edited] != colours:
+        return False
+    # outside the named object (grown by a few pixels for soft edges) nothing may change
+    region = np.logical_or(objects[index].mask, edited[index].mask).astype(np.uint8)
     outside = cv2.dilate(region, np.ones((9, 9), np.uint8)) == 0
     change = np.abs(result.edited_image.astype(int) - result.source_image.astype(int)).max(-1)
-    assert change[outside].mean() < 1.0 and np.percentile(change[outside], 99) <= 6
+    return bool(change[outside].mean() < 1.0 and np.percentile(change[outside], 99) <= 6)
+
+
+@UNCONFINED
+def test_local_blend_changes_only_the_named_object(pipe):
+    kept = [local_blend_keeps_the_rest(pipe, *case, seed) for case in LOCAL_BLEND_CASES for seed in range(4, 10)]
+    assert np.mean(kept) >= 0.8, f"{sum(kept)} of {len(kept)}"
 
 
 # Measured (session 12): every palette colour on gray, seeds 0–2, weights −2, 0, 1, 3, 5. The object's colour

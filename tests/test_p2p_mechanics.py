@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from core.control.alignment import refinement_alignment, replacement_mapper, token_positions
-from core.control.blend import overlay_source
+from core.control.blend import LocalBlend, overlay_source
 from core.control.schedule import cross_replace_alpha, parse_steps, step_window
+from core.control.store import AttentionStore
 from core.methods import p2p
 from core.sampling import decode, denoise, encode_prompts, prepare_latents
 from core.tokenizer import clip_tokenizer
@@ -122,6 +123,20 @@ def test_local_blend_keeps_outside_of_mask(tiny_pipe):
     assert not np.array_equal(result.edited_image, result.source_image)
 
 
+def test_local_blend_mask_reads_the_summed_maps_and_takes_out_excluded_words():
+    store = AttentionStore(side=6)
+    maps = torch.zeros(2, 6, 6, 3)  # (prompts, side, side, tokens): token 1 the blend word, token 2 excluded
+    maps[..., :2, 1], maps[..., 2, 1] = 1.0, 0.5  # blend word: columns 0–1, weaker on column 2
+    maps[..., 2:, 2] = 1.0  # excluded word: columns 2–5
+    store.total = maps.reshape(2, 36, 3)
+    store.current = maps.flip(2).reshape(2, 36, 3)  # a last step that disagrees: the official sums over steps
+    columns = lambda mask: mask[1, 0, 0].any(0).tolist()
+    plain = LocalBlend(store, [[1], [1]], threshold=0.3)
+    assert columns(plain.mask((6, 6))) == [True] * 4 + [False] * 2  # 3×3 max-pool grows it by a column
+    excluding = LocalBlend(store, [[1], [1]], threshold=0.3, exclude_positions=[[2], [2]])
+    assert columns(excluding.mask((6, 6))) == [True] * 2 + [False] * 4
+
+
 def test_overlay_source_keeps_the_source_outside_the_mask():
     source, edited = np.zeros((16, 16, 3), np.uint8), np.full((16, 16, 3), 200, np.uint8)
     mask = np.zeros((4, 4), np.float32)
@@ -139,5 +154,9 @@ def test_bad_parameters_are_clear(tiny_pipe):
         p2p.edit(tiny_pipe, p2p.P2PParams("a b", "a c", edit_mode="swap"))
     with pytest.raises(ValueError, match="reweight_words"):
         p2p.edit(tiny_pipe, p2p.P2PParams("a red circle", "a red circle", reweight_words="green"))
+    with pytest.raises(ValueError, match="blend_exclude_words"):
+        p2p.edit(tiny_pipe, p2p.P2PParams("a red circle", "a blue circle", blend_words="circle", blend_exclude_words="dog"))
+    with pytest.raises(ValueError, match="needs blend_words"):
+        p2p.edit(tiny_pipe, p2p.P2PParams("a red circle", "a blue circle", blend_exclude_words="red"))
     with pytest.raises(ValueError, match="same number of words"):
         p2p.edit(tiny_pipe, p2p.P2PParams("a red circle", "a very red circle", edit_mode="replace"))

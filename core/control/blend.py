@@ -2,7 +2,9 @@
 
 Mask from the step's cross-attention maps of `blend_words` (source and target): sum the words'
 maps, 3×3 max-pool, upsample to the latent, normalise to [0, 1] (min–max), threshold; the union over
-prompts. Then x_t* = x_t + mask·(x_t* − x_t) after each step from `start_step` on.
+prompts. Words that must keep their region (`blend_exclude_words`, the official LocalBlend's
+`substruct_words`) take theirs out the same way, unpooled. Then x_t* = x_t + mask·(x_t* − x_t) after
+each step from `start_step` on.
 
 The latents outside the mask then equal the source's, but the VAE decoder (its mid-block attention and
 receptive field) spreads a latent change over the whole picture, so `overlay_source` puts the source's
@@ -19,21 +21,30 @@ from .store import AttentionStore
 
 
 class LocalBlend(AttentionController):
-    def __init__(self, store: AttentionStore, positions: list[list[int]], threshold: float, start_step: int = 0):
+    def __init__(self, store: AttentionStore, positions: list[list[int]], threshold: float, start_step: int = 0,
+                 exclude_positions: list[list[int]] | None = None):
         self.store = store  # must come before this controller in the list
         self.positions = positions  # per prompt, the token positions of the blend words
         self.threshold = threshold
         self.start_step = start_step
+        self.exclude_positions = exclude_positions  # per prompt, words whose region may not change
         self.last_mask: torch.Tensor | None = None  # (prompts, h, w), for display and tests
 
     def mask(self, latent_hw: tuple[int, int]) -> torch.Tensor:
-        maps = self.store.current  # (prompts·frames, q, tokens)
-        prompts = len(self.positions)
+        mask = self.word_mask(self.positions, latent_hw, pool=True)
+        if self.exclude_positions is not None and any(self.exclude_positions):
+            mask = mask & ~self.word_mask(self.exclude_positions, latent_hw, pool=False)
+        return mask
+
+    def word_mask(self, positions: list[list[int]], latent_hw: tuple[int, int], pool: bool) -> torch.Tensor:
+        maps = self.store.total  # (prompts·frames, q, tokens), summed over the steps so far (as the official)
+        prompts = len(positions)
         maps = maps.view(prompts, -1, *maps.shape[1:])
         side = self.store.side
-        word_maps = torch.stack([maps[p][..., pos].sum(-1) for p, pos in enumerate(self.positions)])
+        word_maps = torch.stack([maps[p][..., pos].sum(-1) for p, pos in enumerate(positions)])
         word_maps = word_maps.view(-1, 1, side, side)  # (prompts·frames, 1, side, side)
-        word_maps = F.max_pool2d(word_maps, 3, stride=1, padding=1)
+        if pool:  # grown a little: the region that may change reaches the object's soft edge
+            word_maps = F.max_pool2d(word_maps, 3, stride=1, padding=1)
         word_maps = F.interpolate(word_maps, size=latent_hw, mode="bilinear", align_corners=False)
         # min–max normalisation: the official divides by the max alone, which on diffuse maps
         # (small models, early steps) leaves the whole image above any threshold

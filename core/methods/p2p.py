@@ -43,6 +43,7 @@ class P2PParams:
     guidance_scale: float = D.guidance_scale
     seed: int = D.seed
     blend_start: float = D.blend_start  # fraction of steps before local blend starts
+    blend_exclude_words: str = D.blend_exclude_words  # words whose region may not change (official substruct_words)
 
     def check(self) -> None:
         check_prompt(self.source_prompt, "source_prompt")
@@ -129,7 +130,14 @@ def build_controllers(tokenizer, params: P2PParams, num_steps: int, map_side: in
         positions = [token_positions(tokenizer, p, params.blend_words) for p in (source, target)]
         if not any(positions):
             raise ValueError(f"blend_words {params.blend_words!r} are not words of either prompt")
-        blend = LocalBlend(store, positions, params.blend_threshold, int(round(params.blend_start * num_steps)))
+        exclude = None
+        if params.blend_exclude_words.strip():
+            exclude = [token_positions(tokenizer, p, params.blend_exclude_words) for p in (source, target)]
+            if not any(exclude):
+                raise ValueError(f"blend_exclude_words {params.blend_exclude_words!r} are not words of either prompt")
+        blend = LocalBlend(store, positions, params.blend_threshold, int(round(params.blend_start * num_steps)), exclude)
+    elif params.blend_exclude_words.strip():
+        raise ValueError("blend_exclude_words needs blend_words (it takes words out of local blend's region)")
     return Controllers(store, blend, edit, reweight, mode)
 
 
