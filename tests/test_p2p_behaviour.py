@@ -28,10 +28,13 @@ def edit(pipe, source, target, **kwargs):
 # toy-sd's word maps now cover their objects (share 0.90 vs 0.31 uniform) and pixels read their
 # content from BOS + the words naming them (core/training/localisation.py), but at the paper's
 # defaults the edited object still drifts in size after injection stops on some seeds (even at cross 1.0 /
-# self 0.9: IoU 0.84 for two of the five swaps below), local blend's mask takes in the other object, and
-# reweighting "red" barely moves redness (removing it, weight 0, leaves the circle red: the shape token after it
-# carries the colour too, CLIP's text encoder being causal). These stay the acceptance targets of issue 4
-# (strict: a pass flags it).
+# self 0.9: IoU 0.84 for two of the five swaps below). On 24 random swaps (seeds 10–33, session 13) colour
+# and IoU ≥ 0.85 held in 9 at the defaults, 13 with local blend on the shape word, 14 at cross 0.8 / self 0.8,
+# where in 7 the edit's layout changes altogether (IoU < 0.25, the object elsewhere) though every map is
+# injected for 80% of the steps: in toy-sd the colour word's values, not the maps, steer the layout. Local
+# blend's mask takes in the other object, and reweighting "red" barely moves redness (removing it, weight 0,
+# leaves the circle red: the shape token after it carries the colour too, CLIP's text encoder being causal).
+# These stay the acceptance targets of issue 4 (strict: a pass flags it).
 DRIFT = pytest.mark.xfail(strict=True, reason="toy-sd: the edited object's size drifts after injection (IoU < 0.85)")
 UNCONFINED = pytest.mark.xfail(strict=True, reason="toy-sd: edits are not yet confined to the named word's region")
 
@@ -91,20 +94,20 @@ def test_shape_swap_keeps_position_and_colour(pipe, color, shape, new_shape, bac
 # threshold 0.5; 13 of 36 with the other object's word in blend_exclude_words (the official substruct_words): its
 # own map misses that object's soft edge, which the blend word's pooled map reaches. toy-sd's word maps put a
 # third of their peak on the other object in some scenes (and on a gray background a faint third blob).
-LOCAL_BLEND_CASES = [
-    ("a red circle and a blue square on a white background", "a red circle and a yellow square on a white background", "square", 1),
-    ("a green triangle and a red circle on a black background", "a green triangle and a blue circle on a black background", "circle", 1),
-    ("a yellow square and a purple circle on a gray background", "a yellow square and a orange circle on a gray background", "circle", 1),
-    ("a blue circle and a green square on a white background", "a red circle and a green square on a white background", "circle", 0),
-    ("a orange triangle and a blue square on a black background", "a orange triangle and a green square on a black background", "square", 1),
-    ("a purple square and a yellow triangle on a white background", "a purple square and a red triangle on a white background", "triangle", 1)]
+LOCAL_BLEND_CASES = [  # (source prompt, colour → new colour, blend word, index of its object left to right)
+    ("a red circle and a blue square on a white background", "blue", "yellow", "square", 1),
+    ("a green triangle and a red circle on a black background", "red", "blue", "circle", 1),
+    ("a yellow square and a purple circle on a gray background", "purple", "orange", "circle", 1),
+    ("a blue circle and a green square on a white background", "blue", "red", "circle", 0),
+    ("a orange triangle and a blue square on a black background", "blue", "green", "square", 1),
+    ("a purple square and a yellow triangle on a white background", "yellow", "red", "triangle", 1)]
 
 
-def local_blend_keeps_the_rest(pipe, source, target, word, index, seed) -> bool:
+def local_blend_keeps_the_rest(pipe, source, color, new_color, word, index, seed) -> bool:
+    target = source.replace(color, new_color)
     result = edit(pipe, source, target, blend_words=word, seed=seed)
     objects, edited = reader.read_objects(result.source_image), reader.read_objects(result.edited_image)
-    colours = [w for w in target.split() if w in reader.PALETTE]
-    if len(objects) != 2 or [o.color for o in edited] != colours:
+    if len(objects) != 2 or [o.color for o in edited] != [w for w in target.split() if w in reader.PALETTE]:
         return False
     # outside the named object (grown by a few pixels for soft edges) nothing may change
     region = np.logical_or(objects[index].mask, edited[index].mask).astype(np.uint8)
