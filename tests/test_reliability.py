@@ -63,15 +63,11 @@ EXTRA = {("/freedom", "reference_image"): {"energy": "style"}, ("/freedom", "mas
 @pytest.fixture(scope="module")
 def isolated_libraries(tmp_path_factory, client):
     """Tuned models and directions made by these tests go to a scratch folder."""
-    from dataclasses import replace
+    from conftest import point_folders
 
-    from tabs import common
-
-    mp = pytest.MonkeyPatch()
-    mp.setattr(common, "_folders", [replace(common.folders(), tuned_video=tmp_path_factory.mktemp("tuned"),
-                                            directions=tmp_path_factory.mktemp("directions"))])
-    yield
-    mp.undo()
+    with pytest.MonkeyPatch.context() as mp:  # module-scoped, so not the function-scoped fixture
+        point_folders(mp, tuned_video=tmp_path_factory.mktemp("tuned"), directions=tmp_path_factory.mktemp("directions"))
+        yield
 
 
 @pytest.fixture(scope="module")
