@@ -14,7 +14,8 @@ from core import config  # noqa: E402
 from core.models import Models  # noqa: E402
 from tabs import common  # noqa: E402
 
-CSS = ".studio-header p { margin: 0 }"
+CSS = """.studio-header p { margin: 0 }
+.studio-result img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated }"""
 
 
 def build_demo(models: Models, folders: config.Folders | None = None) -> gr.Blocks:

@@ -216,8 +216,11 @@ class FileGallery(gr.Gallery):
 
 
 def image_output(label: str, **kwargs) -> FileImage:
-    """A result image (PNG)."""
+    """A result image (PNG) in a box 288 px high: the embedded models' 64-px pictures are drawn enlarged
+    (pixelated, app.py's CSS), SD's 512-px ones shrunk to fit beside each other."""
     kwargs.setdefault("format", "png")
+    kwargs.setdefault("height", 288)
+    kwargs.setdefault("elem_classes", ["studio-result"])
     return FileImage(label=label, type="numpy", **kwargs)
 
 
