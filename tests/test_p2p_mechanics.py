@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from core.control.alignment import refinement_alignment, replacement_mapper, token_positions
+from core.attention import AttentionContext
 from core.control.blend import LocalBlend, overlay_source
 from core.control.schedule import cross_replace_alpha, parse_steps, step_window
 from core.control.store import AttentionStore
@@ -124,12 +125,15 @@ def test_local_blend_keeps_outside_of_mask(tiny_pipe):
 
 
 def test_local_blend_mask_reads_the_summed_maps_and_takes_out_excluded_words():
-    store = AttentionStore(side=6)
     maps = torch.zeros(2, 6, 6, 3)  # (prompts, side, side, tokens): token 1 the blend word, token 2 excluded
     maps[..., :2, 1], maps[..., 2, 1] = 1.0, 0.5  # blend word: columns 0–1, weaker on column 2
     maps[..., 2:, 2] = 1.0  # excluded word: columns 2–5
-    store.total = maps.reshape(2, 36, 3)
-    store.current = maps.flip(2).reshape(2, 36, 3)  # a last step that disagrees: the official sums over steps
+    store = AttentionStore(side=6)
+    ctx = AttentionContext("attn2", is_cross=True, num_queries=36, step=0, num_steps=2, batch=2, frames=1, guided=False)
+    for step_maps in (maps, 0.2 * maps.flip(2)):  # a weaker last step that disagrees: the official sums the steps
+        store.step_begin(0, 2)
+        store.attention(step_maps.reshape(2, 1, 36, 3), ctx)  # one head
+        store.step_end(torch.zeros(2, 4, 6, 6), 0)
     columns = lambda mask: mask[1, 0, 0].any(0).tolist()
     plain = LocalBlend(store, [[1], [1]], threshold=0.3)
     assert columns(plain.mask((6, 6))) == [True] * 4 + [False] * 2  # 3×3 max-pool grows it by a column

@@ -1,7 +1,7 @@
 """Local blend: only the region of the chosen words may change between source and edit.
 
-Mask from the step's cross-attention maps of `blend_words` (source and target): sum the words'
-maps, 3×3 max-pool, upsample to the latent, normalise to [0, 1] (min–max), threshold; the union over
+Mask from the cross-attention maps of `blend_words` (source and target) summed over the steps so far,
+as the official reads its attention store: sum the words' maps, 3×3 max-pool, upsample to the latent, normalise to [0, 1] (min–max), threshold; the union over
 prompts. Words that must keep their region (`blend_exclude_words`, the official LocalBlend's
 `substruct_words`) take theirs out the same way, unpooled. Then x_t* = x_t + mask·(x_t* − x_t) after
 each step from `start_step` on.
@@ -37,7 +37,7 @@ class LocalBlend(AttentionController):
         return mask
 
     def word_mask(self, positions: list[list[int]], latent_hw: tuple[int, int], pool: bool) -> torch.Tensor:
-        maps = self.store.total  # (prompts·frames, q, tokens), summed over the steps so far (as the official)
+        maps = self.store.total  # (prompts·frames, q, tokens)
         prompts = len(positions)
         maps = maps.view(prompts, -1, *maps.shape[1:])
         side = self.store.side
@@ -55,7 +55,7 @@ class LocalBlend(AttentionController):
         return mask[:1] | mask  # a pixel may change where either prompt's word is
 
     def step_end(self, latents: torch.Tensor, step: int) -> torch.Tensor:
-        if step < self.start_step or self.store.current is None:
+        if step < self.start_step or self.store.total is None:
             return latents
         prompts = len(self.positions)
         mask = self.mask(tuple(latents.shape[-2:]))

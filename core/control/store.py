@@ -1,7 +1,7 @@
 """AttentionStore: the conditional branch's cross-attention maps at one resolution, per token.
 
-Keeps the current step's maps (local blend reads them) and their sum over steps (heatmaps).
-Maps are averaged over heads and layers as they arrive, so memory is (prompts, h·w, tokens).
+Keeps each step's maps, averaged over heads and layers, summed over the steps so far: local blend
+reads the sum as the official attention store's, the heatmaps its average. Memory: (prompts, h·w, tokens).
 """
 from __future__ import annotations
 
@@ -18,8 +18,7 @@ def conditional_rows(probs: torch.Tensor, ctx: AttentionContext) -> slice:
 class AttentionStore(AttentionController):
     def __init__(self, side: int):
         self.side = side  # maps are kept at side×side queries
-        self.current: torch.Tensor | None = None  # (rows, side·side, tokens) of the last finished step
-        self.total: torch.Tensor | None = None
+        self.total: torch.Tensor | None = None  # (rows, side·side, tokens), summed over finished steps
         self.steps = 0
         self._sum, self._layers = None, 0
 
@@ -37,8 +36,8 @@ class AttentionStore(AttentionController):
 
     def step_end(self, latents: torch.Tensor, step: int) -> torch.Tensor:
         if self._layers:
-            self.current = self._sum / self._layers
-            self.total = self.current.clone() if self.total is None else self.total + self.current
+            step_maps = self._sum / self._layers
+            self.total = step_maps if self.total is None else self.total + step_maps
             self.steps += 1
         return latents
 
