@@ -15,7 +15,6 @@ import json
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from diffusers import UNet2DModel
@@ -24,13 +23,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plai
 from core import config  # noqa: E402
 from core.methods import shiftddpm  # noqa: E402
 from core.sampling import to_model_pixels  # noqa: E402
-from core.shapes import reader  # noqa: E402
+from core.shapes.metrics import shift_class_accuracy  # noqa: E402
 from core.training.loop import EMA, Checkpoint, warmup_cosine  # noqa: E402
 
 SEED = 0
 SIZE, BATCH, LR, EMA_DECAY = 32, 32, 5e-4, 0.999
 STEPS = 20000
-EVAL_PER_CLASS = 4
+EVAL_PER_CLASS, EVAL_SEED = 4, 1000
 SHIFT_START_SCALE = 3.0  # E(c) = 3 × the class's mean image (+ the MLP branch's small random image)
 # Trained jointly with the UNet (the paper's recipe), E(c) collapsed on our CPU budget: between-class
 # RMS 0.52 → 0.12 per pixel after 3,500 steps, and the UNet ignored it (class accuracy 0.056 = chance):
@@ -55,20 +54,6 @@ def make_unet(size: int = SIZE) -> UNet2DModel:
     return UNet2DModel(sample_size=size, in_channels=3, out_channels=3, layers_per_block=1,
                        block_out_channels=(16, 32, 64), down_block_types=("DownBlock2D",) * 3,
                        up_block_types=("UpBlock2D",) * 3, norm_num_groups=8)
-
-
-def class_accuracy(model: shiftddpm.ShiftModel, sampler: str, steps: int, per_class: int = EVAL_PER_CLASS) -> float:
-    """Share of samples whose colour and shape (read from pixels) are their class's; every class in
-    one batch (one UNet call per step), one row of class weights per sample."""
-    names = [name for name in model.class_names for _ in range(per_class)]
-    weights = torch.cat([model.class_weights(name) for name in names])
-    images = shiftddpm.sample(model, weights, n=len(names), sampler=sampler, steps=steps, seed=1000).images
-    right = 0
-    for name, image in zip(names, images):
-        color, shape = name.split()
-        blob = reader.read_single(cv2.resize(image, (64, 64), interpolation=cv2.INTER_LINEAR))
-        right += blob is not None and blob.color == color and blob.shape == shape
-    return right / len(names)
 
 
 def folder_dataset(folder: Path, size: int):
@@ -189,8 +174,9 @@ def main() -> None:
         return
     report = {"variant": args.variant, "code": args.code, "shift_trained": bool(args.train_shift), "steps": args.steps, "batch": BATCH,
               "train_seconds": round(ckpt.elapsed()),
-              "ddpm_1000_accuracy": class_accuracy(reloaded, "DDPM", 1000),
-              "ddim_50_accuracy": class_accuracy(reloaded, "DDIM", 50), "per_class": EVAL_PER_CLASS}
+              "ddpm_1000_accuracy": shift_class_accuracy(reloaded, "DDPM", 1000, EVAL_PER_CLASS, EVAL_SEED),
+              "ddim_50_accuracy": shift_class_accuracy(reloaded, "DDIM", 50, EVAL_PER_CLASS, EVAL_SEED),
+              "per_class": EVAL_PER_CLASS}
     (args.out / "metrics.json").write_text(json.dumps(report, indent=2))
     write_card(args.out, report)
     print(json.dumps(report, indent=2))

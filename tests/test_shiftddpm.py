@@ -2,14 +2,13 @@
 and /shiftddpm through gradio_client."""
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 import torch
 from diffusers import UNet2DModel
 
 from core.methods import shiftddpm
-from core.shapes import reader
+from core.shapes.metrics import shift_class_accuracy
 
 NAMES = ["red circle", "blue square"]
 
@@ -112,19 +111,6 @@ def toy_model():
     return shiftddpm.ShiftModel.load(shiftddpm.default_folder())
 
 
-def accuracy(model, sampler, steps, per_class=4):
-    """Every class in one batch (one UNet call per step), colour and shape read from pixels."""
-    names = [name for name in model.class_names for _ in range(per_class)]
-    weights = torch.cat([model.class_weights(name) for name in names])
-    images = shiftddpm.sample(model, weights, n=len(names), sampler=sampler, steps=steps, seed=500).images
-    right = 0
-    for name, image in zip(names, images):
-        color, shape = name.split()
-        blob = reader.read_single(cv2.resize(image, (64, 64), interpolation=cv2.INTER_LINEAR))
-        right += blob is not None and blob.color == color and blob.shape == shape
-    return right / len(names)
-
-
 def test_toy_shiftddpm_takes_no_class_input_and_has_one_shift_per_class(toy_model):
     assert toy_model.unet.config.num_class_embeds is None and toy_model.unet.config.class_embed_type is None
     shifts = torch.stack([toy_model.predictor(toy_model.class_weights(n)).float() for n in toy_model.class_names])
@@ -139,7 +125,8 @@ def test_toy_shiftddpm_takes_no_class_input_and_has_one_shift_per_class(toy_mode
 # DDIM-50 at 8 per class, seeds 500 / 1000 / 7: 0.882 / 0.875 / 0.833 (chance 0.056).
 @pytest.fixture(scope="module")
 def accuracies(toy_model):
-    result = {"DDPM-1000": accuracy(toy_model, "DDPM", 1000), "DDIM-50": accuracy(toy_model, "DDIM", 50)}
+    result = {"DDPM-1000": shift_class_accuracy(toy_model, "DDPM", 1000, per_class=4, seed=500),
+              "DDIM-50": shift_class_accuracy(toy_model, "DDIM", 50, per_class=4, seed=500)}
     print(f"toy-shiftddpm class accuracy: {result}")
     return result
 

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import itertools
 
+import cv2
 import numpy as np
 import torch
 
+from ..methods import shiftddpm
 from ..sampling import to_model_pixels
 from . import dataset, reader
 from .dataset import DIRECTIONS
@@ -95,3 +97,17 @@ def direction_score(frames, prompt: str, min_shift: float = 3.0) -> dict:
     displacement = (blobs[-1].cx - blobs[0].cx) * dx + (blobs[-1].cy - blobs[0].cy) * dy
     kept = all(b.color in words and b.shape in words for b in blobs)
     return {"moved": bool(displacement >= min_shift), "kept": bool(kept), "displacement": round(float(displacement), 1)}
+
+
+def shift_class_accuracy(model: shiftddpm.ShiftModel, sampler: str, steps: int, per_class: int, seed: int) -> float:
+    """ShiftDDPM: share of samples whose colour and shape (read from pixels) are their class's ("red
+    circle"); every class in one batch (one UNet call per step), one row of class weights per sample."""
+    names = [name for name in model.class_names for _ in range(per_class)]
+    weights = torch.cat([model.class_weights(name) for name in names])
+    images = shiftddpm.sample(model, weights, n=len(names), sampler=sampler, steps=steps, seed=seed).images
+    right = 0
+    for name, image in zip(names, images):
+        color, shape = name.split()
+        blob = reader.read_single(cv2.resize(image, (64, 64), interpolation=cv2.INTER_LINEAR))
+        right += blob is not None and blob.color == color and blob.shape == shape
+    return right / len(names)
