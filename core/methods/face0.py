@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 
 from .. import config
 from ..guidance import ClipInputs
-from ..validate import check_prompt, check_range
+from ..validate import check_prompt, check_range, check_sampling
 from ..sampling import GuidanceBranches, decode, denoise, encode_prompts, prepare_latents, to_model_pixels
 
 D = config.Face0Defaults
@@ -140,8 +140,7 @@ class Face0Params:
     def check(self) -> None:
         check_prompt(self.prompt)
         check_range("c", self.c, 0.0, 1.0), check_range("a", self.a, 0.0, 1.0)
-        check_range("steps", self.steps, 1, config.MAX_STEPS)
-        check_range("guidance_scale", self.guidance_scale, 0.0, config.MAX_GUIDANCE)
+        check_sampling(self.steps, self.guidance_scale, self.seed)
 
 
 @dataclass

@@ -21,7 +21,7 @@ from ..control.fusion import AttentionFusion, InversionMapStore
 from ..control.schedule import cross_replace_alpha, parse_steps, step_window
 from ..inversion import DDIMSchedule, ddim_invert
 from ..sampling import decode, denoise, encode_images, encode_prompts
-from ..validate import check_prompt, check_range
+from ..validate import check_prompt, check_range, check_sampling
 from ..video import resize_frames, sample_frames
 
 D = config.FateZeroDefaults
@@ -53,9 +53,7 @@ class FateZeroParams:
         check_range("blend_threshold", self.blend_threshold, 0.0, 1.0)
         check_range("amplify_value", self.amplify_value, 0.0, 50.0)
         check_range("frames", self.frames, 1, D.max_frames)
-        check_range("steps", self.steps, 1, config.MAX_STEPS)
-        check_range("guidance_scale", self.guidance_scale, 0.0, config.MAX_GUIDANCE)
-        check_range("seed", self.seed, 0, config.MAX_SEED)
+        check_sampling(self.steps, self.guidance_scale, self.seed)
 
 
 @dataclass

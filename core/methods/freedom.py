@@ -18,7 +18,7 @@ from diffusers import DDIMScheduler
 from .. import config, plots
 from ..guidance import ClipInputs, ClipStyleEnergy, ClipTextEnergy, EnergyGuidance, MaskEnergy, WeightedEnergy
 from ..sampling import decode, denoise, encode_prompts, prepare_latents, to_model_pixels
-from ..validate import check_prompt, check_range
+from ..validate import check_prompt, check_range, check_sampling
 
 ENERGIES = ("text", "style", "mask")
 D = config.FreeDoMDefaults
@@ -64,9 +64,7 @@ class FreeDoMParams:
         for name in ("guidance_start", "guidance_end", "travel_start", "travel_end"):
             check_range(name, getattr(self, name), 0.0, 1.0)
         check_range("time_travel", self.time_travel, 1, 20)
-        check_range("steps", self.steps, 1, config.MAX_STEPS)
-        check_range("guidance_scale", self.guidance_scale, 0.0, config.MAX_GUIDANCE)
-        check_range("seed", self.seed, 0, config.MAX_SEED)
+        check_sampling(self.steps, self.guidance_scale, self.seed)
 
 
 @dataclass

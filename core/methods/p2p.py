@@ -22,7 +22,7 @@ from ..control.schedule import cross_replace_alpha, parse_steps, step_window
 from ..control.store import AttentionStore
 from ..heatmaps import token_heatmaps
 from ..sampling import decode, denoise, encode_prompts, prepare_latents
-from ..validate import check_prompt, check_range
+from ..validate import check_prompt, check_range, check_sampling
 
 EDIT_MODES = ("auto", "replace", "refine", "reweight")
 D = config.P2PDefaults
@@ -56,9 +56,7 @@ class P2PParams:
             raise ValueError("self_replace_steps takes a fraction or a (start, end) range, not per-word values")
         check_range("blend_threshold", self.blend_threshold, 0.0, 1.0)
         check_range("reweight_value", self.reweight_value, -10.0, 20.0)
-        check_range("steps", self.steps, 1, config.MAX_STEPS)
-        check_range("guidance_scale", self.guidance_scale, 0.0, config.MAX_GUIDANCE)
-        check_range("seed", self.seed, 0, config.MAX_SEED)
+        check_sampling(self.steps, self.guidance_scale, self.seed)
         check_range("blend_start", self.blend_start, 0.0, 1.0)
 
 

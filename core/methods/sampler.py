@@ -10,7 +10,7 @@ import torch
 from .. import config, plots
 from ..sampling import decode, denoise, encode_prompts, prepare_latents
 from ..schedulers import make_scheduler
-from ..validate import check_prompt, check_range
+from ..validate import check_prompt, check_range, check_sampling
 
 
 @dataclass
@@ -25,10 +25,8 @@ class SamplerParams:
 
     def check(self) -> None:
         check_prompt(self.prompt)
-        check_range("steps", self.steps, 1, config.MAX_STEPS)
-        check_range("guidance_scale", self.guidance_scale, 0.0, config.MAX_GUIDANCE)
+        check_sampling(self.steps, self.guidance_scale, self.seed)
         check_range("eta", self.eta, 0.0, 1.0)
-        check_range("seed", self.seed, 0, config.MAX_SEED)
         check_range("snapshots", self.snapshots, 1, config.SamplerDefaults.max_snapshots)
 
 
