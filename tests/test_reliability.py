@@ -60,14 +60,11 @@ EXTRA = {("/freedom", "reference_image"): {"energy": "style"}, ("/freedom", "mas
          ("/dreamix", "video_or_image"): {"mode": "animate"}}
 
 
-@pytest.fixture(scope="module")
-def isolated_libraries(tmp_path_factory, client):
+@pytest.fixture()
+def isolated_libraries(client, app_folders, tmp_path):
     """Tuned models and directions made by these tests go to a scratch folder."""
-    from conftest import point_folders
-
-    with pytest.MonkeyPatch.context() as mp:  # module-scoped, so not the function-scoped fixture
-        point_folders(mp, tuned_video=tmp_path_factory.mktemp("tuned"), directions=tmp_path_factory.mktemp("directions"))
-        yield
+    (tmp_path / "tuned").mkdir(), (tmp_path / "directions").mkdir()
+    app_folders(tuned_video=tmp_path / "tuned", directions=tmp_path / "directions")
 
 
 @pytest.fixture(scope="module")
