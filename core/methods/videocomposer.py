@@ -177,8 +177,8 @@ def evaluate(models, seeds: int = 8, steps: int = 25, weights: str | None = None
         ious.append(0.0 if first is None else reader.mask_iou(first.mask, masks[0]))
         edited = edit(pipe, unet, composer, reference, Gen1Params("a blue circle", frames=len(reference), steps=steps,
                                                                   seed=100 + seed)).frames
-        blobs = [reader.read_single(f) for f in edited]
-        gen1_iou.append(float(np.mean(reader.frame_ious(edited, masks))))
+        blobs = [reader.read_single(f) for f in edited]  # read once for IoU and colour
+        gen1_iou.append(float(np.mean(reader.blob_ious(blobs, masks))))
         gen1_blue.append(all(b is not None and b.color == "blue" for b in blobs))
     by_level = {0: round(float(np.mean(gen1_iou)), 3)}  # the runs above are structure_level 0
     for level in (3, config.Gen1Defaults.max_structure_level):

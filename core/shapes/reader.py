@@ -103,4 +103,9 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def frame_ious(frames, masks) -> list[float]:
     """Per frame: IoU of the single object read from it with the expected mask (0 where none is read)."""
-    return [0.0 if (b := read_single(f)) is None else mask_iou(b.mask, m) for f, m in zip(frames, masks)]
+    return blob_ious([read_single(f) for f in frames], masks)
+
+
+def blob_ious(blobs, masks) -> list[float]:
+    """frame_ious for frames already read (read_single's blobs, None where nothing was read)."""
+    return [0.0 if b is None else mask_iou(b.mask, m) for b, m in zip(blobs, masks)]
