@@ -63,8 +63,10 @@ EXTRA = {("/freedom", "reference_image"): {"energy": "style"}, ("/freedom", "mas
 @pytest.fixture()
 def isolated_libraries(client, app_folders, tmp_path):
     """Tuned models and directions made by these tests go to a scratch folder."""
-    (tmp_path / "tuned").mkdir(), (tmp_path / "directions").mkdir()
-    app_folders(tuned_video=tmp_path / "tuned", directions=tmp_path / "directions")
+    tuned, directions = tmp_path / "tuned", tmp_path / "directions"
+    tuned.mkdir()
+    directions.mkdir()
+    app_folders(tuned_video=tuned, directions=directions)
 
 
 @pytest.fixture(scope="module")
