@@ -1,7 +1,6 @@
 """Tab: DiffusionCLIP (METHODS.md §3) — endpoints /diffusionclip_train and /diffusionclip_edit."""
 from __future__ import annotations
 
-
 import gradio as gr
 import numpy as np
 

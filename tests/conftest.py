@@ -76,20 +76,15 @@ def client(app_url):
     return Client(app_url, verbose=False)
 
 
-def point_folders(monkeypatch, **changes) -> None:
-    """Send the running app's staged outputs or libraries elsewhere, undone with `monkeypatch` (what app.py
-    sets from GRADIO_TEMP_DIR / STUDIO_DIRECTIONS / STUDIO_TUNED_VIDEO)."""
+@pytest.fixture()
+def app_folders(monkeypatch):
+    """app_folders(directions=path): this test's directions (outputs, tuned models) go to path, undone after the
+    test (what app.py sets from GRADIO_TEMP_DIR / STUDIO_DIRECTIONS / STUDIO_TUNED_VIDEO)."""
     from dataclasses import replace
 
     from tabs import common
 
-    monkeypatch.setattr(common, "_folders", [replace(common.folders(), **changes)])
-
-
-@pytest.fixture()
-def app_folders(monkeypatch):
-    """app_folders(directions=path): this test's directions (outputs, tuned models) go to path."""
-    return lambda **changes: point_folders(monkeypatch, **changes)
+    return lambda **changes: monkeypatch.setattr(common, "_folders", [replace(common.folders(), **changes)])
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from core.control.alignment import refinement_alignment, replacement_mapper, token_positions
 from core.attention import AttentionContext
+from core.control.alignment import refinement_alignment, replacement_mapper, token_positions
 from core.control.blend import LocalBlend, overlay_source
 from core.control.schedule import cross_replace_alpha, parse_steps, step_window
 from core.control.store import AttentionStore

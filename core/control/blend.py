@@ -1,10 +1,10 @@
 """Local blend: only the region of the chosen words may change between source and edit.
 
 Mask from the cross-attention maps of `blend_words` (source and target) summed over the steps so far,
-as the official reads its attention store: sum the words' maps, 3×3 max-pool, upsample to the latent, normalise to [0, 1] (min–max), threshold; the union over
-prompts. Words that must keep their region (`blend_exclude_words`, the official LocalBlend's
-`substruct_words`) take theirs out the same way, unpooled. Then x_t* = x_t + mask·(x_t* − x_t) after
-each step from `start_step` on.
+as the official reads its attention store: sum the words' maps, 3×3 max-pool, upsample to the latent,
+normalise to [0, 1] (min–max), threshold; the union over prompts. Words that must keep their region
+(`blend_exclude_words`, the official LocalBlend's `substruct_words`) take theirs out the same way,
+unpooled. Then x_t* = x_t + mask·(x_t* − x_t) after each step from `start_step` on.
 
 The latents outside the mask then equal the source's, but the VAE decoder (its mid-block attention and
 receptive field) spreads a latent change over the whole picture, so `overlay_source` puts the source's

@@ -55,6 +55,8 @@ class P2PParams:
         if isinstance(self.self_replace_steps, dict):
             raise ValueError("self_replace_steps takes a fraction or a (start, end) range, not per-word values")
         check_range("blend_threshold", self.blend_threshold, 0.0, 1.0)
+        if self.blend_exclude_words.strip() and not self.blend_words.strip():
+            raise ValueError("blend_exclude_words needs blend_words (it takes words out of local blend's region)")
         check_range("reweight_value", self.reweight_value, -10.0, 20.0)
         check_sampling(self.steps, self.guidance_scale, self.seed)
         check_range("blend_start", self.blend_start, 0.0, 1.0)
@@ -134,8 +136,6 @@ def build_controllers(tokenizer, params: P2PParams, num_steps: int, map_side: in
             if not any(exclude):
                 raise ValueError(f"blend_exclude_words {params.blend_exclude_words!r} are not words of either prompt")
         blend = LocalBlend(store, positions, params.blend_threshold, int(round(params.blend_start * num_steps)), exclude)
-    elif params.blend_exclude_words.strip():
-        raise ValueError("blend_exclude_words needs blend_words (it takes words out of local blend's region)")
     return Controllers(store, blend, edit, reweight, mode)
 
 
