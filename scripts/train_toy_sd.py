@@ -36,7 +36,6 @@ from core.tokenizer import clip_tokenizer  # noqa: E402
 from core.attention import install  # noqa: E402
 from core.training.localisation import (CrossAttentionRecorder, batch_targets, localisation_loss,  # noqa: E402
                                         routing_loss, word_share)
-from core.training.token_isolation import counterfactual_context, isolation_loss, swap_scene_word  # noqa: E402
 from core.training.loop import EMA, Checkpoint, warmup_cosine  # noqa: E402
 
 SEED = 0
@@ -52,11 +51,9 @@ MIN_SNR_GAMMA = 5.0
 EMA_DECAY = 0.999
 EVAL_EVERY = 1000
 LOCALISE_STEPS, LOCALISE_BATCH = 1500, 64
-LOCALISE_UNET_LR, LOCALISE_TEXT_LR = 2e-4, 1.5e-4  # the text encoder restructures here (token isolation)
+LOCALISE_UNET_LR, LOCALISE_TEXT_LR = 2e-4, 5e-5
 LOCALISE_WEIGHT = 0.01  # × −log(share inside); the ε loss is ~0.01 by then, this starts at ~0.012
 ROUTING_WEIGHT = 0.01  # × −log(a pixel's mass on BOS + the words naming it); starts at ~0.017
-ISOLATION_WEIGHT = 0.1  # × the relative change of other tokens when one word is swapped; starts at ~0.28
-COUNTERFACTUAL_SHARE = 0.5  # of captioned scenes, trained with one attribute changed and only its word saying so
 LOCALISE_QUERIES = (256, 64)  # the 16×16 and 8×8 cross-attention layers (P2P reads 16×16)
 EVAL_STEPS, EVAL_GUIDANCE = 25, 6.0
 
@@ -259,8 +256,7 @@ def scene_batch(rng: np.random.Generator, n: int):
 
 
 def train_localise(run_dir: Path, unet, text_encoder, vae, tokenizer, scaling_factor: float, total_steps: int):
-    """Stage 4: the ε loss plus the localisation, routing and token-isolation losses on fresh scenes,
-    half of them counterfactual (core/training/token_isolation.py)."""
+    """Stage 4: the ε loss plus LOCALISE_WEIGHT × the localisation loss on fresh scenes."""
     unet, text_encoder = unet.train().requires_grad_(True), text_encoder.train().requires_grad_(True)
     training = JointTraining(unet, text_encoder, LOCALISE_UNET_LR, LOCALISE_TEXT_LR, run_dir / "localise.pt", 100,
                              run_dir)
@@ -269,38 +265,31 @@ def train_localise(run_dir: Path, unet, text_encoder, vae, tokenizer, scaling_fa
     num_tokens = tokenizer.model_max_length
     for step in range(training.start, total_steps):
         rng = np.random.default_rng([SEED, 4, step])
-        scenes = [dataset.random_scene(rng) for _ in range(LOCALISE_BATCH)]
-        captions = [s.caption() for s in scenes]
+        scenes, captions, images = scene_batch(rng, LOCALISE_BATCH)
+        masks, weights = batch_targets(scenes, captions, tokenizer, num_tokens)
         dropped = rng.random(LOCALISE_BATCH) < CAPTION_DROPOUT
-        changed = rng.random(LOCALISE_BATCH) < COUNTERFACTUAL_SHARE
-        scenes = [swap_scene_word(s, rng)[0] if c and not d else s for s, c, d in zip(scenes, changed, dropped)]
-        images = np.stack([dataset.render(s) for s in scenes])
-        changed_captions = [s.caption() for s in scenes]  # what the image shows; `captions`: what was said
-        masks, weights = batch_targets(scenes, changed_captions, tokenizer, num_tokens)
         captions = ["" if d else c for c, d in zip(captions, dropped)]
-        changed_captions = ["" if d else c for c, d in zip(changed_captions, dropped)]
         weights[torch.from_numpy(dropped)] = 0.0  # an empty caption grounds nothing
         with torch.no_grad():
             x0 = vae.encode(to_model_pixels(images)).latent_dist.mean * scaling_factor
+        ids = tokenizer(captions, padding="max_length", truncation=True, return_tensors="pt").input_ids
         generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
         noise = torch.randn(x0.shape, generator=generator)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (LOCALISE_BATCH,), generator=generator)
         recorder = CrossAttentionRecorder(LOCALISE_QUERIES)
         with state.use([recorder]):
             pred = unet(scheduler.add_noise(x0, noise, t), t,
-                        encoder_hidden_states=counterfactual_context(text_encoder, tokenizer, captions,
-                                                                     changed_captions)).sample
+                        encoder_hidden_states=text_encoder(ids).last_hidden_state).sample
         per_sample = F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))
         eps_loss = (per_sample * snr_weights(scheduler, t)).mean()
         loc_loss = localisation_loss(recorder.maps, masks, weights)
         route_loss = routing_loss(recorder.maps, masks, weights)
-        iso_loss = isolation_loss(text_encoder, tokenizer, captions, rng)
-        loss = eps_loss + LOCALISE_WEIGHT * loc_loss + ROUTING_WEIGHT * route_loss + ISOLATION_WEIGHT * iso_loss
+        loss = eps_loss + LOCALISE_WEIGHT * loc_loss + ROUTING_WEIGHT * route_loss
         training.step(loss, step, total_steps, warmup=50)
         if step % 25 == 0:
             share = word_share([m.detach() for m in recorder.maps], masks, weights)
             log(run_dir, f"localise step {step} eps {eps_loss.item():.4f} loc {loc_loss.item():.3f} "
-                         f"route {route_loss.item():.3f} iso {iso_loss.item():.3f} "
+                         f"route {route_loss.item():.3f} "
                          f"share {share:.3f} elapsed {ckpt.elapsed():.0f}s")
     ckpt.maybe_save(total_steps - 1, training.snapshot(), force=True)
     return training.ema_unet.shadow, training.ema_text.shadow, ckpt.elapsed()
