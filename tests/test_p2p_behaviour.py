@@ -34,7 +34,9 @@ def edit(pipe, source, target, **kwargs):
 # injected for 80% of the steps: in these weights the colour word's values, not the maps, steer the layout
 # (a re-run of the trainer loses the layout in 1–2 of 24 but drifts in size as often: toy-sd card). Local
 # blend's mask takes in the other object, and reweighting "red" barely moves redness (removing it, weight 0,
-# leaves the circle red: the shape token after it carries the colour too, CLIP's text encoder being causal).
+# leaves the circle red: the shape token after it carries the colour too, CLIP's text encoder being causal; with
+# the target's states set to the source's at every token but the colour word, the colour changes in 0 of 24, and
+# stage-4 pilots that moved the colour into its word's token did not mend it: toy-sd card, session 14).
 # These stay the acceptance targets of issue 4 (strict: a pass flags it).
 DRIFT = pytest.mark.xfail(strict=True, reason="toy-sd: the edited object's size drifts after injection (IoU < 0.85)")
 UNCONFINED = pytest.mark.xfail(strict=True, reason="toy-sd: edits are not yet confined to the named word's region")
