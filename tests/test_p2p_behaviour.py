@@ -31,12 +31,13 @@ def edit(pipe, source, target, **kwargs):
 # self 0.9: IoU 0.84 for two of the five swaps below). On 24 random swaps (seeds 10–33, session 13) colour
 # and IoU ≥ 0.85 held in 9 at the defaults, 13 with local blend on the shape word, 14 at cross 0.8 / self 0.8,
 # where in 7 the edit's layout changes altogether (IoU < 0.25, the object elsewhere) though every map is
-# injected for 80% of the steps: in these weights the colour word's values, not the maps, steer the layout
-# (a re-run of the trainer loses the layout in 1–2 of 24 but drifts in size as often: toy-sd card). Local
-# blend's mask takes in the other object, and reweighting "red" barely moves redness (removing it, weight 0,
-# leaves the circle red: the shape token after it carries the colour too, CLIP's text encoder being causal; with
-# the target's states set to the source's at every token but the colour word, the colour changes in 0 of 24, and
-# stage-4 pilots that moved the colour into its word's token did not mend it: toy-sd card, session 14).
+# injected for 80% of the steps: in these weights the values of the tokens after the colour word, which carry
+# the colour (CLIP's text encoder is causal), steer the layout, not the maps (a re-run of the trainer loses the
+# layout in 1–2 of 24 but drifts in size as often: toy-sd card). With the target's states set to the source's at
+# every token but the colour word, the colour changes in 0 of 24 and the layout is kept in all: these weights read
+# the colour after its word, so reweighting "red" barely moves redness (weight 0 leaves the circle red). Stage-4
+# pilots that moved the colour into its word's token did not mend it (toy-sd card, session 14). Local blend's
+# mask takes in the other object.
 # These stay the acceptance targets of issue 4 (strict: a pass flags it).
 DRIFT = pytest.mark.xfail(strict=True, reason="toy-sd: the edited object's size drifts after injection (IoU < 0.85)")
 UNCONFINED = pytest.mark.xfail(strict=True, reason="toy-sd: edits are not yet confined to the named word's region")
