@@ -94,19 +94,6 @@ def text_encoder_from_clip(clip_dir: Path) -> CLIPTextModel:
 
 
 
-def keep_text_layers(text: CLIPTextModel, layers: int) -> CLIPTextModel:
-    """The same text tower with only its first `layers` transformer layers (embeddings and final norm kept).
-
-    With 0 a token's state is its own word at its position: nothing later in the caption can carry an
-    earlier word (CLIP's causal layers copy a colour into every token after it), so a word's content is
-    read where the word is, as Prompt-to-Prompt's replace and reweight assume."""
-    config = CLIPTextConfig(**{**text.config.to_dict(), "num_hidden_layers": layers})
-    kept = CLIPTextModel(config)
-    own = kept.state_dict()
-    kept.load_state_dict({k: v for k, v in text.state_dict().items() if k in own})
-    return kept
-
-
 def train_vae(run_dir: Path, steps: int, precision: str = "fp32") -> AutoencoderKL:
     vae = make_vae()
     optimizer = torch.optim.AdamW(vae.parameters(), lr=VAE_LR, weight_decay=0.0)
@@ -268,12 +255,11 @@ def scene_batch(rng: np.random.Generator, n: int):
     return scenes, [s.caption() for s in scenes], np.stack([dataset.render(s) for s in scenes])
 
 
-def train_localise(run_dir: Path, unet, text_encoder, vae, tokenizer, scaling_factor: float, total_steps: int,
-                   lr_scale: float = 1.0):
+def train_localise(run_dir: Path, unet, text_encoder, vae, tokenizer, scaling_factor: float, total_steps: int):
     """Stage 4: the ε loss plus LOCALISE_WEIGHT × the localisation loss on fresh scenes."""
     unet, text_encoder = unet.train().requires_grad_(True), text_encoder.train().requires_grad_(True)
-    training = JointTraining(unet, text_encoder, LOCALISE_UNET_LR * lr_scale, LOCALISE_TEXT_LR * lr_scale,
-                             run_dir / "localise.pt", 100, run_dir)
+    training = JointTraining(unet, text_encoder, LOCALISE_UNET_LR, LOCALISE_TEXT_LR, run_dir / "localise.pt", 100,
+                             run_dir)
     scheduler, state, ckpt = make_scheduler(), install(unet), training.ckpt
 
     num_tokens = tokenizer.model_max_length
@@ -347,9 +333,6 @@ def main() -> None:
     parser.add_argument("--run-dir", type=Path, default=config.ROOT / "runs" / "toy-sd")
     parser.add_argument("--localise-steps", type=int, default=LOCALISE_STEPS)
     parser.add_argument("--base", type=Path, default=None, help="run stage 4 only, from this exported pipeline")
-    parser.add_argument("--text-layers", type=int, default=None,
-                        help="keep only the text encoder's first N transformer layers (0: a token is its own word)")
-    parser.add_argument("--localise-lr-scale", type=float, default=1.0, help="stage 4's learning rates × this")
     parser.add_argument("--export-only", action="store_true", help="export the last checkpoint without training on")
     args = parser.parse_args()
     torch.manual_seed(SEED)
@@ -367,10 +350,8 @@ def main() -> None:
                 "unet_train_seconds": round(unet_seconds), "history": history}
     else:  # stage 4 on top of an exported pipeline; its card's figures for stages 1–3 carry over
         vae, unet, text_encoder, scaling_factor, base = load_base(args.base)
-    if args.text_layers is not None:
-        text_encoder = keep_text_layers(text_encoder, args.text_layers)
     unet, text_encoder, localise_seconds = train_localise(args.run_dir, unet, text_encoder, vae, tokenizer,
-                                                          scaling_factor, args.localise_steps, args.localise_lr_scale)
+                                                          scaling_factor, args.localise_steps)
     pipe = build_pipeline(unet, text_encoder, vae, tokenizer, scaling_factor)
     pipe.to(torch.float16).save_pretrained(args.out, safe_serialization=True)  # fp16 on disk: small
     reloaded = StableDiffusionPipeline.from_pretrained(args.out, torch_dtype=torch.float32)
