@@ -58,8 +58,8 @@ def ddim_move(sample: torch.Tensor, epsilon: torch.Tensor, alpha_from: torch.Ten
     return alpha_to.sqrt() * x0 + (1 - alpha_to).sqrt() * epsilon
 
 
-def _epsilon(unet, sample, timestep: int, context, schedule: DDIMSchedule, **unet_kwargs) -> torch.Tensor:
-    output = unet(sample, timestep, encoder_hidden_states=context, return_dict=False, **unet_kwargs)[0]
+def _epsilon(unet, sample, timestep: int, context, schedule: DDIMSchedule) -> torch.Tensor:
+    output = unet(sample, timestep, encoder_hidden_states=context, return_dict=False)[0]
     return to_epsilon(output, sample, schedule.alpha(timestep).to(sample), schedule.prediction_type)
 
 
@@ -71,9 +71,8 @@ def guided_epsilon(unet, sample, timestep: int, cond, uncond, guidance_scale: fl
 
 @torch.no_grad()
 def ddim_invert(unet, latents: torch.Tensor, cond: torch.Tensor, schedule: DDIMSchedule,
-                on_step: Callable[[int, int], None] | None = None, unet_kwargs: dict | None = None) -> list[torch.Tensor]:
+                on_step: Callable[[int, int], None] | None = None) -> list[torch.Tensor]:
     """z*_0 → [z*_0, z*_{t_1}, …, z*_T] (ascending noise), conditional model at guidance 1.
-    `unet_kwargs`: further UNet inputs (a diffusion autoencoder's `timestep_cond`).
 
     Active attention controllers see inversion step i (ascending noise) as the step index."""
     trajectory = [latents]
@@ -82,7 +81,7 @@ def ddim_invert(unet, latents: torch.Tensor, cond: torch.Tensor, schedule: DDIMS
     for i, t in enumerate(ascending):
         state.step_begin(i, len(ascending))
         t_from = ascending[i - 1] if i > 0 else -1
-        eps = _epsilon(unet, trajectory[-1], t, cond, schedule, **(unet_kwargs or {}))
+        eps = _epsilon(unet, trajectory[-1], t, cond, schedule)
         trajectory.append(ddim_move(trajectory[-1], eps, schedule.alpha(t_from), schedule.alpha(t)))
         state.step_end(trajectory[-1], i)
         if on_step:

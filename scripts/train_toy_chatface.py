@@ -24,7 +24,7 @@ from core.methods import chatface  # noqa: E402
 from core.methods.null_text import psnr  # noqa: E402
 from core.sampling import to_model_pixels  # noqa: E402
 from core.shapes import dataset, reader  # noqa: E402
-from core.training.epsilon import frozen_pipeline, loss_words  # noqa: E402
+from core.training.epsilon import frozen_pipeline  # noqa: E402
 from core.training.loop import warmup_cosine  # noqa: E402
 
 SEED = 0
@@ -70,18 +70,14 @@ def evaluate(pipe, model: chatface.ChatFaceModel) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=STEPS)
-    parser.add_argument("--high-noise-bias", action="store_true", help="draw t = (1 − u³)·T (high noise favoured)")
-    parser.add_argument("--x0-weight-cap", type=float, default=1.0, help="weigh samples by min(max(1, 1/SNR_t), cap)")
-    parser.add_argument("--time-path", action="store_true", help="z also enters the UNet's time embedding (diffae's AdaGN role)")
     parser.add_argument("--out", type=Path, default=config.MODELS_DIR / config.EMBEDDED_CHATFACE_MODEL)
     args = parser.parse_args()
     torch.manual_seed(SEED)
     torch.set_num_threads(2)
     pipe = frozen_pipeline(config.EMBEDDED_BASE_MODEL)
-    time_width = pipe.unet.config.block_out_channels[0] if args.time_path else 0  # the sinusoidal features' width
-    encoder = chatface.SemanticEncoder(width=pipe.text_encoder.config.hidden_size, time_width=time_width)
+    encoder = chatface.SemanticEncoder(width=pipe.text_encoder.config.hidden_size)
     started = time.time()
-    with chatface.decoder_adapter(pipe.unet, None, rank=LORA_RANK, time_path=args.time_path):
+    with chatface.decoder_adapter(pipe.unet, None, rank=LORA_RANK):
         lora = [p for n, p in pipe.unet.named_parameters() if "lora_" in n]
         for p in lora:
             p.requires_grad_(True)
@@ -91,8 +87,7 @@ def main() -> None:
             _, images = scenes(rng, BATCH)
             for group in optimizer.param_groups:
                 group["lr"] = LR * warmup_cosine(step, args.steps, warmup=50)
-            loss = chatface.dae_loss(pipe, encoder, images, torch.Generator().manual_seed(int(rng.integers(2**31))),
-                                     args.high_noise_bias, args.x0_weight_cap)
+            loss = chatface.dae_loss(pipe, encoder, images, torch.Generator().manual_seed(int(rng.integers(2**31))))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -105,19 +100,11 @@ def main() -> None:
     seconds = round(time.time() - started)
     encoder.eval().requires_grad_(False)
     model = chatface.ChatFaceModel(encoder, weights, LORA_RANK, fit(encoder))
-    report = {"base": config.EMBEDDED_BASE_MODEL, "steps": args.steps, "batch": BATCH, "train_seconds": seconds,
-              "time_path": args.time_path, "high_noise_bias": args.high_noise_bias, "x0_weight_cap": args.x0_weight_cap}
+    report = {"base": config.EMBEDDED_BASE_MODEL, "steps": args.steps, "batch": BATCH, "train_seconds": seconds}
     report |= evaluate(pipe, model)
     model.save(args.out, report)
     write_card(args.out, report)
     print(json.dumps(report, indent=2))
-
-
-def time_words(r: dict) -> str:
-    if not r.get("time_path"):
-        return "z reaches the UNet through those tokens only."
-    return ("A second linear map of z is added to the UNet's sinusoidal time features (`timestep_cond`), so every "
-            "ResBlock reads z, as diffae's AdaGN does; it starts at zero (the decoder begins as toy-sd).")
 
 
 def write_card(out: Path, r: dict) -> None:
@@ -132,12 +119,10 @@ The diffusion autoencoder behind Diffusion Studio's offline `/chatface` tab, tra
 
 - `encoder.safetensors`: the semantic encoder (4 convs, mean+max pooling → z, {config.ChatFaceDefaults.z_dim}-d;
   a linear map of z → {config.ChatFaceDefaults.z_tokens} context tokens written into the empty prompt's last slots).
-  {time_words(r)}
 - `decoder_lora.safetensors`: a rank-{LORA_RANK} LoRA of the UNet's attention that reads them.
 - `directions.safetensors`: attribute directions in z: class means of colour, shape and background,
   and the least-squares size direction (one pixel of radius), fitted on {PROBE_IMAGES} labelled images.
-- Training: {r['steps']} steps of batch {r['batch']}, encoder and LoRA together, ε-loss{loss_words(r.get('high_noise_bias', False), r.get('x0_weight_cap', 1.0))};
-  {r['train_seconds']} s of CPU (`python scripts/train_toy_chatface.py{' --time-path' if r.get('time_path') else ''} --steps {r['steps']}`).
+- Training: {r['steps']} steps of batch {r['batch']}, encoder and LoRA together, ε-loss; {r['train_seconds']} s of CPU.
 
 ## Metrics ({r['n']} held-out red objects on white, {EVAL_STEPS} DDIM steps)
 

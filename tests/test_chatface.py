@@ -45,27 +45,6 @@ def test_fit_directions_recovers_a_planted_size_axis():
     assert directions.current("colour", torch.tensor([[2.0] + [0.0] * 7])) == "red"
 
 
-def test_time_path_starts_as_the_base_model_and_leaves_the_unet_clean(tiny_pipe, tmp_path):
-    """z's path into the time embedding is zero at the start (decoder = base model), live once trained,
-    saved with the model, and the shared UNet's time embedding is as built after the adapter."""
-    unet, width = tiny_pipe.unet, tiny_pipe.unet.config.block_out_channels[0]
-    encoder = chatface.SemanticEncoder(dim=8, width=32, tokens=2, time_width=width)
-    z = torch.randn(1, 8, generator=torch.Generator().manual_seed(0))
-    x, context = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(1)), torch.randn(1, 16, 32)
-    with torch.no_grad():
-        plain = unet(x, 500, encoder_hidden_states=context).sample
-        with chatface.decoder_adapter(unet, None, rank=2, time_path=True):
-            untrained = unet(x, 500, encoder_hidden_states=context, **encoder.unet_inputs(z)).sample
-            torch.nn.init.normal_(encoder.to_time.weight)
-            trained = unet(x, 500, encoder_hidden_states=context, **encoder.unet_inputs(z)).sample
-    assert torch.allclose(untrained, plain, atol=1e-6) and (trained - plain).abs().max() > 1e-3
-    assert unet.time_embedding.cond_proj is None and not getattr(unet, "peft_config", None)
-    chatface.ChatFaceModel(encoder, {}, 2).save(tmp_path)
-    loaded = chatface.ChatFaceModel.load(tmp_path).encoder
-    assert loaded.time_width == width and torch.equal(loaded.unet_inputs(z)["timestep_cond"],
-                                                       encoder.unet_inputs(z)["timestep_cond"])
-
-
 UNTRAINED = pytest.mark.xfail(not (config.MODELS_DIR / config.EMBEDDED_CHATFACE_MODEL).is_dir(), strict=True,
                               reason="toy-chatface is not trained yet")
 

@@ -36,9 +36,9 @@ ADAPTER = "chatface-dae"
 class SemanticEncoder(torch.nn.Module):
     """x0 (B, 3, H, W) in [-1, 1] → z (B, dim): a small CNN with global pooling (no position)."""
 
-    def __init__(self, dim: int = D.z_dim, width: int = 128, tokens: int = D.z_tokens, time_width: int = 0):
+    def __init__(self, dim: int = D.z_dim, width: int = 128, tokens: int = D.z_tokens):
         super().__init__()
-        self.dim, self.width, self.tokens, self.time_width = dim, width, tokens, time_width
+        self.dim, self.width, self.tokens = dim, width, tokens
         self.net = torch.nn.Sequential(
             torch.nn.Conv2d(3, 32, 3, stride=2, padding=1), torch.nn.SiLU(),
             torch.nn.Conv2d(32, 64, 3, stride=2, padding=1), torch.nn.SiLU(),
@@ -47,11 +47,6 @@ class SemanticEncoder(torch.nn.Module):
         self.to_z = torch.nn.Linear(128 * 2, dim)
         self.to_tokens = torch.nn.Linear(dim, tokens * width)
         self.norm = torch.nn.LayerNorm(width)
-        if time_width:
-            # diffae feeds z to every ResBlock (AdaGN); here z is added to the UNet's sinusoidal time
-            # features, which every ResBlock reads. Zero at the start: the decoder begins as the base model.
-            self.to_time = torch.nn.Linear(dim, time_width)
-            torch.nn.init.zeros_(self.to_time.weight), torch.nn.init.zeros_(self.to_time.bias)
 
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
         features = self.net(pixels)
@@ -61,10 +56,6 @@ class SemanticEncoder(torch.nn.Module):
     def condition(self, z: torch.Tensor) -> torch.Tensor:
         """z → (B, tokens, width) embeddings for the decoder's context."""
         return self.norm(self.to_tokens(z).view(-1, self.tokens, self.width))
-
-    def unet_inputs(self, z: torch.Tensor) -> dict:
-        """The UNet's further inputs for z: `timestep_cond` where the model has a time path."""
-        return {"timestep_cond": self.to_time(z)} if self.time_width else {}
 
 
 @dataclass
@@ -137,7 +128,7 @@ class ChatFaceModel:
         save_file({k: v.detach().cpu().float().contiguous() for k, v in self.lora.items()},
                   str(folder / "decoder_lora.safetensors"))
         settings = {"z_dim": self.encoder.dim, "width": self.encoder.width, "tokens": self.encoder.tokens,
-                    "time_width": self.encoder.time_width, "lora_rank": self.lora_rank}
+                    "lora_rank": self.lora_rank}
         (folder / "chatface_config.json").write_text(json.dumps({**settings, **(metadata or {})}, indent=2))
         if self.directions is not None:
             self.directions.save(folder)
@@ -146,7 +137,7 @@ class ChatFaceModel:
     def load(cls, folder: Path) -> "ChatFaceModel":
         folder = Path(folder)
         settings = json.loads((folder / "chatface_config.json").read_text())
-        encoder = SemanticEncoder(settings["z_dim"], settings["width"], settings["tokens"], settings.get("time_width", 0))
+        encoder = SemanticEncoder(settings["z_dim"], settings["width"], settings["tokens"])
         encoder.load_state_dict(load_file(str(folder / "encoder.safetensors")))
         directions = AttributeDirections.load(folder) if (folder / "directions.safetensors").exists() else None
         return cls(encoder.eval().requires_grad_(False), load_file(str(folder / "decoder_lora.safetensors")),
@@ -160,12 +151,10 @@ def lora_config(rank: int):
 
 
 class decoder_adapter:
-    """`with decoder_adapter(unet, model):` the UNet decodes z (the DAE's LoRA on; its time embedding
-    takes `timestep_cond` as it is, the encoder having projected z already), then clean again."""
+    """`with decoder_adapter(unet, model):` the UNet decodes z (the DAE's LoRA on), then clean again."""
 
-    def __init__(self, unet, model: ChatFaceModel | None, rank: int | None = None, time_path: bool | None = None):
+    def __init__(self, unet, model: ChatFaceModel | None, rank: int | None = None):
         self.unet, self.model, self.rank = unet, model, rank
-        self.time_path = (model is not None and bool(model.encoder.time_width)) if time_path is None else time_path
 
     def __enter__(self):
         from peft.utils import set_peft_model_state_dict
@@ -175,14 +164,10 @@ class decoder_adapter:
         if self.model is not None:
             set_peft_model_state_dict(self.unet, self.model.lora, adapter_name=ADAPTER)
         self.unet.set_adapters([ADAPTER])
-        self.cond_proj = self.unet.time_embedding.cond_proj
-        if self.time_path:
-            self.unet.time_embedding.cond_proj = torch.nn.Identity()
         return self.unet
 
     def __exit__(self, *exc):
         self.unet.delete_adapters([ADAPTER])
-        self.unet.time_embedding.cond_proj = self.cond_proj
         return False
 
 
@@ -227,14 +212,12 @@ def edit(pipe, model: ChatFaceModel, image: np.ndarray, instruction: str, streng
     weights = edit_weights(len(plan_schedule.timesteps), float(nu))
     with decoder_adapter(pipe.unet, model):
         latents = encode_images(pipe, image[None])
-        x_T = ddim_invert(pipe.unet, latents, context(pipe, encoder, z), plan_schedule,
-                          unet_kwargs=encoder.unet_inputs(z))[-1]
+        x_T = ddim_invert(pipe.unet, latents, context(pipe, encoder, z), plan_schedule)[-1]
         outputs = []
         for shares in (np.zeros_like(weights), weights):
             x = x_T
             for i, t in enumerate(plan_schedule.timesteps):
-                z_t = z + float(shares[i]) * delta
-                eps = _epsilon(pipe.unet, x, t, context(pipe, encoder, z_t), plan_schedule, **encoder.unet_inputs(z_t))
+                eps = _epsilon(pipe.unet, x, t, context(pipe, encoder, z + float(shares[i]) * delta), plan_schedule)
                 x = ddim_move(x, eps, plan_schedule.alpha(t), plan_schedule.alpha(plan_schedule.previous(i)))
                 if on_step is not None:
                     on_step(i + 1 + (len(outputs) * len(weights)), 2 * len(weights))
@@ -242,12 +225,8 @@ def edit(pipe, model: ChatFaceModel, image: np.ndarray, instruction: str, streng
     return ChatFaceResult(outputs[1], outputs[0], plan, weights)
 
 
-def dae_loss(pipe, encoder: SemanticEncoder, images: np.ndarray, generator: torch.Generator,
-             high_noise_bias: bool = False, x0_weight_cap: float = 1.0) -> torch.Tensor:
-    """ε-loss of the LoRA'd UNet conditioned only on the encoder's code of the same images
-    (`high_noise_bias`, `x0_weight_cap`: as in core.training.epsilon.epsilon_loss)."""
+def dae_loss(pipe, encoder: SemanticEncoder, images: np.ndarray, generator: torch.Generator) -> torch.Tensor:
+    """ε-loss of the LoRA'd UNet conditioned only on the encoder's code of the same images."""
     from ..training.epsilon import epsilon_loss, image_latents
     pixels = to_model_pixels(images).to(pipe.unet.device)
-    z = encoder.encode(pixels)
-    return epsilon_loss(pipe, image_latents(pipe, pixels), context(pipe, encoder, z), generator,
-                        high_noise_bias=high_noise_bias, x0_weight_cap=x0_weight_cap, **encoder.unet_inputs(z))
+    return epsilon_loss(pipe, image_latents(pipe, pixels), context(pipe, encoder, encoder.encode(pixels)), generator)
