@@ -53,7 +53,8 @@ UNTRAINED = pytest.mark.xfail(not (config.MODELS_DIR / config.EMBEDDED_CHATFACE_
 # blue 0.25, bigger 0.50, position kept 0.75. Moving z along the class-mean directions also moves
 # and reshapes the object (the DAE's z is entangled; the decoder is toy-sd + a LoRA reading 4 z
 # tokens). ε-space guidance on Δz (ε(z) + 3·(ε(z+Δz) − ε(z))) reached blue 5/6 but kept the position
-# in 2/6 only. Strict: a pass flags that the gap closed.
+# in 2/6 only. Session 16 (card): z also fed to the UNet's time features kept the position in 4/4 and grew
+# 3/4 of these objects, but left the colour purple (blue 1/4). Strict: a pass flags that the gap closed.
 @pytest.mark.xfail(strict=True, reason="toy-chatface's z edits are entangled: colour and position drift")
 def test_make_it_blue_and_a_bit_bigger():
     models = Models()
