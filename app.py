@@ -41,7 +41,11 @@ def folders_from_environment() -> config.Folders:
 
 def parse_args(argv=None) -> config.ServerConfig:
     defaults = config.ServerConfig()
-    parser = argparse.ArgumentParser(description="Diffusion Studio")
+    parser = argparse.ArgumentParser(
+        description="Diffusion Studio",
+        epilog="Concurrency: every tab's Run shares one queue for the engine, which runs one request per device "
+               "(one on a single GPU or a CPU) whatever the tab; the others wait in line (at most --queue-size) and "
+               "Stop cancels a running request before its next step. Page-only events are not queued.")
     parser.add_argument("--model", default=os.environ.get("STUDIO_MODEL"),
                         help="base model: an embedded name (toy-sd), a Hub id or a local folder "
                              "(default: SD1.5 on a CUDA GPU, toy-sd otherwise)")
@@ -49,7 +53,8 @@ def parse_args(argv=None) -> config.ServerConfig:
     parser.add_argument("--port", type=int, default=int(os.environ.get("STUDIO_PORT", defaults.port)))
     parser.add_argument("--share", action="store_true", help="also serve on a public gradio.live link")
     parser.add_argument("--auth", help="protect the page and API with USER:PASSWORD")
-    parser.add_argument("--queue-size", type=int, default=defaults.queue_size)
+    parser.add_argument("--queue-size", type=int, default=defaults.queue_size,
+                        help="requests that may wait for the engine; more are refused (default: %(default)s)")
     args = parser.parse_args(argv)
     auth = None
     if args.auth:
@@ -64,7 +69,9 @@ def parse_args(argv=None) -> config.ServerConfig:
 def launch(server: config.ServerConfig, **launch_kwargs):
     models = Models(base_model=server.model, allow_local=server.model is not None)
     demo = build_demo(models, server.folders)
-    demo.queue(default_concurrency_limit=server.concurrency, max_size=server.queue_size)
+    # engine events share one concurrency group (tabs.common.ENGINE_QUEUE): this limit is the whole app's
+    demo.queue(default_concurrency_limit=models.device_count, max_size=server.queue_size)
+    launch_kwargs.setdefault("show_error", True)  # a gr.Error's own message, never Gradio's hidden-error text
     demo.launch(server_name=server.host, server_port=server.port, share=server.share, auth=server.auth,
                 css=CSS, theme=gr.themes.Soft(), **launch_kwargs)
     return demo

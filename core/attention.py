@@ -9,12 +9,18 @@ softmax(QKᵀ·scale), each controller reads or edits the map in turn, then ·V.
 Frame modes change which keys/values a self-attention sees when video frames are folded into
 the batch (batch index = video·frames + frame): first frame (Text2Video-Zero), first+previous
 (Tune-A-Video's sparse-causal), current+middle (FateZero). They work with both kernels.
+
+The processors hold no state of a call: each call makes its own `AttentionState` and `use()`
+makes it the active one for the thread (a context variable), so two calls on one cached UNet at
+the same time never see each other's controllers, steps or frame modes.
 """
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import enum
 import functools
+import threading
 from dataclasses import dataclass
 
 import torch
@@ -61,7 +67,8 @@ class AttentionController:
 
 
 class AttentionState:
-    """Shared by every processor of one UNet: the active controllers, the step, the frame mode."""
+    """One call's attention: the active controllers, the step, the frame mode. Every processor (of the
+    UNet and of its companion models) reads the state that `use` made active in the running thread."""
 
     def __init__(self):
         self.controllers: list[AttentionController] = []
@@ -78,9 +85,11 @@ class AttentionState:
         saved = (self.controllers, self.frames, self.frame_mode)
         self.controllers = [c for c in controllers if c is not None]
         self.frames, self.frame_mode = frames, FrameMode(frame_mode)
+        token = _active.set(self)
         try:
             yield self
         finally:
+            _active.reset(token)
             self.controllers, self.frames, self.frame_mode = saved
             self.step, self.num_steps = -1, 0
 
@@ -104,6 +113,25 @@ class AttentionState:
         for controller in self.controllers:
             latents = controller.step_end(latents, step)
         return latents
+
+
+_active: contextvars.ContextVar[AttentionState | None] = contextvars.ContextVar("studio_attention", default=None)
+
+
+def active_state() -> AttentionState | None:
+    """The state a `use` block made active in this thread, or None outside any."""
+    return _active.get()
+
+
+@contextlib.contextmanager
+def ensure_active():
+    """The active state, or a fresh one active for this block (a loop run outside any `use`)."""
+    state = _active.get()
+    if state is not None:
+        yield state
+    else:
+        with AttentionState().use() as state:
+            yield state
 
 
 # ---- kernels --------------------------------------------------------------------------------
@@ -164,15 +192,15 @@ def frame_keys(tensor: torch.Tensor, frames: int, mode: FrameMode) -> torch.Tens
 class StudioAttnProcessor:
     """Drop-in for diffusers' AttnProcessor2_0 that lets controllers see chosen maps."""
 
-    def __init__(self, layer: str, state: AttentionState):
-        self.layer, self.state = layer, state
+    def __init__(self, layer: str):
+        self.layer = layer
         # a motion module's attention over frames (core.motion): its batch is spatial positions and
         # its sequence is frames, so frame modes and controllers (which read image maps) skip it
         self.temporal = ".motion_modules." in f".{layer}."
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None,
                  *args, **kwargs) -> torch.Tensor:
-        state = self.state
+        state = _active.get() or _IDLE
         residual = hidden_states
         if attn.spatial_norm is not None:
             hidden_states = attn.spatial_norm(hidden_states, temb)
@@ -232,15 +260,17 @@ class StudioAttnProcessor:
         return hidden_states / attn.rescale_output_factor
 
 
-def install(unet, state: AttentionState | None = None) -> AttentionState:
-    """Give every attention layer of `unet` our processor (again if a pipeline replaced it).
+# what processors read outside any `use` (a plain forward call): no controllers, no frame mode. Only its
+# counters change, and nothing reads them.
+_IDLE = AttentionState()
+_installing = threading.Lock()
 
-    Pass the UNet's `state` to drive a companion model (a ControlNet) with the same frame mode."""
-    state = state or getattr(unet, "studio_attention", None)
-    processors = unet.attn_processors
-    if state is not None and all(isinstance(p, StudioAttnProcessor) and p.state is state for p in processors.values()):
-        return state
-    state = state or AttentionState()
-    unet.set_attn_processor({name: StudioAttnProcessor(name.removesuffix(".processor"), state) for name in processors})
-    unet.studio_attention = state  # a plain attribute: the state lives with the UNet it drives
-    return state
+
+def install(unet) -> AttentionState:
+    """Give every attention layer of `unet` (a UNet or a companion model such as a ControlNet) our
+    processor, again if a pipeline replaced it; returns a new state for the caller's call to `use`."""
+    with _installing:
+        processors = unet.attn_processors
+        if not all(isinstance(p, StudioAttnProcessor) for p in processors.values()):
+            unet.set_attn_processor({name: StudioAttnProcessor(name.removesuffix(".processor")) for name in processors})
+    return AttentionState()

@@ -69,7 +69,6 @@ class ServerConfig:
     share: bool = False  # public link through Gradio's tunnel: opt-in
     auth: tuple[str, str] | None = None  # (user, password) protecting the page and API
     queue_size: int = 16  # requests waiting beyond this are refused
-    concurrency: int = 1  # one GPU job at a time
     model: str | None = None  # None: Hub SD1.5 on CUDA, the embedded toy-sd otherwise
     folders: Folders | None = None  # None: Folders()'s defaults
 
@@ -112,6 +111,7 @@ class NullTextDefaults:
     inversion: str = "null-text"  # "null-text" | "negative-prompt" | "ddim"
     num_inner_steps: int = 10
     early_stop_epsilon: float = 1e-5
+    max_inner_steps: int = 50
     learning_rate: float = 1e-2  # Adam, decayed as lr·(1 − i/100) over steps i
     cache_size: int = 8  # inversions kept in memory (image, prompt, model, steps)
     max_side: int = 1024  # uploads are resized to the model's resolution; refuse absurd ones earlier
@@ -240,6 +240,9 @@ class DiffusionCLIPDefaults:
     max_train_steps: int = 20
     max_iterations: int = 500
     max_direction_weight: float = 3.0
+    min_lr: float = 1e-7
+    max_lr: float = 1e-1
+    max_lambda: float = 100.0  # each loss weight (λ_clip, λ_L1, λ_id) is in [0, max_lambda]
     # the text direction is averaged over these (the official code: ImageNet prompt templates);
     # the toy grammar's backgrounds make the toy CLIP's captions whole sentences
     templates: tuple[str, ...] = ("{}", "a photo of {}", "{} on a white background", "{} on a black background",

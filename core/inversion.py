@@ -17,7 +17,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .attention import install
+from . import calls
+from .attention import ensure_active, install
 
 
 @dataclass
@@ -77,15 +78,17 @@ def ddim_invert(unet, latents: torch.Tensor, cond: torch.Tensor, schedule: DDIMS
     Active attention controllers see inversion step i (ascending noise) as the step index."""
     trajectory = [latents]
     ascending = schedule.timesteps[::-1]
-    state = install(unet)
-    for i, t in enumerate(ascending):
-        state.step_begin(i, len(ascending))
-        t_from = ascending[i - 1] if i > 0 else -1
-        eps = _epsilon(unet, trajectory[-1], t, cond, schedule)
-        trajectory.append(ddim_move(trajectory[-1], eps, schedule.alpha(t_from), schedule.alpha(t)))
-        state.step_end(trajectory[-1], i)
-        if on_step:
-            on_step(i + 1, len(ascending))
+    install(unet)
+    with ensure_active() as state:
+        for i, t in enumerate(ascending):
+            calls.step()
+            state.step_begin(i, len(ascending))
+            t_from = ascending[i - 1] if i > 0 else -1
+            eps = _epsilon(unet, trajectory[-1], t, cond, schedule)
+            trajectory.append(ddim_move(trajectory[-1], eps, schedule.alpha(t_from), schedule.alpha(t)))
+            state.step_end(trajectory[-1], i)
+            if on_step:
+                on_step(i + 1, len(ascending))
     return trajectory
 
 
@@ -103,6 +106,7 @@ def null_text_optimize(unet, trajectory: list[torch.Tensor], cond: torch.Tensor,
     unet.requires_grad_(False)
     try:
         for i, t in enumerate(schedule.timesteps):
+            calls.step()
             target = trajectory[num_steps - i - 1]
             alpha_t, alpha_prev = schedule.alpha(t), schedule.alpha(schedule.previous(i))
             with torch.no_grad():

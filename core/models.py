@@ -71,6 +71,7 @@ class Models:
         self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
         self.base_model = base_model or default_base_model(self.device)
         self.allow_local = allow_local
+        self.device_count = 1  # engine requests that may run at once: one per device this cache serves
         self._pipes: dict[str, object] = {}
         self._aux: dict[tuple, object] = {}
         self._lock = threading.RLock()

@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 import torch
 
-from .attention import AttentionState, install
+from . import calls
+from .attention import ensure_active, install
 
 # hook(step, timestep, latents, x0_prediction) -> new latents or None
 StepHook = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor | None]
@@ -110,101 +111,104 @@ def denoise(unet, scheduler, latents: torch.Tensor, cond_embeds: torch.Tensor,
     windows. `branches` replaces classifier-free guidance by any mix of several conditionings
     (Face0's three-way guidance). `guidance_scale` may be one value per step (oscillating guidance).
     `x0_transform` rewrites each step's x̂0 (dynamic thresholding; ε-prediction models), the
-    step then moves towards the rewritten x̂0. Attention controllers are whatever is active on the UNet's `AttentionState`
-    (core.attention); the loop tells it where steps begin and end.
+    step then moves towards the rewritten x̂0. Attention controllers are those of the call's active
+    `AttentionState` (core.attention); the loop tells it where steps begin and end, and checks the
+    call's cancel signal before each step (core.calls).
     """
-    state: AttentionState = install(unet)
-    if set_timesteps:
-        scheduler.set_timesteps(num_steps, device=latents.device)
-    timesteps = scheduler.timesteps
-    per_step_uncond = isinstance(uncond_embeds, (list, tuple))
-    pix2pix = image_latents is not None
-    per_step_guidance = isinstance(guidance_scale, (list, tuple))
-    highest_guidance = max(guidance_scale) if per_step_guidance else guidance_scale
-    guided = uncond_embeds is not None and highest_guidance > 1.0 and not pix2pix and branches is None
-    state.guided = guided
-    step_kwargs = _step_kwargs(scheduler, eta, generator)
-    result = DenoiseResult(latents, [int(t) for t in timesteps])
-    snapshot_steps = set(snapshot_steps)
-    end_step = len(timesteps) if end_step is None else end_step
-    def predict(x, i, t):
-        """Guided noise prediction at x_t, and the guidance term (ε_c − ε_u)·w when guided."""
-        noise_pred, term = guided_prediction(x, i, t)
-        if x0_transform is not None:
-            noise_pred = epsilon_for_x0(scheduler, x, noise_pred, t, x0_transform)
-        return noise_pred, term
+    install(unet)
+    with ensure_active() as state:  # the call's attention state, or this loop's own
+        if set_timesteps:
+            scheduler.set_timesteps(num_steps, device=latents.device)
+        timesteps = scheduler.timesteps
+        per_step_uncond = isinstance(uncond_embeds, (list, tuple))
+        pix2pix = image_latents is not None
+        per_step_guidance = isinstance(guidance_scale, (list, tuple))
+        highest_guidance = max(guidance_scale) if per_step_guidance else guidance_scale
+        guided = uncond_embeds is not None and highest_guidance > 1.0 and not pix2pix and branches is None
+        state.guided = guided
+        step_kwargs = _step_kwargs(scheduler, eta, generator)
+        result = DenoiseResult(latents, [int(t) for t in timesteps])
+        snapshot_steps = set(snapshot_steps)
+        end_step = len(timesteps) if end_step is None else end_step
+        def predict(x, i, t):
+            """Guided noise prediction at x_t, and the guidance term (ε_c − ε_u)·w when guided."""
+            noise_pred, term = guided_prediction(x, i, t)
+            if x0_transform is not None:
+                noise_pred = epsilon_for_x0(scheduler, x, noise_pred, t, x0_transform)
+            return noise_pred, term
 
-    def guided_prediction(x, i, t):
-        scale = guidance_scale[i] if per_step_guidance else guidance_scale
-        if guided or pix2pix:
-            uncond = uncond_embeds[i] if per_step_uncond else uncond_embeds
-            uncond = uncond.expand(cond_embeds.shape[0], *uncond.shape[1:]) if uncond.shape[0] == 1 else uncond
-        if branches is not None:
-            model_input = torch.cat([x] * len(branches.contexts))
-            context = torch.cat(list(branches.contexts))
-        elif pix2pix:
-            model_input = torch.cat([x] * 3)
-            context = torch.cat([cond_embeds, uncond, uncond])
-        elif guided:
-            model_input = torch.cat([x] * 2)
-            context = torch.cat([uncond, cond_embeds])
-        else:
-            model_input, context = x, cond_embeds
-        model_input = scheduler.scale_model_input(model_input, t)
-        if pix2pix:
-            model_input = torch.cat([model_input, torch.cat([image_latents, image_latents,
-                                                             torch.zeros_like(image_latents)])], dim=1)
-        extra = dict(unet_kwargs or {})
-        if unet_kwargs_fn is not None:
-            extra.update(unet_kwargs_fn(i, t, model_input, context))
-        noise_pred = unet(model_input, t, encoder_hidden_states=context, return_dict=False, **extra)[0]
-        if branches is not None:
-            return branches.combine(list(noise_pred.chunk(len(branches.contexts)))), None
-        if pix2pix:
-            noise_text, noise_image, noise_uncond = noise_pred.chunk(3)
-            return (noise_uncond + scale * (noise_text - noise_image)
-                    + image_guidance_scale * (noise_image - noise_uncond)), None
-        if guided:
-            noise_uncond, noise_text = noise_pred.chunk(2)
-            term = scale * (noise_text - noise_uncond)
-            return noise_uncond + term, term
-        return noise_pred, None
+        def guided_prediction(x, i, t):
+            scale = guidance_scale[i] if per_step_guidance else guidance_scale
+            if guided or pix2pix:
+                uncond = uncond_embeds[i] if per_step_uncond else uncond_embeds
+                uncond = uncond.expand(cond_embeds.shape[0], *uncond.shape[1:]) if uncond.shape[0] == 1 else uncond
+            if branches is not None:
+                model_input = torch.cat([x] * len(branches.contexts))
+                context = torch.cat(list(branches.contexts))
+            elif pix2pix:
+                model_input = torch.cat([x] * 3)
+                context = torch.cat([cond_embeds, uncond, uncond])
+            elif guided:
+                model_input = torch.cat([x] * 2)
+                context = torch.cat([uncond, cond_embeds])
+            else:
+                model_input, context = x, cond_embeds
+            model_input = scheduler.scale_model_input(model_input, t)
+            if pix2pix:
+                model_input = torch.cat([model_input, torch.cat([image_latents, image_latents,
+                                                                 torch.zeros_like(image_latents)])], dim=1)
+            extra = dict(unet_kwargs or {})
+            if unet_kwargs_fn is not None:
+                extra.update(unet_kwargs_fn(i, t, model_input, context))
+            noise_pred = unet(model_input, t, encoder_hidden_states=context, return_dict=False, **extra)[0]
+            if branches is not None:
+                return branches.combine(list(noise_pred.chunk(len(branches.contexts)))), None
+            if pix2pix:
+                noise_text, noise_image, noise_uncond = noise_pred.chunk(3)
+                return (noise_uncond + scale * (noise_text - noise_image)
+                        + image_guidance_scale * (noise_image - noise_uncond)), None
+            if guided:
+                noise_uncond, noise_text = noise_pred.chunk(2)
+                term = scale * (noise_text - noise_uncond)
+                return noise_uncond + term, term
+            return noise_pred, None
 
-    for i, t in enumerate(timesteps):
-        if i < start_step or i >= end_step:
-            continue
-        state.step_begin(i, len(timesteps))
-        steering = energy_guidance is not None and energy_guidance.active(i, len(timesteps))
-        repeats = energy_guidance.repeats(i, len(timesteps)) if steering else 1
-        for repeat in range(repeats):
-            previous = latents
-            with torch.enable_grad() if steering else contextlib.nullcontext():
-                x_t = latents.detach().requires_grad_(True) if steering else latents
-                noise_pred, term = predict(x_t, i, t)
-                output = scheduler.step(noise_pred, t, x_t, **step_kwargs, return_dict=True)
-                x0 = getattr(output, "pred_original_sample", None)
-                if steering:
-                    x0 = x0 if x0 is not None else predict_x0(scheduler, x_t, noise_pred, t)
-                    latents = energy_guidance.apply(i, t, x_t, x0, output.prev_sample, term)
-                    noise_pred, x0 = noise_pred.detach(), x0.detach()
-                else:
-                    latents = output.prev_sample
-            if repeat < repeats - 1:  # time travel: back to x_t, redo the step
-                next_t = timesteps[i + 1] if i + 1 < len(timesteps) else -1
-                latents = energy_guidance.renoise(latents, t, next_t, generator)
-        latents = state.step_end(latents, i)
-        for hook in hooks:
-            changed = hook(i, t, latents, x0)
-            latents = changed if changed is not None else latents
-        if i in snapshot_steps:
-            if x0 is None:
-                x0 = predict_x0(scheduler, previous, noise_pred, t)
-            result.snapshots.append(Snapshot(i, int(t), latents.detach().clone(), None if x0 is None else x0.detach().clone()))
-        if on_step is not None:
-            on_step(i + 1 - start_step, end_step - start_step)
-    state.guided = False
-    result.latents = latents
-    return result
+        for i, t in enumerate(timesteps):
+            if i < start_step or i >= end_step:
+                continue
+            calls.step()  # counts the step, or stops here if the call was cancelled
+            state.step_begin(i, len(timesteps))
+            steering = energy_guidance is not None and energy_guidance.active(i, len(timesteps))
+            repeats = energy_guidance.repeats(i, len(timesteps)) if steering else 1
+            for repeat in range(repeats):
+                previous = latents
+                with torch.enable_grad() if steering else contextlib.nullcontext():
+                    x_t = latents.detach().requires_grad_(True) if steering else latents
+                    noise_pred, term = predict(x_t, i, t)
+                    output = scheduler.step(noise_pred, t, x_t, **step_kwargs, return_dict=True)
+                    x0 = getattr(output, "pred_original_sample", None)
+                    if steering:
+                        x0 = x0 if x0 is not None else predict_x0(scheduler, x_t, noise_pred, t)
+                        latents = energy_guidance.apply(i, t, x_t, x0, output.prev_sample, term)
+                        noise_pred, x0 = noise_pred.detach(), x0.detach()
+                    else:
+                        latents = output.prev_sample
+                if repeat < repeats - 1:  # time travel: back to x_t, redo the step
+                    next_t = timesteps[i + 1] if i + 1 < len(timesteps) else -1
+                    latents = energy_guidance.renoise(latents, t, next_t, generator)
+            latents = state.step_end(latents, i)
+            for hook in hooks:
+                changed = hook(i, t, latents, x0)
+                latents = changed if changed is not None else latents
+            if i in snapshot_steps:
+                if x0 is None:
+                    x0 = predict_x0(scheduler, previous, noise_pred, t)
+                result.snapshots.append(Snapshot(i, int(t), latents.detach().clone(), None if x0 is None else x0.detach().clone()))
+            if on_step is not None:
+                on_step(i + 1 - start_step, end_step - start_step)
+        state.guided = False
+        result.latents = latents
+        return result
 
 
 def epsilon_for_x0(scheduler, latents, noise_pred, timestep, transform) -> torch.Tensor:

@@ -24,6 +24,7 @@ from diffusers.models.unets.unet_motion_model import UNetMotionOutput
 from torch import nn
 
 from . import config
+from .attention import active_state
 from .conditions import coarsen, extract
 from .video import frame_motion
 
@@ -193,21 +194,13 @@ class ComposedUNet(nn.Module):
         self.features = features
         self.temporal_guidance = float(temporal_guidance)
 
-    # the engine's attention processor is installed on the inner UNet, and its state lives there
+    # the engine's attention processor is installed on the inner UNet
     @property
     def attn_processors(self):
         return self.unet.attn_processors
 
     def set_attn_processor(self, processors):
         self.unet.set_attn_processor(processors)
-
-    @property
-    def studio_attention(self):
-        return getattr(self.unet, "studio_attention", None)
-
-    @studio_attention.setter
-    def studio_attention(self, state):
-        self.unet.studio_attention = state
 
     def forward(self, sample, timestep, encoder_hidden_states, return_dict: bool = True, **kwargs):
         features = self.features.to(sample.device, sample.dtype)
@@ -217,7 +210,7 @@ class ComposedUNet(nn.Module):
         if self.temporal_guidance != 1.0:
             b, c, f, h, w = x.shape
             single = x.transpose(1, 2).reshape(b * f, c, 1, h, w)
-            state = self.studio_attention  # frame-wise means no cross-frame attention either
+            state = active_state()  # frame-wise means no cross-frame attention either
             with state.frame_by_frame() if state is not None else contextlib.nullcontext():
                 frames = self.unet(single, timestep, encoder_hidden_states=encoder_hidden_states, return_dict=False,
                                    **kwargs)[0]

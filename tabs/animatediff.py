@@ -7,7 +7,8 @@ from core import config
 from core.methods import animatediff
 from core.video import write_video
 
-from .common import handler, header, output_path, save_video, seed_input, step_progress
+from .common import (CheckedSlider, engine_event, handler, header, output_path, run_buttons, save_video, seed_input,
+                     step_progress)
 
 TITLE = "AnimateDiff"
 D = config.AnimateDiffDefaults
@@ -32,19 +33,19 @@ def build(models) -> None:
                 base_model = gr.Textbox(D.base_model, label="base_model (empty: the app's; or an SD1.5 fine-tune's Hub id)")
                 motion_lora = gr.Dropdown([""] + ([] if embedded else list(config.HUB_MOTION_LORAS)), value=D.motion_lora,
                                           allow_custom_value=True, label="motion_lora (Hub id; empty: none)")
-                motion_lora_scale = gr.Slider(0, D.max_motion_lora_scale, D.motion_lora_scale, step=0.05,
+                motion_lora_scale = CheckedSlider(0, D.max_motion_lora_scale, D.motion_lora_scale, step=0.05,
                                               label="motion_lora_scale")
             with gr.Row():
-                frames = gr.Slider(2, D.max_frames, D.toy_frames if embedded else D.frames, step=1, label="frames")
-                steps = gr.Slider(1, config.MAX_STEPS, D.steps, step=1, label="steps")
-                guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
+                frames = CheckedSlider(2, D.max_frames, D.toy_frames if embedded else D.frames, step=1, precision=0, label="frames")
+                steps = CheckedSlider(1, config.MAX_STEPS, D.steps, step=1, precision=0, label="steps")
+                guidance_scale = CheckedSlider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
                 seed = seed_input(D.seed)
-            run = gr.Button("Animate", variant="primary")
+            run, stop = run_buttons("Animate")
         with gr.Column():
             video = gr.Video(label="video", autoplay=True, loop=True)
             gif = gr.File(label="GIF")
 
-    @handler
+    @handler(exclusive=True)
     def animate(prompt: str, base_model: str = D.base_model, motion_lora: str = D.motion_lora,
                 motion_lora_scale: float = D.motion_lora_scale, frames: int = D.frames, steps: int = D.steps,
                 guidance_scale: float = D.guidance_scale, seed: int = D.seed, progress=gr.Progress()):
@@ -61,5 +62,5 @@ def build(models) -> None:
         return save_video(clip, D.fps), str(write_video(clip, output_path(".gif"), fps=D.fps))
 
     inputs = [prompt, base_model, motion_lora, motion_lora_scale, frames, steps, guidance_scale, seed]
-    run.click(animate, inputs, [video, gif], api_name="animatediff")
+    engine_event(run, stop, animate, inputs, [video, gif], api_name="animatediff")
     gr.Examples(EXAMPLES, inputs, [video, gif], fn=animate, cache_examples=False)

@@ -9,7 +9,7 @@ from core.plots import line_plot
 from core.validate import load_image
 from core.sampling import square_image
 
-from .common import handler, header, image_output, image_upload, step_progress
+from .common import CheckedSlider, engine_event, handler, header, image_output, image_upload, run_buttons, step_progress
 
 TITLE = "ChatFace"
 D = config.ChatFaceDefaults
@@ -31,9 +31,9 @@ def build(models) -> None:
             image = image_upload("image")
             instruction = gr.Textbox(D.instruction, label="instruction")
             with gr.Row():
-                strength_scale = gr.Slider(0, D.max_strength_scale, D.strength_scale, step=0.1, label="strength_scale")
-                steps = gr.Slider(2, config.MAX_STEPS, D.steps, step=1, label="steps")
-            run = gr.Button("Edit", variant="primary")
+                strength_scale = CheckedSlider(0, D.max_strength_scale, D.strength_scale, step=0.1, label="strength_scale")
+                steps = CheckedSlider(2, config.MAX_STEPS, D.steps, step=1, precision=0, label="steps")
+            run, stop = run_buttons("Edit")
         with gr.Column():
             with gr.Row():
                 edited = image_output("edited")
@@ -41,7 +41,7 @@ def build(models) -> None:
             plan = gr.JSON(label="edit plan")
             schedule = image_output("z_t schedule")
 
-    @handler
+    @handler(exclusive=True)
     def edit(image: str, instruction: str = D.instruction, strength_scale: float = D.strength_scale,
              steps: int = D.steps, progress=gr.Progress()):
         pixels = load_image(image)
@@ -56,5 +56,5 @@ def build(models) -> None:
 
     inputs = [image, instruction, strength_scale, steps]
     outputs = [edited, reconstruction, plan, schedule]
-    run.click(edit, inputs, outputs, api_name="chatface")
+    engine_event(run, stop, edit, inputs, outputs, api_name="chatface")
     gr.Examples(EXAMPLES, inputs, outputs, fn=edit, cache_examples=False)

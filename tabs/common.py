@@ -1,10 +1,15 @@
-"""What every tab shares: GPU entry points, turning engine errors into gr.Error, small widgets."""
+"""What every tab shares: engine calls (one GPU queue, a worker per call, cancel, progress), turning engine
+errors into gr.Error, checked inputs, small widgets."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import contextvars
 import functools
 import inspect
 import logging
+import math
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -16,12 +21,17 @@ import torch
 from gradio.processing_utils import _convert  # Gradio's own array → uint8 (private; gradio is pinned)
 from PIL import Image
 
-from core import config
+from core import calls, config
 from core.models import ModelLoadError
 from core.validate import check_image_file
 from core.video import read_video, write_video
 
 log = logging.getLogger("studio")
+
+# Every event that runs the engine is in this concurrency group: Gradio's queue runs at most
+# `queue(default_concurrency_limit=)` of them at once over all tabs (app.py: one per device); UI-only
+# events stay outside it.
+ENGINE_QUEUE = "engine"
 
 try:  # HuggingFace ZeroGPU: GPU work must run inside spaces.GPU; elsewhere the package is absent
     import spaces  # type: ignore
@@ -35,10 +45,10 @@ except ImportError:  # pragma: no cover - depends on the host
 def user_errors(name: str = "handler"):
     """Engine errors → gr.Error: user mistakes (ValueError, ModelLoadError) with their reason;
     out-of-memory with a clear message and freed memory; anything else generic (logged here, no
-    traceback to the page)."""
+    traceback to the page). A cancel passes through."""
     try:
         yield
-    except gr.Error:
+    except (gr.Error, calls.Cancelled):
         raise
     except (ValueError, ModelLoadError) as error:
         raise gr.Error(str(error)) from None
@@ -50,22 +60,79 @@ def user_errors(name: str = "handler"):
         raise gr.Error("something went wrong on the server while running this; the details are in its log") from None
 
 
-def handler(fn: Callable) -> Callable:
-    """Wrap a tab's handler in `user_errors`. Generator handlers (streamed updates, cancellable) stay
-    generators."""
+def handler(fn: Callable | None = None, *, exclusive: bool = False) -> Callable:
+    """A tab's handler as an engine call. `fn` (a function, or a generator of intermediate outputs) runs
+    in a worker thread as one `core.calls.Call`; the handler Gradio sees is an async generator that
+    relays its outputs. When Gradio cancels the event (the Stop button, a client's cancel) the call's
+    cancel signal is set at once, the engine stops before its next step, and the handler returns only
+    after the worker has left the engine as it found it. `exclusive`: the method changes shared
+    weights (LoRA adapters, tuned layers, gradient flags), so no other call may run beside it."""
+    if fn is None:
+        return functools.partial(handler, exclusive=exclusive)
+    name = f"{fn.__module__}.{fn.__name__}"
+    streams = inspect.isgeneratorfunction(fn)
 
-    if inspect.isgeneratorfunction(fn):
-        @functools.wraps(fn)
-        def wrapped(*args, **kwargs):
-            with user_errors(fn.__name__):
-                yield from fn(*args, **kwargs)
-    else:
-        @functools.wraps(fn)
-        def wrapped(*args, **kwargs):
-            with user_errors(fn.__name__):
-                return fn(*args, **kwargs)
+    def work(call: calls.Call, post: Callable, args, kwargs) -> None:
+        try:
+            with calls.running(call, exclusive), user_errors(fn.__name__):
+                if streams:
+                    for update in fn(*args, **kwargs):
+                        post("update", update)
+                    post("done")
+                else:
+                    post("result", fn(*args, **kwargs))
+        except calls.Cancelled:
+            post("done")
+        except BaseException as error:  # noqa: BLE001 - handed to the event loop, raised there
+            post("error", error)
 
-    return _gpu_decorator(wrapped) if _gpu_decorator is not None else wrapped
+    gpu_work = _gpu_decorator(work) if _gpu_decorator is not None else work
+
+    @functools.wraps(fn)
+    async def run(*args, **kwargs):
+        call, loop, updates = calls.Call(name), asyncio.get_running_loop(), asyncio.Queue()
+
+        def post(kind: str, value=None) -> None:
+            loop.call_soon_threadsafe(updates.put_nowait, (kind, value))
+
+        # the worker sees this request's context (gr.Progress, gr.Request) as the handler would
+        worker = threading.Thread(target=contextvars.copy_context().run, args=(gpu_work, call, post, args, kwargs),
+                                  name=name, daemon=True)
+        ended = False
+        worker.start()
+        try:
+            while True:
+                kind, value = await updates.get()
+                if kind == "error":
+                    ended = True
+                    raise value
+                if kind != "done":
+                    yield value
+                if kind != "update":
+                    ended = True
+                    return
+        finally:
+            if not ended:  # cancelled (or the client went away): stop the engine before its next step
+                call.cancel()
+            await asyncio.shield(asyncio.to_thread(worker.join))
+
+    return run
+
+
+def engine_event(button: gr.Button, stop: gr.Button | None, fn: Callable, inputs, outputs, api_name: str):
+    """`button` runs `fn` (a `handler`) as an API endpoint in the engine's queue; `stop` cancels it."""
+    event = button.click(fn, inputs, outputs, api_name=api_name, concurrency_id=ENGINE_QUEUE)
+    if stop is not None:
+        stop.click(None, None, None, cancels=[event], api_visibility="private")
+    return event
+
+
+def run_buttons(label: str, elem_id: str | None = None) -> tuple[gr.Button, gr.Button]:
+    """A tab's Run button and the Stop button beside it (which cancels the run)."""
+    with gr.Row():
+        run = gr.Button(label, variant="primary", elem_id=elem_id, scale=3)
+        stop = gr.Button("Stop", variant="stop", elem_id=f"{elem_id}-stop" if elem_id else None, scale=1)
+    return run, stop
 
 
 def step_progress(progress: gr.Progress, label: str):
@@ -82,17 +149,17 @@ def header(title: str, summary: str, note: str | None = None) -> None:
     gr.Markdown(text)
 
 
-def seed_input(value: int = 0) -> gr.Number:
+def seed_input(value: int = 0) -> CheckedNumber:
     """The seed box every sampling tab has (0 … MAX_SEED, whole numbers)."""
-    return gr.Number(value, precision=0, minimum=0, maximum=config.MAX_SEED, label="seed")
+    return CheckedNumber(value, precision=0, minimum=0, maximum=config.MAX_SEED, label="seed")
 
 
 def sampling_controls(defaults):
     """The row of knobs every sampler-driven tab has: steps, seed, guidance_scale (defaults from config)."""
     with gr.Row():
-        steps = gr.Slider(1, config.MAX_STEPS, defaults.steps, step=1, label="steps")
+        steps = CheckedSlider(1, config.MAX_STEPS, defaults.steps, step=1, precision=0, label="steps")
         seed = seed_input(defaults.seed)
-        guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, defaults.guidance_scale, step=0.5, label="guidance_scale")
+        guidance_scale = CheckedSlider(0, config.MAX_GUIDANCE, defaults.guidance_scale, step=0.5, label="guidance_scale")
     return steps, seed, guidance_scale
 
 
@@ -164,6 +231,56 @@ class CheckedImage(gr.Image):
             return super().preprocess(payload)
 
 
+def check_number(value, name: str, minimum, maximum, integer: bool):
+    """A number from the page or an API client, checked once: present, finite, a whole number where the
+    control takes one, inside the control's range; anything else is a gr.Error naming it and its range."""
+    kind = "a whole number" if integer else "a number"
+    wanted = f"{name} must be {kind} from {minimum:g} to {maximum:g}"
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise gr.Error(f"{wanted}; got {value!r}")
+    if not math.isfinite(value):
+        raise gr.Error(f"{wanted}; got {value}")
+    if integer and value != int(value):
+        raise gr.Error(f"{wanted}; got {value:g}")
+    if not minimum <= value <= maximum:
+        raise gr.Error(f"{wanted}; got {value:g}")
+    return int(value) if integer else float(value)
+
+
+class CheckedNumber(gr.Number):
+    """A number input checked by `check_number` before the handler sees it (Gradio's own conversion
+    fails on NaN and None with a generic error, and rounds 2.5 silently). Its name is its label's first
+    word (the API parameter's name); precision=0 makes it whole. Inputs need a minimum and a maximum."""
+    is_template = True  # drawn by Gradio's Number component in the page
+
+    def preprocess(self, payload):
+        return check_number(payload, self.label.split()[0], self.minimum, self.maximum, self.precision == 0)
+
+
+class CheckedSlider(gr.Slider):
+    """A slider input checked by `check_number` (see CheckedNumber); precision=0 makes it whole."""
+    is_template = True  # drawn by Gradio's Slider component in the page
+
+    def preprocess(self, payload):
+        return check_number(payload, self.label.split()[0], self.minimum, self.maximum, self.precision == 0)
+
+
+class CheckedVideo(gr.Video):
+    """A video upload decoded once before the handler sees it: an empty, corrupt, too long or too large
+    file is a clear error wherever a video is given, even where the chosen mode would not use it."""
+    is_template = True  # drawn by Gradio's Video component in the page
+
+    def preprocess(self, payload):
+        if payload is not None and payload.path:
+            with user_errors():
+                try:
+                    read_video(payload.path)
+                except ValueError as error:
+                    raise ValueError(f"{self.label.split()[0]}: {error}") from None
+        with user_errors():
+            return super().preprocess(payload)
+
+
 def image_upload(name: str, label: str | None = None, **kwargs) -> CheckedImage:
     """A checked image upload whose label states the limits."""
     kwargs.setdefault("sources", ["upload", "clipboard"])
@@ -176,7 +293,7 @@ def video_upload(name: str, label: str | None = None, **kwargs) -> gr.Video:
     """A video upload whose label states the limits that read_video enforces."""
     limits = (f"≤ {config.MAX_VIDEO_FRAMES} frames, ≤ {config.MAX_VIDEO_SECONDS} s, "
               f"≤ {config.MAX_UPLOAD_BYTES // 2**20} MiB")
-    return gr.Video(label=f"{label or name} ({limits})", sources=["upload"], **kwargs)
+    return CheckedVideo(label=f"{label or name} ({limits})", sources=["upload"], **kwargs)
 
 
 # Gradio 6.31 writes an array or PIL output into its content-addressed cache in place, not atomically:

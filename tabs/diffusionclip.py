@@ -12,7 +12,10 @@ from core.sampling import square_image
 from core.shapes import dataset
 from core.validate import load_image
 
-from .common import folders, gallery_output, handler, header, image_output, image_upload, step_progress
+from .common import (CheckedNumber, CheckedSlider, engine_event, folders, gallery_output, handler, header, image_output,
+                     image_upload, run_buttons, step_progress)
+
+
 
 TITLE = "DiffusionCLIP"
 D = config.DiffusionCLIPDefaults
@@ -45,18 +48,19 @@ def build(models) -> None:
                     target_text = gr.Textbox(D.target_text, label="target_text")
                 direction_name = gr.Textbox("red-to-blue", label="direction_name")
                 with gr.Row():
-                    t0 = gr.Slider(1, 999, D.t0, step=1, label="t0")
-                    iterations = gr.Slider(1, D.max_iterations, D.iterations, step=1, label="iterations")
+                    t0 = CheckedSlider(1, 999, D.t0, step=1, precision=0, label="t0")
+                    iterations = CheckedSlider(1, D.max_iterations, D.iterations, step=1, precision=0, label="iterations")
                 with gr.Accordion("more settings", open=False):
                     with gr.Row():
-                        inversion_steps = gr.Slider(2, config.MAX_STEPS, D.inversion_steps, step=1, label="inversion_steps")
-                        train_steps = gr.Slider(1, D.max_train_steps, D.train_steps, step=1, label="train_steps")
-                        lr = gr.Number(D.lr, label="lr")
+                        inversion_steps = CheckedSlider(2, config.MAX_STEPS, D.inversion_steps, step=1, precision=0, label="inversion_steps")
+                        train_steps = CheckedSlider(1, D.max_train_steps, D.train_steps, step=1, precision=0, label="train_steps")
+                        lr = CheckedNumber(D.lr, minimum=D.min_lr, maximum=D.max_lr, label="lr")
                     with gr.Row():
-                        lambda_clip = gr.Number(D.lambda_clip, label="lambda_clip")
-                        lambda_l1 = gr.Number(D.lambda_l1, label="lambda_l1")
-                        lambda_id = gr.Number(D.lambda_id, label="lambda_id (CLIP-feature identity)")
-                train_button = gr.Button("Train direction", variant="primary")
+                        lambda_clip = CheckedNumber(D.lambda_clip, minimum=0, maximum=D.max_lambda, label="lambda_clip")
+                        lambda_l1 = CheckedNumber(D.lambda_l1, minimum=0, maximum=D.max_lambda, label="lambda_l1")
+                        lambda_id = CheckedNumber(D.lambda_id, minimum=0, maximum=D.max_lambda,
+                                                  label="lambda_id (CLIP-feature identity)")
+                train_button, train_stop = run_buttons("Train direction")
             with gr.Column():
                 results = gallery_output("original · reconstruction · edited", columns=3)
                 losses = image_output("loss")
@@ -66,9 +70,9 @@ def build(models) -> None:
             with gr.Column():
                 edit_image = image_upload("image")
                 directions = gr.Textbox("red-to-blue: 1.0", label="directions (name: weight, …)")
-                edit_t0 = gr.Slider(1, 999, D.t0, step=1, label="t0")
+                edit_t0 = CheckedSlider(1, 999, D.t0, step=1, precision=0, label="t0")
                 listing = gr.Markdown(saved_text())
-                edit_button = gr.Button("Edit", variant="primary")
+                edit_button, edit_stop = run_buttons("Edit")
             with gr.Column():
                 edited = image_output("edited")
 
@@ -76,7 +80,7 @@ def build(models) -> None:
         model, tokenizer = models.clip()
         return model, tokenizer, clip_inputs(model)
 
-    @handler
+    @handler(exclusive=True)
     def train(image: str | None = None, source_text: str = D.source_text, target_text: str = D.target_text,
               t0: int = D.t0, iterations: int = D.iterations, direction_name: str = "",
               inversion_steps: int = D.inversion_steps, train_steps: int = D.train_steps, lr: float = D.lr,
@@ -107,7 +111,7 @@ def build(models) -> None:
         plot = line_plot(result.losses, "training loss", "iteration", "loss")
         return gallery, plot, f"{params.direction_name} ({result.seconds:.0f} s)", saved_text()
 
-    @handler
+    @handler(exclusive=True)
     def edit(image: str, directions: str = "red-to-blue: 1.0", t0: int = D.t0, progress=gr.Progress()):
         pixels = load_image(image)
         pipe = models.pipeline()
@@ -118,6 +122,7 @@ def build(models) -> None:
 
     train_inputs = [image, source_text, target_text, t0, iterations, direction_name, inversion_steps, train_steps,
                     lr, lambda_clip, lambda_l1, lambda_id]
-    train_button.click(train, train_inputs, [results, losses, saved, listing], api_name="diffusionclip_train")
-    edit_button.click(edit, [edit_image, directions, edit_t0], edited, api_name="diffusionclip_edit")
+    engine_event(train_button, train_stop, train, train_inputs, [results, losses, saved, listing],
+                 api_name="diffusionclip_train")
+    engine_event(edit_button, edit_stop, edit, [edit_image, directions, edit_t0], edited, api_name="diffusionclip_edit")
     gr.Examples(EXAMPLES_EDIT, [edit_image, directions, edit_t0], edited, fn=edit, cache_examples=False)

@@ -12,7 +12,8 @@ from core.sampling import square_image
 from core.validate import load_image
 from core.video import VIDEO_SUFFIXES
 
-from .common import handler, header, read_video_input, save_video, seed_input, step_progress
+from .common import (CheckedSlider, engine_event, handler, header, read_video_input, run_buttons, save_video,
+                     seed_input, step_progress)
 
 TITLE = "Dreamix"
 D = config.DreamixDefaults
@@ -61,18 +62,18 @@ def build(models) -> None:
                 mode = gr.Radio(list(dreamix.MODES), value="edit", label="mode")
                 camera = gr.Dropdown(list(dreamix.CAMERAS), value="pan right", label="camera (animate)")
             with gr.Row():
-                downsample = gr.Slider(1, D.max_downsample, D.downsample, step=1, label="downsample")
-                strength = gr.Slider(0, 1, D.strength, step=0.05, label="strength")
+                downsample = CheckedSlider(1, D.max_downsample, D.downsample, step=1, precision=0, label="downsample")
+                strength = CheckedSlider(0, 1, D.strength, step=0.05, label="strength")
             with gr.Row():
-                finetune_steps = gr.Slider(0, D.max_finetune_steps, D.finetune_steps, step=1, label="finetune_steps")
-                frame_loss_weight = gr.Slider(0, 10, D.frame_loss_weight, step=0.1, label="frame_loss_weight")
+                finetune_steps = CheckedSlider(0, D.max_finetune_steps, D.finetune_steps, step=1, precision=0, label="finetune_steps")
+                frame_loss_weight = CheckedSlider(0, 10, D.frame_loss_weight, step=0.1, label="frame_loss_weight")
                 seed = seed_input(D.seed)
-            run = gr.Button("Fine-tune and generate", variant="primary")
+            run, stop = run_buttons("Fine-tune and generate")
         with gr.Column():
             video = gr.Video(label="video", autoplay=True, loop=True)
             source = gr.Video(label="input clip (what was fine-tuned on)", autoplay=True, loop=True)
 
-    @handler
+    @handler(exclusive=True)
     def generate(video_or_image: list[str], prompt: str, mode: str = "edit", downsample: int = D.downsample,
                  strength: float = D.strength, finetune_steps: int = D.finetune_steps,
                  frame_loss_weight: float = D.frame_loss_weight, seed: int = D.seed, camera: str = "pan right",
@@ -89,5 +90,5 @@ def build(models) -> None:
         return save_video(out, D.fps), save_video(used, D.fps)
 
     inputs = [media, prompt, mode, downsample, strength, finetune_steps, frame_loss_weight, seed, camera, source_prompt]
-    run.click(generate, inputs, [video, source], api_name="dreamix")
+    engine_event(run, stop, generate, inputs, [video, source], api_name="dreamix")
     gr.Examples(EXAMPLES, inputs[:9], [video, source], fn=generate, cache_examples=False)

@@ -8,7 +8,8 @@ from core.methods import face0
 from core.methods.freedom import clip_inputs
 from core.validate import load_image
 
-from .common import handler, header, image_output, image_upload, seed_input, step_progress
+from .common import (CheckedSlider, engine_event, handler, header, image_output, image_upload, run_buttons, seed_input,
+                     step_progress)
 
 TITLE = "Face0"
 D = config.Face0Defaults
@@ -30,13 +31,13 @@ def build(models) -> None:
             face_image = image_upload("face_image", "face_image (reference)")
             prompt = gr.Textbox(D.prompt, label="prompt")
             with gr.Row():
-                c = gr.Slider(0, 1, D.c, step=0.05, label="c (weight of text+face)")
-                a = gr.Slider(0, 1, D.a, step=0.05, label="a (face-only share of the rest)")
+                c = CheckedSlider(0, 1, D.c, step=0.05, label="c (weight of text+face)")
+                a = CheckedSlider(0, 1, D.a, step=0.05, label="a (face-only share of the rest)")
             with gr.Row():
-                steps = gr.Slider(1, config.MAX_STEPS, D.steps, step=1, label="steps")
-                guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
+                steps = CheckedSlider(1, config.MAX_STEPS, D.steps, step=1, precision=0, label="steps")
+                guidance_scale = CheckedSlider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
                 seed = seed_input(D.seed)
-            run = gr.Button("Generate", variant="primary")
+            run, stop = run_buttons("Generate")
         with gr.Column():
             image = image_output("result")
             crop = image_output("detected crop (the identity)")
@@ -59,5 +60,5 @@ def build(models) -> None:
         return result.image, result.crop, f"{result.found} at x={x}, y={y}, {w}×{h} px"
 
     inputs = [face_image, prompt, c, a, steps, seed, guidance_scale]
-    run.click(generate, inputs, [image, crop, found], api_name="face0")
+    engine_event(run, stop, generate, inputs, [image, crop, found], api_name="face0")
     gr.Examples(EXAMPLES, inputs[:-1], [image, crop, found], fn=generate, cache_examples=False)

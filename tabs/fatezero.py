@@ -6,8 +6,10 @@ import gradio as gr
 from core import config
 from core.methods import fatezero
 
-from .common import (handler, header, read_video_input, save_video, seed_input, step_progress,
-                     video_upload)
+from .common import (CheckedSlider, engine_event, handler, header, read_video_input, run_buttons, save_video,
+                     seed_input, step_progress, video_upload)
+
+
 
 TITLE = "FateZero"
 D = config.FateZeroDefaults
@@ -31,23 +33,23 @@ def build(models) -> None:
             source_prompt = gr.Textbox(D.source_prompt, label="source_prompt")
             target_prompt = gr.Textbox(D.target_prompt, label="target_prompt")
             with gr.Row():
-                cross = gr.Slider(0, 1, D.cross_replace_steps, step=0.05, label="cross_replace_steps")
-                self_ = gr.Slider(0, 1, D.self_replace_steps, step=0.05, label="self_replace_steps")
+                cross = CheckedSlider(0, 1, D.cross_replace_steps, step=0.05, label="cross_replace_steps")
+                self_ = CheckedSlider(0, 1, D.self_replace_steps, step=0.05, label="self_replace_steps")
             with gr.Row():
                 blend_words = gr.Textbox(D.blend_words, label="blend_words (source words that may change)")
-                blend_threshold = gr.Slider(0, 1, D.blend_threshold, step=0.05, label="blend_threshold")
+                blend_threshold = CheckedSlider(0, 1, D.blend_threshold, step=0.05, label="blend_threshold")
             with gr.Row():
                 amplify_words = gr.Textbox(D.amplify_words, label="amplify_words")
-                amplify_value = gr.Slider(0, 20, D.amplify_value, step=1, label="amplify_value")
+                amplify_value = CheckedSlider(0, 20, D.amplify_value, step=1, label="amplify_value")
             with gr.Row():
-                frames = gr.Slider(1, D.max_frames, D.frames, step=1, label="frames")
-                steps = gr.Slider(1, config.MAX_STEPS, D.steps, step=1, label="steps")
+                frames = CheckedSlider(1, D.max_frames, D.frames, step=1, precision=0, label="frames")
+                steps = CheckedSlider(1, config.MAX_STEPS, D.steps, step=1, precision=0, label="steps")
                 seed = seed_input(D.seed)
-                guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
+                guidance_scale = CheckedSlider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
             unconditional = gr.Radio(["source", "empty"], value=D.unconditional,
                                      label="unconditional branch prompt (source: negative-prompt inversion; "
                                            "empty: the official code)")
-            run = gr.Button("Invert and edit", variant="primary")
+            run, stop = run_buttons("Invert and edit")
         with gr.Column():
             edited = gr.Video(label="edited", autoplay=True, loop=True)
             reconstruction = gr.Video(label="reconstruction (target = source)", autoplay=True, loop=True)
@@ -72,5 +74,5 @@ def build(models) -> None:
 
     inputs = [video, source_prompt, target_prompt, cross, self_, blend_words, blend_threshold, amplify_words,
               amplify_value, frames, steps, seed, guidance_scale, unconditional]
-    run.click(edit, inputs, [edited, reconstruction, memory], api_name="fatezero")
+    engine_event(run, stop, edit, inputs, [edited, reconstruction, memory], api_name="fatezero")
     gr.Examples(EXAMPLES, inputs[:12], [edited, reconstruction, memory], fn=edit, cache_examples=False)

@@ -8,7 +8,8 @@ from core import config
 from core.methods import freedom
 from core.validate import load_image
 
-from .common import handler, header, image_output, image_upload, seed_input, step_progress
+from .common import (CheckedSlider, engine_event, handler, header, image_output, image_upload, run_buttons, seed_input,
+                     step_progress)
 
 TITLE = "FreeDoM"
 D = config.FreeDoMDefaults
@@ -32,18 +33,18 @@ def build(models) -> None:
                 reference_image = image_upload("reference_image", "reference_image (style energy)")
                 mask = image_upload("mask", "mask (mask energy: white = where the object should be)")
             with gr.Row():
-                rho_scale = gr.Slider(0, 5, D.rho_scale, step=0.05, label="rho_scale")
-                time_travel = gr.Slider(1, 10, D.time_travel, step=1, label="time_travel")
-                steps = gr.Slider(1, config.MAX_STEPS, D.steps, step=1, label="steps")
+                rho_scale = CheckedSlider(0, 5, D.rho_scale, step=0.05, label="rho_scale")
+                time_travel = CheckedSlider(1, 10, D.time_travel, step=1, precision=0, label="time_travel")
+                steps = CheckedSlider(1, config.MAX_STEPS, D.steps, step=1, precision=0, label="steps")
                 seed = seed_input(D.seed)
             with gr.Accordion("windows (fractions of the steps)", open=False):
                 with gr.Row():
-                    guidance_start = gr.Slider(0, 1, D.guidance_start, step=0.05, label="guidance_start")
-                    guidance_end = gr.Slider(0, 1, D.guidance_end, step=0.05, label="guidance_end")
-                    travel_start = gr.Slider(0, 1, D.travel_start, step=0.05, label="travel_start")
-                    travel_end = gr.Slider(0, 1, D.travel_end, step=0.05, label="travel_end")
-                guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
-            run = gr.Button("Generate with guidance", variant="primary")
+                    guidance_start = CheckedSlider(0, 1, D.guidance_start, step=0.05, label="guidance_start")
+                    guidance_end = CheckedSlider(0, 1, D.guidance_end, step=0.05, label="guidance_end")
+                    travel_start = CheckedSlider(0, 1, D.travel_start, step=0.05, label="travel_start")
+                    travel_end = CheckedSlider(0, 1, D.travel_end, step=0.05, label="travel_end")
+                guidance_scale = CheckedSlider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
+            run, stop = run_buttons("Generate with guidance")
         with gr.Column():
             with gr.Row():
                 guided = image_output("guided")
@@ -78,5 +79,5 @@ def build(models) -> None:
 
     inputs = [prompt, energy, reference_image, reference_text, mask, rho_scale, guidance_start, guidance_end,
               time_travel, travel_start, travel_end, steps, seed, guidance_scale]
-    run.click(generate, inputs, [guided, unguided, plot, energies], api_name="freedom")
+    engine_event(run, stop, generate, inputs, [guided, unguided, plot, energies], api_name="freedom")
     gr.Examples(EXAMPLES, inputs[:5], [guided, unguided, plot, energies], fn=generate, cache_examples=False)

@@ -7,8 +7,9 @@ from core import config
 from core.methods import gen1, videocomposer
 from core.validate import load_image
 
-from .common import handler, header, image_upload, read_video_input, sampling_controls, save_video, step_progress, \
-    video_upload
+from .common import (CheckedSlider, engine_event, handler, header, image_upload, read_video_input, run_buttons,
+                     sampling_controls, save_video, step_progress, video_upload)
+
 
 TITLE = "Gen-1 (structure + content)"
 D = config.Gen1Defaults
@@ -36,12 +37,12 @@ def build(models) -> None:
                 content_image = image_upload("content_image", label="content_image (optional)")
             prompt = gr.Textbox(D.prompt, label="prompt")
             with gr.Row():
-                structure_level = gr.Slider(0, D.max_structure_level, D.structure_level, step=1, label="structure_level")
-                temporal_guidance = gr.Slider(0, D.max_temporal_guidance, D.temporal_guidance, step=0.1,
+                structure_level = CheckedSlider(0, D.max_structure_level, D.structure_level, step=1, precision=0, label="structure_level")
+                temporal_guidance = CheckedSlider(0, D.max_temporal_guidance, D.temporal_guidance, step=0.1,
                                               label="temporal_guidance")
-                frames = gr.Slider(2, D.max_frames, D.frames, step=1, label="frames")
+                frames = CheckedSlider(2, D.max_frames, D.frames, step=1, precision=0, label="frames")
             steps, seed, guidance_scale = sampling_controls(D)
-            run = gr.Button("Edit the video", variant="primary")
+            run, stop = run_buttons("Edit the video")
         with gr.Column():
             video = gr.Video(label="video", autoplay=True, loop=True)
             depth = gr.Video(label="depth sequence (as used, after structure_level)", autoplay=True, loop=True)
@@ -64,5 +65,5 @@ def build(models) -> None:
         return save_video(out.frames, D.fps), save_video(out.condition_views["depth"], D.fps)
 
     inputs = [video_in, prompt, content_image, structure_level, temporal_guidance, frames, steps, seed, guidance_scale]
-    run.click(edit, inputs, [video, depth], api_name="gen1")
+    engine_event(run, stop, edit, inputs, [video, depth], api_name="gen1")
     gr.Examples(EXAMPLES, inputs[:8], [video, depth], fn=edit, cache_examples=False)

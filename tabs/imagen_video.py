@@ -6,7 +6,7 @@ import gradio as gr
 from core import config
 from core.methods import imagen_video
 
-from .common import handler, header, save_video, seed_input, step_progress
+from .common import CheckedSlider, engine_event, handler, header, run_buttons, save_video, seed_input, step_progress
 
 TITLE = "Imagen Video (cascade)"
 D = config.CascadeDefaults
@@ -26,26 +26,26 @@ def build(models) -> None:
         with gr.Column():
             prompt = gr.Textbox(D.prompt, label="prompt")
             with gr.Row():
-                base_frames = gr.Slider(2, 16, D.base_frames, step=1, label="base_frames")
-                tsr_factor = gr.Slider(1, D.max_factor, D.tsr_factor, step=1, label="tsr_factor")
-                ssr_factor = gr.Slider(1, D.max_factor, D.ssr_factor, step=1, label="ssr_factor")
+                base_frames = CheckedSlider(2, 16, D.base_frames, step=1, precision=0, label="base_frames")
+                tsr_factor = CheckedSlider(1, D.max_factor, D.tsr_factor, step=1, precision=0, label="tsr_factor")
+                ssr_factor = CheckedSlider(1, D.max_factor, D.ssr_factor, step=1, precision=0, label="ssr_factor")
             with gr.Row():
-                noise_aug = gr.Slider(0, 1, D.noise_aug, step=0.05, label="noise_aug (conditioning noise between stages)")
-                dynamic_threshold = gr.Slider(0, 1, D.dynamic_threshold, step=0.005,
+                noise_aug = CheckedSlider(0, 1, D.noise_aug, step=0.05, label="noise_aug (conditioning noise between stages)")
+                dynamic_threshold = CheckedSlider(0, 1, D.dynamic_threshold, step=0.005,
                                               label="dynamic_threshold (percentile; 0 = off)")
                 oscillating_guidance = gr.Checkbox(False, label="oscillating_guidance")
             with gr.Row():
                 seed = seed_input(D.seed)
-                steps = gr.Slider(1, config.MAX_STEPS, D.steps, step=1, label="steps (per stage)")
-                guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
-            run = gr.Button("Run the cascade", variant="primary")
+                steps = CheckedSlider(1, config.MAX_STEPS, D.steps, step=1, precision=0, label="steps (per stage)")
+                guidance_scale = CheckedSlider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
+            run, stop = run_buttons("Run the cascade")
         with gr.Column():
             base = gr.Video(label="1. base", autoplay=True, loop=True)
             tsr = gr.Video(label="2. temporal super-resolution", autoplay=True, loop=True)
             ssr = gr.Video(label="3. spatial super-resolution", autoplay=True, loop=True)
             shapes = gr.Textbox(label="stage shapes (frames × height × width)", interactive=False)
 
-    @handler
+    @handler(exclusive=True)
     def cascade(prompt: str, base_frames: int = D.base_frames, tsr_factor: int = D.tsr_factor,
                 ssr_factor: int = D.ssr_factor, noise_aug: float = D.noise_aug,
                 dynamic_threshold: float = D.dynamic_threshold, oscillating_guidance: bool = False, seed: int = D.seed,
@@ -64,5 +64,5 @@ def build(models) -> None:
 
     inputs = [prompt, base_frames, tsr_factor, ssr_factor, noise_aug, dynamic_threshold, oscillating_guidance, seed,
               steps, guidance_scale]
-    run.click(cascade, inputs, [base, tsr, ssr, shapes], api_name="imagen_video")
+    engine_event(run, stop, cascade, inputs, [base, tsr, ssr, shapes], api_name="imagen_video")
     gr.Examples(EXAMPLES, inputs[:8], [base, tsr, ssr, shapes], fn=cascade, cache_examples=False)

@@ -7,7 +7,10 @@ from core import config
 from core.methods import null_text
 from core.validate import load_image
 
-from .common import gallery_output, handler, header, image_output, image_upload, step_progress
+from .common import (CheckedNumber, CheckedSlider, engine_event, gallery_output, handler, header, image_output,
+                     image_upload, run_buttons, step_progress)
+
+
 from .p2p import edit_controls, gallery, make_params
 
 TITLE = "Null-text inversion"
@@ -28,10 +31,10 @@ def build(models) -> None:
             target_prompt = gr.Textbox(P.target_prompt, label="target_prompt")
             with gr.Row():
                 inversion = gr.Dropdown(list(null_text.INVERSIONS), value=D.inversion, label="inversion")
-                num_inner_steps = gr.Slider(0, 50, D.num_inner_steps, step=1, label="num_inner_steps")
-                early_stop_epsilon = gr.Number(D.early_stop_epsilon, label="early_stop_epsilon")
+                num_inner_steps = CheckedSlider(0, D.max_inner_steps, D.num_inner_steps, step=1, precision=0, label="num_inner_steps")
+                early_stop_epsilon = CheckedNumber(D.early_stop_epsilon, minimum=0, maximum=1, label="early_stop_epsilon")
             controls = edit_controls()
-            run = gr.Button("Invert and edit", variant="primary")
+            run, stop = run_buttons("Invert and edit")
         with gr.Column():
             with gr.Row():
                 reconstruction = image_output("reconstruction")
@@ -41,7 +44,7 @@ def build(models) -> None:
                 seconds = gr.Number(label="inversion seconds (0 = cached)", precision=2)
             heatmaps = gallery_output("cross-attention per caption token", columns=6)
 
-    @handler
+    @handler(exclusive=True)
     def invert_and_edit(image: str, source_prompt: str, target_prompt: str, inversion: str = D.inversion,
                         num_inner_steps: int = D.num_inner_steps, early_stop_epsilon: float = D.early_stop_epsilon,
                         edit_mode: str = P.edit_mode, cross_replace_steps: float = P.cross_replace_steps,
@@ -64,7 +67,7 @@ def build(models) -> None:
 
     inputs = [image, source_prompt, target_prompt, inversion, num_inner_steps, early_stop_epsilon, *controls.inputs()]
     outputs = [reconstruction, edited, psnr, seconds, heatmaps]
-    run.click(invert_and_edit, inputs, outputs, api_name="null_text")
+    engine_event(run, stop, invert_and_edit, inputs, outputs, api_name="null_text")
     gr.Examples(
         [[EXAMPLE_IMAGE, "a red circle on a white background", "a blue circle on a white background", "null-text", 10, 1e-5,
           "auto", 0.8, 0.4, "", 0.3, "", 2.0, 25, 6.0, 0, "", ""],

@@ -10,7 +10,8 @@ from core.control.schedule import parse_steps
 from core.heatmaps import overlay
 from core.methods import p2p
 
-from .common import gallery_output, handler, header, image_output, seed_input, step_progress
+from .common import (CheckedSlider, engine_event, gallery_output, handler, header, image_output, run_buttons,
+                     seed_input, step_progress)
 
 TITLE = "Prompt-to-Prompt"
 D = config.P2PDefaults
@@ -42,9 +43,9 @@ def edit_controls() -> EditControls:
     edit_mode = gr.Dropdown(list(p2p.EDIT_MODES), value=D.edit_mode, label="edit_mode",
                             info="auto: replace when the prompts have as many words, else refine")
     with gr.Row():
-        cross = gr.Slider(0, 1, D.cross_replace_steps, step=0.05, label="cross_replace_steps",
+        cross = CheckedSlider(0, 1, D.cross_replace_steps, step=0.05, label="cross_replace_steps",
                           info="fraction of steps whose cross-attention comes from the source")
-        self_ = gr.Slider(0, 1, D.self_replace_steps, step=0.05, label="self_replace_steps",
+        self_ = CheckedSlider(0, 1, D.self_replace_steps, step=0.05, label="self_replace_steps",
                           info=f"fraction of steps whose self-attention comes from the source (≤{int(config.MAX_SELF_ATTENTION_QUERIES ** 0.5)}² layers)")
     with gr.Row():
         blend_words = gr.Textbox(D.blend_words, label="blend_words",
@@ -52,14 +53,14 @@ def edit_controls() -> EditControls:
         blend_exclude_words = gr.Textbox(D.blend_exclude_words, label="blend_exclude_words",
                                          info="words whose region must stay, taken out of the blend region "
                                               "(the official LocalBlend's substruct_words)")
-        blend_threshold = gr.Slider(0, 1, D.blend_threshold, step=0.05, label="blend_threshold")
+        blend_threshold = CheckedSlider(0, 1, D.blend_threshold, step=0.05, label="blend_threshold")
     with gr.Row():
         reweight_words = gr.Textbox(D.reweight_words, label="reweight_words", info="words of the target to strengthen/weaken")
-        reweight_value = gr.Slider(-5, 10, D.reweight_value, step=0.25, label="reweight_value")
+        reweight_value = CheckedSlider(-5, 10, D.reweight_value, step=0.25, label="reweight_value")
     with gr.Accordion("sampling and per-word schedules", open=False):
         with gr.Row():
-            steps = gr.Slider(1, config.MAX_STEPS, D.steps, step=1, label="steps")
-            guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
+            steps = CheckedSlider(1, config.MAX_STEPS, D.steps, step=1, precision=0, label="steps")
+            guidance_scale = CheckedSlider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
             seed = seed_input(D.seed)
         words = gr.Textbox("", label="cross_replace_words",
                            info="per-word cross_replace_steps, e.g. 'circle: 0.3; red: 0.1, 0.5' (a fraction or a start, end range)")
@@ -101,7 +102,7 @@ def build(models) -> None:
             source_prompt = gr.Textbox(D.source_prompt, label="source_prompt", elem_id="p2p-source")
             target_prompt = gr.Textbox(D.target_prompt, label="target_prompt", elem_id="p2p-target")
             controls = edit_controls()
-            run = gr.Button("Generate and edit", variant="primary", elem_id="p2p-run")
+            run, stop = run_buttons("Generate and edit", "p2p-run")
         with gr.Column():
             with gr.Row():
                 source_image = image_output("source")
@@ -126,7 +127,7 @@ def build(models) -> None:
 
     inputs = [source_prompt, target_prompt, *controls.inputs()]
     outputs = [source_image, edited_image, heatmaps]
-    run.click(generate, inputs, outputs, api_name="p2p")
+    engine_event(run, stop, generate, inputs, outputs, api_name="p2p")
     gr.Examples(
         [["a red circle on a white background", "a blue circle on a white background", "auto", 0.8, 0.4, "", 0.3, "", 2.0, 25, 6.0, 0, "", ""],
          ["a green circle on a black background", "a green square on a black background", "auto", 0.8, 0.8, "", 0.3, "", 2.0, 25, 6.0, 1, "", ""],

@@ -7,7 +7,8 @@ from core import config
 from core.methods import sampler
 from core.schedulers import SCHEDULERS
 
-from .common import gallery_output, handler, header, image_output, seed_input, step_progress
+from .common import (CheckedSlider, engine_event, gallery_output, handler, header, image_output, run_buttons,
+                     seed_input, step_progress)
 
 TITLE = "Sampler inspector"
 D = config.SamplerDefaults
@@ -26,13 +27,13 @@ def build(models) -> None:
             prompt = gr.Textbox(D.prompt, label="prompt", elem_id="sampler-prompt")
             scheduler = gr.Dropdown(list(SCHEDULERS), value=D.scheduler, label="scheduler")
             with gr.Row():
-                steps = gr.Slider(1, config.MAX_STEPS, D.steps, step=1, label="steps")
-                guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
+                steps = CheckedSlider(1, config.MAX_STEPS, D.steps, step=1, precision=0, label="steps")
+                guidance_scale = CheckedSlider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
             with gr.Row():
-                eta = gr.Slider(0, 1, D.eta, step=0.05, label="eta (DDIM: 0 deterministic, 1 ≈ DDPM)")
-                snapshots = gr.Slider(1, D.max_snapshots, D.snapshots, step=1, label="snapshots")
+                eta = CheckedSlider(0, 1, D.eta, step=0.05, label="eta (DDIM: 0 deterministic, 1 ≈ DDPM)")
+                snapshots = CheckedSlider(1, D.max_snapshots, D.snapshots, step=1, precision=0, label="snapshots")
                 seed = seed_input(D.seed)
-            run = gr.Button("Sample", variant="primary", elem_id="sampler-run")
+            run, stop = run_buttons("Sample", "sampler-run")
         with gr.Column():
             image = image_output("final image", elem_id="sampler-image")
             plot = image_output("noise schedule")
@@ -50,5 +51,5 @@ def build(models) -> None:
         return result.image, [(img, caption) for caption, img in result.trajectory], result.schedule_plot
 
     inputs = [prompt, scheduler, eta, steps, guidance_scale, seed, snapshots]
-    run.click(sample, inputs, [image, trajectory, plot], api_name="sampler")
+    engine_event(run, stop, sample, inputs, [image, trajectory, plot], api_name="sampler")
     gr.Examples(EXAMPLES, inputs, [image, trajectory, plot], fn=sample, cache_examples=False)

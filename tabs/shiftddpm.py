@@ -7,7 +7,8 @@ from core import config
 from core.methods import shiftddpm
 from core.plots import curves_plot
 
-from .common import gallery_output, handler, header, image_output, seed_input, step_progress
+from .common import (CheckedSlider, engine_event, gallery_output, handler, header, image_output, run_buttons,
+                     seed_input, step_progress)
 
 TITLE = "ShiftDDPM"
 D = config.ShiftDDPMDefaults
@@ -32,14 +33,14 @@ def build(models) -> None:
                 variant = gr.Dropdown(list(shiftddpm.VARIANTS), value=D.variant, label="variant (k_t)")
                 sampler = gr.Dropdown(list(shiftddpm.SAMPLERS), value=D.sampler, label="sampler")
             with gr.Row():
-                steps = gr.Slider(1, D.max_steps, D.steps, step=1, label="steps (1000 = full DDPM)")
-                n = gr.Slider(1, D.max_n, D.n, step=1, label="n (samples)")
+                steps = CheckedSlider(1, D.max_steps, D.steps, step=1, precision=0, label="steps (1000 = full DDPM)")
+                n = CheckedSlider(1, D.max_n, D.n, step=1, precision=0, label="n (samples)")
                 seed = seed_input(D.seed)
             with gr.Accordion("interpolate E(c) towards a second class", open=False):
                 interpolate_to = gr.Dropdown([""] + classes, value=D.interpolate_to, label="interpolate_to",
                                              allow_custom_value=True)
-                mix = gr.Slider(0, 1, D.mix, step=0.05, label="mix (0: class_name, 1: interpolate_to)")
-            run = gr.Button("Sample", variant="primary")
+                mix = CheckedSlider(0, 1, D.mix, step=0.05, label="mix (0: class_name, 1: interpolate_to)")
+            run, stop = run_buttons("Sample")
         with gr.Column():
             samples = gallery_output("samples", columns=4)
             with gr.Row():
@@ -68,5 +69,5 @@ def build(models) -> None:
 
     inputs = [class_name, variant, sampler, steps, seed, n, interpolate_to, mix]
     outputs = [samples, shift_map, curves, trajectory]
-    run.click(generate, inputs, outputs, api_name="shiftddpm")
+    engine_event(run, stop, generate, inputs, outputs, api_name="shiftddpm")
     gr.Examples(EXAMPLES, inputs, outputs, fn=generate, cache_examples=False)

@@ -8,7 +8,8 @@ from core.conditions import EXTRACTORS
 from core.methods import t2i_adapter
 from core.validate import load_image
 
-from .common import gallery_output, handler, header, image_output, sampling_controls, step_progress
+from .common import (CheckedSlider, engine_event, gallery_output, handler, header, image_output, run_buttons,
+                     sampling_controls, step_progress)
 
 TITLE = "T2I-Adapter"
 D = config.T2IAdapterDefaults
@@ -47,10 +48,10 @@ def build(models) -> None:
             weights = gr.Textbox(str(D.weight), label="weights (one per condition type, comma-separated)")
             prompt = gr.Textbox(D.prompt, label="prompt")
             with gr.Row():
-                cond_tau = gr.Slider(0, 1, D.cond_tau, step=0.05, label="cond_tau")
+                cond_tau = CheckedSlider(0, 1, D.cond_tau, step=0.05, label="cond_tau")
                 extract = gr.Checkbox(D.extract, label="extract conditions from the uploads")
             steps, seed, guidance_scale = sampling_controls(D)
-            run = gr.Button("Generate", variant="primary")
+            run, stop = run_buttons("Generate")
         with gr.Column():
             image = image_output("result")
             maps = gallery_output("condition maps used", columns=4, format="png")
@@ -79,5 +80,5 @@ def build(models) -> None:
         return result.image, [(m, kind) for m, kind in zip(result.maps, condition_types)]
 
     inputs = [conditions, condition_types, weights, prompt, cond_tau, extract, steps, seed, guidance_scale]
-    run.click(generate, inputs, [image, maps], api_name="t2i_adapter")
+    engine_event(run, stop, generate, inputs, [image, maps], api_name="t2i_adapter")
     gr.Examples(EXAMPLES, inputs[:-1], [image, maps], fn=generate, cache_examples=False)

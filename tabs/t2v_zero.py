@@ -9,8 +9,10 @@ from core.conditions import extract
 from core.methods import t2v_zero
 from core.video import resize_frames, sample_frames
 
-from .common import (gallery_output, handler, header, read_video_input, save_video, seed_input, step_progress,
-                     video_upload)
+from .common import (CheckedSlider, engine_event, gallery_output, handler, header, read_video_input, run_buttons,
+                     save_video, seed_input, step_progress, video_upload)
+
+
 
 TITLE = "Text2Video-Zero"
 D = config.T2VZeroDefaults
@@ -35,16 +37,16 @@ def build(models) -> None:
             mode = gr.Radio(list(MODES), value="text", label="mode")
             prompt = gr.Textbox(D.prompt, label="prompt")
             with gr.Row():
-                frames = gr.Slider(1, D.max_frames, D.frames, step=1, label="frames")
-                motion_x = gr.Slider(-D.max_motion, D.max_motion, D.motion_x, step=1, label="motion_x")
-                motion_y = gr.Slider(-D.max_motion, D.max_motion, D.motion_y, step=1, label="motion_y")
+                frames = CheckedSlider(1, D.max_frames, D.frames, step=1, precision=0, label="frames")
+                motion_x = CheckedSlider(-D.max_motion, D.max_motion, D.motion_x, step=1, label="motion_x")
+                motion_y = CheckedSlider(-D.max_motion, D.max_motion, D.motion_y, step=1, label="motion_y")
             with gr.Row():
-                t0 = gr.Slider(0, config.MAX_STEPS - 2, D.t0, step=1, label="t0")
-                t1 = gr.Slider(1, config.MAX_STEPS - 1, D.t1, step=1, label="t1")
-                steps = gr.Slider(2, config.MAX_STEPS, D.steps, step=1, label="steps")
+                t0 = CheckedSlider(0, config.MAX_STEPS - 2, D.t0, step=1, precision=0, label="t0")
+                t1 = CheckedSlider(1, config.MAX_STEPS - 1, D.t1, step=1, precision=0, label="t1")
+                steps = CheckedSlider(2, config.MAX_STEPS, D.steps, step=1, precision=0, label="steps")
                 seed = seed_input(D.seed)
             with gr.Accordion("guidance, ablation, video modes", open=False):
-                guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
+                guidance_scale = CheckedSlider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
                 cross_frame = gr.Checkbox(True, label="cross_frame (attention to frame 1)")
                 noise = gr.Radio(list(t2v_zero.NOISE_MODES), value=D.noise,
                                  label="noise (re-noising the moved frames: warped = one noise moved with the content; "
@@ -52,7 +54,7 @@ def build(models) -> None:
                 control_video = video_upload("control_video", "control_video (controlnet mode: Canny edges per frame)")
                 source_video = video_upload("source_video", "source_video (pix2pix mode)")
                 instruction = gr.Textbox("", label="instruction (pix2pix mode)")
-            run = gr.Button("Generate video", variant="primary")
+            run, stop = run_buttons("Generate video")
         with gr.Column():
             video = gr.Video(label="video", autoplay=True, loop=True)
             conditions = gallery_output("condition maps", columns=8)
@@ -91,5 +93,5 @@ def build(models) -> None:
 
     inputs = [prompt, frames, motion_x, motion_y, t0, t1, steps, seed, mode, control_video, source_video, instruction,
               guidance_scale, cross_frame, noise]
-    run.click(generate, inputs, [video, conditions], api_name="t2v_zero")
+    engine_event(run, stop, generate, inputs, [video, conditions], api_name="t2v_zero")
     gr.Examples(EXAMPLES, inputs[:8], [video, conditions], fn=generate, cache_examples=False)

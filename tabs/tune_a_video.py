@@ -9,8 +9,10 @@ from core import config
 from core.methods import tune_a_video
 from core.plots import line_plot
 
-from .common import (folders, handler, header, image_output, read_video_input, save_video, seed_input, step_progress,
-                     video_upload)
+from .common import (CheckedNumber, CheckedSlider, engine_event, folders, handler, header, image_output,
+                     read_video_input, run_buttons, save_video, seed_input, step_progress, video_upload)
+
+
 
 TITLE = "Tune-A-Video"
 D = config.TuneAVideoDefaults
@@ -43,14 +45,12 @@ def build(models) -> None:
                 video = video_upload("video")
                 prompt = gr.Textbox(D.prompt, label="prompt (describes the video)")
                 with gr.Row():
-                    steps = gr.Slider(1, D.max_train_steps, D.train_steps, step=1, label="steps")
-                    lr = gr.Number(default_lr, label="lr", minimum=1e-7, maximum=1e-2)
-                    frames = gr.Slider(2, D.max_frames, D.frames, step=1, label="frames")
+                    steps = CheckedSlider(1, D.max_train_steps, D.train_steps, step=1, precision=0, label="steps")
+                    lr = CheckedNumber(default_lr, label="lr", minimum=1e-7, maximum=1e-2)
+                    frames = CheckedSlider(2, D.max_frames, D.frames, step=1, precision=0, label="frames")
                     seed = seed_input(D.seed)
                 name = gr.Textbox("", label="name in the model library (empty: from the prompt)")
-                with gr.Row():
-                    start = gr.Button("Tune", variant="primary")
-                    stop = gr.Button("Cancel")
+                start, stop = run_buttons("Tune")
             with gr.Column():
                 loss_plot = image_output("training loss")
                 status = gr.Textbox(label="status", interactive=False)
@@ -62,16 +62,16 @@ def build(models) -> None:
                 target = gr.Textbox(D.target_prompt, label="prompt")
                 inversion = gr.Checkbox(True, label="inversion (start from the DDIM-inverted video)")
                 with gr.Row():
-                    gen_steps = gr.Slider(1, config.MAX_STEPS, D.steps, step=1, label="steps")
-                    guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, D.toy_guidance_scale if embedded
+                    gen_steps = CheckedSlider(1, config.MAX_STEPS, D.steps, step=1, precision=0, label="steps")
+                    guidance_scale = CheckedSlider(0, config.MAX_GUIDANCE, D.toy_guidance_scale if embedded
                                                else D.guidance_scale, step=0.5, label="guidance_scale")
                     gen_seed = seed_input(D.seed)
-                generate_button = gr.Button("Generate", variant="primary")
+                generate_button, generate_stop = run_buttons("Generate")
             with gr.Column():
                 result = gr.Video(label="video", autoplay=True, loop=True)
                 info = gr.JSON(label="tuned model")
 
-    @handler
+    @handler(exclusive=True)
     def train(video: str, prompt: str, steps: int = D.train_steps, lr: float = D.lr, frames: int = D.frames,
               seed: int = D.seed, name: str = "", progress=gr.Progress()):
         """A generator, so that Cancel stops the tuning between steps."""
@@ -94,7 +94,7 @@ def build(models) -> None:
         yield (line_plot(losses, "ε-loss", "step", "loss"),
                f"saved as {target_name!r} ({tuned.settings['seconds']} s); choose it in 2. Generate")
 
-    @handler
+    @handler(exclusive=True)
     def generate(model: str, prompt: str, inversion: bool = True, steps: int = D.steps,
                  guidance_scale: float = D.guidance_scale, seed: int = D.seed, progress=gr.Progress()):
         params = tune_a_video.GenerateParams(prompt, bool(inversion), int(steps), float(guidance_scale), int(seed))
@@ -109,11 +109,11 @@ def build(models) -> None:
         settings = {k: v for k, v in tuned.settings.items() if k != "losses"}
         return save_video(clip, D.fps), settings
 
-    tuning = start.click(train, [video, prompt, steps, lr, frames, seed, name], [loss_plot, status],
-                         api_name="tune_a_video_train")
-    stop.click(None, None, None, cancels=[tuning], api_visibility="private")
-    refresh.click(lambda: gr.Dropdown(choices=library().names()), None, model, api_visibility="private")
+    engine_event(start, stop, train, [video, prompt, steps, lr, frames, seed, name], [loss_plot, status],
+                 api_name="tune_a_video_train")
+    refresh.click(lambda: gr.Dropdown(choices=library().names()), None, model, api_visibility="private",
+                  concurrency_limit=None)  # UI only: outside the engine's queue
     inputs = [model, target, inversion, gen_steps, guidance_scale, gen_seed]
-    generate_button.click(generate, inputs, [result, info], api_name="tune_a_video_generate")
+    engine_event(generate_button, generate_stop, generate, inputs, [result, info], api_name="tune_a_video_generate")
     gr.Examples([[EXAMPLE_VIDEO, D.prompt, 100, D.toy_lr, 8, 0, "red-circle-right"]],
                 [video, prompt, steps, lr, frames, seed, name], label="tuning example (embedded model)")

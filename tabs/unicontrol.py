@@ -8,7 +8,8 @@ from core.methods import unicontrol
 from core.unicontrol import INSTRUCTIONS
 from core.validate import load_image
 
-from .common import handler, header, image_output, image_upload, sampling_controls, step_progress
+from .common import (CheckedSlider, engine_event, handler, header, image_output, image_upload, run_buttons,
+                     sampling_controls, step_progress)
 
 TITLE = "UniControl"
 D = config.UniControlDefaults
@@ -34,10 +35,10 @@ def build(models) -> None:
                                label="task (instruction)")
             prompt = gr.Textbox(D.prompt, label="prompt")
             with gr.Row():
-                strength = gr.Slider(0, D.max_strength, D.strength, step=0.05, label="strength")
+                strength = CheckedSlider(0, D.max_strength, D.strength, step=0.05, label="strength")
                 extract = gr.Checkbox(D.extract, label="extract the condition from the upload")
             steps, seed, guidance_scale = sampling_controls(D)
-            run = gr.Button("Generate", variant="primary")
+            run, stop = run_buttons("Generate")
         with gr.Column():
             image = image_output("result")
             condition = image_output("condition map used")
@@ -57,5 +58,5 @@ def build(models) -> None:
         return result.image, result.condition
 
     inputs = [condition_image, task, prompt, strength, extract, steps, seed, guidance_scale]
-    run.click(generate, inputs, [image, condition], api_name="unicontrol")
+    engine_event(run, stop, generate, inputs, [image, condition], api_name="unicontrol")
     gr.Examples(EXAMPLES, inputs[:-1], [image, condition], fn=generate, cache_examples=False)

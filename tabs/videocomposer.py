@@ -9,8 +9,9 @@ from core.validate import load_image
 from core.video import side_by_side
 from core.videocomposer import CONDITION_CHANNELS
 
-from .common import handler, header, image_upload, read_video_input, sampling_controls, save_video, step_progress, \
-    video_upload
+from .common import (CheckedSlider, engine_event, handler, header, image_upload, read_video_input, run_buttons,
+                     sampling_controls, save_video, step_progress, video_upload)
+
 
 TITLE = "VideoComposer"
 D = config.VideoComposerDefaults
@@ -42,15 +43,15 @@ def build(models) -> None:
             preset = gr.Dropdown(list(config.VIDEOCOMPOSER_PRESETS), value=None, label="preset (task recipe)")
             conditions = gr.CheckboxGroup(list(CONDITION_CHANNELS), value=list(D.conditions),
                                           label="conditions (extracted from reference_video)")
-            frames = gr.Slider(2, D.max_frames, D.toy_frames, step=1, label="frames")
+            frames = CheckedSlider(2, D.max_frames, D.toy_frames, step=1, precision=0, label="frames")
             steps, seed, guidance_scale = sampling_controls(D)
-            run = gr.Button("Compose", variant="primary")
+            run, stop = run_buttons("Compose")
         with gr.Column():
             video = gr.Video(label="video", autoplay=True, loop=True)
             views = gr.Video(label="conditions as used, left to right in the order of `conditions` "
                                    "(motion vectors as arrows)", autoplay=True, loop=True)
     preset.change(lambda name: list(config.VIDEOCOMPOSER_PRESETS.get(name, D.conditions)), preset, conditions,
-                  api_visibility="private")
+                  api_visibility="private", concurrency_limit=None)  # UI only: outside the engine's queue
 
     @handler
     def compose(prompt: str, reference_video: str | None = None, style_image: str | None = None,
@@ -73,5 +74,5 @@ def build(models) -> None:
         return save_video(out.frames, D.fps), save_video(side_by_side(shown), D.fps) if shown else None
 
     inputs = [prompt, reference_video, style_image, conditions, frames, steps, seed, guidance_scale]
-    run.click(compose, inputs, [video, views], api_name="videocomposer")
+    engine_event(run, stop, compose, inputs, [video, views], api_name="videocomposer")
     gr.Examples(EXAMPLES, inputs[:7], [video, views], fn=compose, cache_examples=False)

@@ -65,7 +65,8 @@ def test_fused_path_matches_diffusers(unets, tiny_pipe):
     reference, ours, state = unets
     sample, t, context = _inputs(tiny_pipe)
     expected = reference(sample, t, encoder_hidden_states=context).sample
-    got = ours(sample, t, encoder_hidden_states=context).sample
+    with state.use():
+        got = ours(sample, t, encoder_hidden_states=context).sample
     assert state.fused_calls > 0 and state.explicit_calls == 0
     assert (got - expected).abs().max().item() < 1e-5
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.attention import AttentionController, FrameMode
+from core.attention import AttentionController, FrameMode, install
 from core.methods import animatediff, tune_a_video
 from core.models import load_lora
 from core.motion import inflate, new_motion_adapter, temporal_parameters
@@ -48,7 +48,7 @@ def test_temporal_layers_skip_frame_modes_and_controllers(tiny_pipe, motion_unet
     recorder = Recorder()
     latents = torch.randn(1, 4, FRAMES, 16, 16)
     context = encode_prompts(tiny_pipe, ["a red circle"]).repeat(FRAMES, 1, 1)
-    state = motion_unet.studio_attention
+    state = install(motion_unet)
     with torch.no_grad(), state.use([recorder], frames=FRAMES, frame_mode=FrameMode.SPARSE_CAUSAL):
         out = motion_unet(latents, 10, encoder_hidden_states=context).sample
     assert out.shape == latents.shape

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from .. import config
+from .. import calls, config
 from ..chat_plan import EditPlan, parse_instruction
 from ..inversion import DDIMSchedule, _epsilon, ddim_invert, ddim_move
 from ..sampling import decode, encode_images, encode_prompts, to_model_pixels
@@ -217,6 +217,7 @@ def edit(pipe, model: ChatFaceModel, image: np.ndarray, instruction: str, streng
         for shares in (np.zeros_like(weights), weights):
             x = x_T
             for i, t in enumerate(plan_schedule.timesteps):
+                calls.step()
                 eps = _epsilon(pipe.unet, x, t, context(pipe, encoder, z + float(shares[i]) * delta), plan_schedule)
                 x = ddim_move(x, eps, plan_schedule.alpha(t), plan_schedule.alpha(plan_schedule.previous(i)))
                 if on_step is not None:

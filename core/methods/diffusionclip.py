@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import config
+from .. import calls, config
 from ..guidance import ClipInputs, clip_image_features, clip_text_features
 from ..inversion import DDIMSchedule, _epsilon, ddim_invert, ddim_move
 from ..sampling import encode_images, encode_prompts, to_model_pixels
@@ -53,7 +53,9 @@ class DiffusionCLIPParams:
         check_range("inversion_steps", self.inversion_steps, 2, config.MAX_STEPS)
         check_range("train_steps", self.train_steps, 1, D.max_train_steps)
         check_range("iterations", self.iterations, 1, D.max_iterations)
-        check_range("lr", self.lr, 1e-7, 1e-1)
+        check_range("lr", self.lr, D.min_lr, D.max_lr)
+        for name in ("lambda_clip", "lambda_l1", "lambda_id"):
+            check_range(name, getattr(self, name), 0.0, D.max_lambda)
         if self.direction_name and not NAME.fullmatch(self.direction_name):
             raise ValueError("direction_name may use letters, digits, '.', '_' and '-' (at most 64)")
 
@@ -83,6 +85,7 @@ def generate(pipe, x_t0: torch.Tensor, t0: int, steps: int) -> torch.Tensor:
     context = unconditional(pipe).expand(x_t0.shape[0], -1, -1)
     x = x_t0
     for i, t in enumerate(plan.timesteps):
+        calls.step()
         eps = _epsilon(pipe.unet, x, t, context, plan)
         x = ddim_move(x, eps, plan.alpha(t), plan.alpha(plan.previous(i)))
     vae = pipe.vae

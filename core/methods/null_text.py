@@ -37,7 +37,7 @@ class NullTextParams:
         self.edit.check()
         if self.inversion not in INVERSIONS:
             raise ValueError(f"inversion must be one of {', '.join(INVERSIONS)}, got {self.inversion!r}")
-        check_range("num_inner_steps", self.num_inner_steps, 0, 100)
+        check_range("num_inner_steps", self.num_inner_steps, 0, D.max_inner_steps)
         check_range("early_stop_epsilon", self.early_stop_epsilon, 0.0, 1.0)
 
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from .. import config
+from .. import calls, config
 from ..sampling import pixels_to_uint8 as to_uint8
 
 VARIANTS = ("quadratic_shift", "prior_shift", "data_normalization")
@@ -189,6 +189,7 @@ def sample(model: ShiftModel, class_weights: torch.Tensor, n: int = 8, sampler: 
     keep = set(np.linspace(0, len(ts) - 1, min(snapshots, len(ts))).round().astype(int).tolist())
     trajectory = []
     for i, t in enumerate(ts):
+        calls.step()
         t_prev = ts[i + 1] if i + 1 < len(ts) else -1
         a_t = model.alphas_cumprod[t]
         a_prev = model.alphas_cumprod[t_prev] if t_prev >= 0 else torch.tensor(1.0)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler
 
 from .. import config
-from ..attention import FrameMode, install
+from ..attention import FrameMode, active_state, install
 from ..sampling import decode, denoise, encode_images, encode_prompts, prepare_latents
 from ..video import resize_frames
 from ..validate import check_prompt, check_range
@@ -138,13 +138,13 @@ def generate(pipe, params: T2VZeroParams, on_step=None, unet_kwargs_fn=None, con
     return np.concatenate([decode(pipe, result.latents[i:i + 1]) for i in range(frames)])
 
 
-def controlnet_inputs(controlnet, conditions: torch.Tensor, state, scale: float = 1.0):
+def controlnet_inputs(controlnet, conditions: torch.Tensor, scale: float = 1.0):
     """A `unet_kwargs_fn` adding ControlNet residuals for per-frame conditions (F, 3, H, W) in [0, 1].
 
     A call for n frames uses the first n conditions, twice when the batch is guided."""
     def unet_kwargs(step, timestep, model_input, context):
         batch = model_input.shape[0]
-        frames = batch // 2 if state.guided else batch
+        frames = batch // 2 if active_state().guided else batch
         cond = conditions[:frames].to(model_input)
         cond = cond.repeat(batch // frames, 1, 1, 1)
         down, mid = controlnet(model_input, timestep, encoder_hidden_states=context, controlnet_cond=cond,
@@ -157,11 +157,11 @@ def generate_controlled(pipe, controlnet, conditions: np.ndarray, params: T2VZer
                         on_step=None) -> np.ndarray:
     """The ControlNet variant: one shared x_T for every frame (no latent motion: the conditions
     carry it), cross-frame attention in both the UNet and the ControlNet."""
-    state = install(pipe.unet)
-    install(controlnet, state)
+    install(pipe.unet)
+    install(controlnet)  # its attention follows the call's frame mode too
     images = torch.from_numpy(np.ascontiguousarray(conditions)).permute(0, 3, 1, 2).float() / 255
     params.motion = False
-    return generate(pipe, params, on_step, unet_kwargs_fn=controlnet_inputs(controlnet, images, state, scale))
+    return generate(pipe, params, on_step, unet_kwargs_fn=controlnet_inputs(controlnet, images, scale))
 
 
 def edit_pix2pix(pipe, frames: np.ndarray, instruction: str, params: T2VZeroParams,

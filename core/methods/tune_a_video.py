@@ -25,7 +25,7 @@ from diffusers import DDIMScheduler
 from safetensors.torch import load_file, save_file
 
 from .. import config
-from ..attention import FrameMode
+from ..attention import FrameMode, install
 from ..inversion import DDIMSchedule, ddim_invert
 from ..motion import inflate, new_motion_adapter
 from ..sampling import denoise, encode_prompts, prepare_latents
@@ -147,7 +147,7 @@ def generate(pipe, unet, model: TunedVideoModel, params: GenerateParams, on_step
     frames = model.source
     count = len(frames)
     scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
-    state = unet.studio_attention
+    state = install(unet)
     passes = 2 if params.inversion else 1
     with torch.no_grad(), state.use(frames=count, frame_mode=FrameMode.SPARSE_CAUSAL):
         # inversion and the unconditional branch use the empty prompt, as the official code (measured on

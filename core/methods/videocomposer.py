@@ -16,7 +16,7 @@ import torch
 from diffusers import DDIMScheduler
 
 from .. import config
-from ..attention import FrameMode
+from ..attention import FrameMode, install
 from ..sampling import denoise, encode_prompts, prepare_latents, square_image, to_model_pixels
 from ..validate import check_prompt, check_range, check_sampling
 from ..video import draw_motion, sample_frames
@@ -132,7 +132,7 @@ def generate(pipe, unet, composer, reference: np.ndarray | None, params: VideoCo
         # 4. the loop over the composed UNet, 5. decode
         scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
         model = ComposedUNet(unet, features, temporal_guidance)
-        state = unet.studio_attention
+        state = install(unet)
         mode = FrameMode.FIRST if cross_frame_attention else FrameMode.NONE
         with state.use(frames=frames, frame_mode=mode):
             result = denoise(model, scheduler, latents, cond, uncond if guidance > 1 else None, guidance, steps,

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..attention import FrameMode
+from .. import calls
+from ..attention import FrameMode, install
 from ..sampling import encode_prompts
 from .epsilon import epsilon_loss, video_latents
 
@@ -53,10 +54,11 @@ def tune_on_clip(pipe, unet, frames: np.ndarray, prompt: str, steps: int, lr: fl
     with torch.no_grad():
         text = encode_prompts(pipe, [prompt])
     generator = torch.Generator().manual_seed(int(seed))
-    state = unet.studio_attention
+    state = install(unet)
     unet.train()
     try:
         for step in range(int(steps)):
+            calls.step()
             optimizer.zero_grad(set_to_none=True)
             total = 0.0
             if video_weight > 0:
