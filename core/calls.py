@@ -31,6 +31,7 @@ class Call:
     steps: int = 0  # engine steps started (denoising, inversion, optimisation, training)
     steps_at_cancel: int | None = None  # `steps` when the cancel signal was set
     started: float = field(default_factory=time.monotonic)
+    ended: float = float("inf")  # time.monotonic() when it ended
     cancel_signal: threading.Event = field(default_factory=threading.Event, repr=False)
     finished: threading.Event = field(default_factory=threading.Event, repr=False)
 
@@ -123,10 +124,12 @@ def running(call: Call, exclusive: bool = False):
     history.append(call)
     try:
         with engine_lock.exclusive() if exclusive else engine_lock.shared():
+            call.started = time.monotonic()  # when it holds the engine, not when it began to wait
             token = _current.set(call)
             try:
                 yield call
             finally:
                 _current.reset(token)
     finally:
+        call.ended = time.monotonic()
         call.finished.set()

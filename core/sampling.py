@@ -18,6 +18,7 @@ import torch
 
 from . import calls
 from .attention import ensure_active, install
+from .validate import check_finite
 
 # hook(step, timestep, latents, x0_prediction) -> new latents or None
 StepHook = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor | None]
@@ -233,13 +234,16 @@ def noise_to_strength(scheduler, latents: torch.Tensor, noise: torch.Tensor, str
 def decode(pipe, latents: torch.Tensor) -> np.ndarray:
     """Latents (B, C, h, w) → uint8 images (B, H, W, 3), as the pipeline's postprocessing does."""
     vae = pipe.vae
+    check_finite(latents, "the sampled latents")
     images = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
+    check_finite(images, "the decoded image")
     images = (images / 2 + 0.5).clamp(0, 1)
     return (images.permute(0, 2, 3, 1).float().cpu().numpy() * 255).round().astype(np.uint8)
 
 
 def pixels_to_uint8(pixels: torch.Tensor) -> np.ndarray:
     """Pixels (B, 3, H, W) in [-1, 1] → uint8 images (B, H, W, 3)."""
+    check_finite(pixels, "the image")
     return ((pixels.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 

@@ -31,6 +31,17 @@ def check_range(name: str, value, low, high):
     return value
 
 
+def check_finite(tensors, what: str):
+    """`tensors` (a tensor, or a dict of them) unchanged, or a ValueError when any value is NaN or ±inf:
+    a diverged result is never returned as a picture (NaN casts to black) nor saved as weights."""
+    import torch
+    items = tensors.values() if isinstance(tensors, dict) else [tensors]
+    if any(torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all()) for t in items):
+        raise ValueError(f"{what} came out non-finite (NaN or infinity): the run diverged; try a smaller learning "
+                         "rate, guidance or loss weights, or fewer steps")
+    return tensors
+
+
 def check_sampling(steps, guidance_scale, seed=0) -> None:
     """The knobs every sampler-driven method has: steps, guidance scale, seed."""
     check_range("steps", steps, 1, config.MAX_STEPS)

@@ -5,6 +5,7 @@ imageio-ffmpeg, so nothing needs a system ffmpeg.
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import cv2
@@ -31,13 +32,14 @@ def read_video(path, max_frames: int = config.MAX_VIDEO_FRAMES) -> tuple[np.ndar
         meta = iio.immeta(path) if is_gif else iio.immeta(path, plugin="FFMPEG")
         fps = float(meta.get("fps") or (1000.0 / meta["duration"] if meta.get("duration") else 8.0))
         frames = []
-        iterator = iio.imiter(path) if is_gif else iio.imiter(path, plugin="FFMPEG")
-        for frame in iterator:
-            frames.append(np.asarray(frame)[..., :3])
-            if len(frames) > max_frames:
-                raise ValueError(f"the video has more than {max_frames} frames; trim it first")
-            if frames[0].shape[0] * frames[0].shape[1] > config.MAX_IMAGE_PIXELS:
-                raise ValueError("the video's frames are too large")
+        # closed however the loop ends: a reader left open keeps its ffmpeg process running
+        with contextlib.closing(iio.imiter(path) if is_gif else iio.imiter(path, plugin="FFMPEG")) as iterator:
+            for frame in iterator:
+                frames.append(np.asarray(frame)[..., :3])
+                if len(frames) > max_frames:
+                    raise ValueError(f"the video has more than {max_frames} frames; trim it first")
+                if frames[0].shape[0] * frames[0].shape[1] > config.MAX_IMAGE_PIXELS:
+                    raise ValueError("the video's frames are too large")
     except ValueError:
         raise
     except Exception as error:

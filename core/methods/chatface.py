@@ -26,7 +26,7 @@ from .. import calls, config
 from ..chat_plan import EditPlan, parse_instruction
 from ..inversion import DDIMSchedule, _epsilon, ddim_invert, ddim_move
 from ..sampling import decode, encode_images, encode_prompts, to_model_pixels
-from ..validate import check_range
+from ..validate import check_finite, check_range
 from .face0 import insert_identity
 
 D = config.ChatFaceDefaults
@@ -87,7 +87,7 @@ class AttributeDirections:
     def save(self, folder: Path) -> None:
         tensors = {f"{a}.{v}": m.contiguous() for a, vs in self.means.items() for v, m in vs.items()}
         tensors["size_direction"] = self.size_direction.contiguous()
-        save_file(tensors, str(Path(folder) / "directions.safetensors"))
+        save_file(check_finite(tensors, "the attribute directions"), str(Path(folder) / "directions.safetensors"))
 
     @classmethod
     def load(cls, folder: Path) -> "AttributeDirections":
@@ -123,6 +123,7 @@ class ChatFaceModel:
     def save(self, folder: Path, metadata: dict | None = None) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        check_finite(self.encoder.state_dict(), "the semantic encoder"), check_finite(self.lora, "the decoder LoRA")
         save_file({k: v.detach().cpu().contiguous() for k, v in self.encoder.state_dict().items()},
                   str(folder / "encoder.safetensors"))
         save_file({k: v.detach().cpu().float().contiguous() for k, v in self.lora.items()},

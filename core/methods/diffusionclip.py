@@ -25,7 +25,7 @@ from ..guidance import ClipInputs, clip_image_features, clip_text_features
 from ..inversion import DDIMSchedule, _epsilon, ddim_invert, ddim_move
 from ..sampling import encode_images, encode_prompts, to_model_pixels
 from ..sampling import pixels_to_uint8 as to_uint8
-from ..validate import check_prompt, check_range
+from ..validate import check_finite, check_prompt, check_range
 
 D = config.DiffusionCLIPDefaults
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
@@ -107,6 +107,7 @@ class DirectionLibrary:
 
     def save(self, name: str, weights: dict[str, torch.Tensor], metadata: dict) -> None:
         from safetensors.torch import save_file
+        check_finite(weights, f"the direction {name!r}")
         self.folder.mkdir(parents=True, exist_ok=True)
         save_file({k: v.detach().cpu().float().contiguous() for k, v in weights.items()},
                   str(self.folder / f"{name}.safetensors"))

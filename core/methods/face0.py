@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 
 from .. import config
 from ..guidance import ClipInputs
-from ..validate import check_prompt, check_range, check_sampling
+from ..validate import check_finite, check_prompt, check_range, check_sampling
 from ..sampling import GuidanceBranches, decode, denoise, encode_prompts, prepare_latents, to_model_pixels
 
 D = config.Face0Defaults
@@ -44,7 +44,7 @@ class IdentityMapper(torch.nn.Module):
     def save(self, folder: Path, metadata: dict | None = None) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()},
+        save_file({k: v.detach().cpu().contiguous() for k, v in check_finite(self.state_dict(), "the mapper").items()},
                   str(folder / "mapper.safetensors"))
         settings = {"in_dim": self.in_dim, "width": self.width, "tokens": self.tokens, "hidden": self.hidden}
         (folder / "mapper_config.json").write_text(json.dumps({**settings, **(metadata or {})}, indent=2))

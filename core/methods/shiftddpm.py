@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from .. import calls, config
 from ..sampling import pixels_to_uint8 as to_uint8
+from ..validate import check_finite
 
 VARIANTS = ("quadratic_shift", "prior_shift", "data_normalization")
 SAMPLERS = ("DDPM", "DDIM")
@@ -110,6 +111,7 @@ class ShiftModel:
 
     def save(self, folder: Path) -> None:
         folder = Path(folder)
+        check_finite(self.unet.state_dict(), "the UNet"), check_finite(self.predictor.state_dict(), "the shift predictor")
         self.unet.save_pretrained(folder / "unet", safe_serialization=True)
         save_file({k: v.detach().cpu().contiguous() for k, v in self.predictor.state_dict().items()},
                   str(folder / "shift_predictor.safetensors"))

@@ -31,7 +31,7 @@ from ..motion import inflate, new_motion_adapter
 from ..sampling import denoise, encode_prompts, prepare_latents
 from ..training.epsilon import video_latents
 from ..training.video_tuning import TRAINABLE, run_to_end, tune_on_clip
-from ..validate import check_prompt, check_range, check_sampling
+from ..validate import check_finite, check_prompt, check_range, check_sampling
 from ..video import resize_frames, sample_frames
 from .animatediff import decode_video, frame_context
 
@@ -186,6 +186,7 @@ class TunedLibrary:
 
     def save(self, name: str, model: TunedVideoModel) -> Path:
         folder = self.path(name)
+        check_finite(model.weights, f"the tuned model {name!r}")
         folder.mkdir(parents=True, exist_ok=True)
         tensors = {n: w.contiguous() for n, w in model.weights.items()}
         tensors["source_frames"] = torch.from_numpy(np.ascontiguousarray(model.source))

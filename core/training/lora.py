@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..validate import check_finite
+
 # the spatial cross-attention's keys and values (not the motion modules' attention: "attentions."
 # names only the UNet's spatial transformer blocks)
 CROSS_ATTENTION_KV = r".*attentions\.\d+\.transformer_blocks\.\d+\.attn2\.to_[kv]"
@@ -32,7 +34,7 @@ def save_lora(unet, adapter_name: str, folder: Path) -> Path:
     from diffusers import AnimateDiffPipeline
     from peft.utils import get_peft_model_state_dict
 
-    weights = get_peft_model_state_dict(unet, adapter_name=adapter_name)
+    weights = check_finite(get_peft_model_state_dict(unet, adapter_name=adapter_name), f"the LoRA {adapter_name!r}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     AnimateDiffPipeline.save_lora_weights(str(folder), unet_lora_layers=weights, safe_serialization=True)

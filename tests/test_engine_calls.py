@@ -1,0 +1,223 @@
+"""Engine calls (issue 39): concurrent requests on different tabs each get their solo result, a cancel stops
+the engine within one step and leaves it as it was, one queue serves every tab."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from app_calls import CHEAP, EXAMPLE_IMAGE, call
+from core import calls
+from core.video import read_video
+
+# the concurrent mix: an edit with controllers on the cached UNet (P2P, local blend), a plain sampler, Face0's
+# three-way guidance and a video tab with cross-frame attention
+MIX = {
+    "/p2p": {"source_prompt": "a red circle on a white background", "target_prompt": "a blue circle on a white background",
+             "blend_words": "circle", "steps": 4, "seed": 3},
+    "/sampler": {"prompt": "a green square on a black background", "steps": 4, "snapshots": 2, "seed": 5},
+    "/face0": {"face_image": handle_file(EXAMPLE_IMAGE), "steps": 4, "seed": 7},
+    "/t2v_zero": {"prompt": "a yellow triangle on a gray background", "frames": 3, "steps": 4, "t0": 1, "t1": 2,
+                  "seed": 9},
+}
+
+
+def pictures(output):
+    """Every picture in an endpoint's output as arrays (images, gallery items, video frames); text and
+    numbers as they are."""
+    if isinstance(output, (list, tuple)):
+        return [pictures(item) for item in output]
+    if isinstance(output, dict):
+        if output.get("video"):
+            return read_video(output["video"])[0]
+        if output.get("image"):
+            return pictures(output["image"])
+        return {k: v for k, v in output.items() if k != "caption"}
+    if isinstance(output, str) and output.lower().endswith((".png", ".webp", ".jpg", ".jpeg")):
+        return np.asarray(Image.open(output).convert("RGB"))
+    if isinstance(output, str) and output.lower().endswith((".mp4", ".gif")):
+        return read_video(output)[0]
+    return output
+
+
+def largest_difference(a, b) -> float:
+    """max |Δ| over every picture of two outputs (inf when their shapes or non-picture parts differ)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)) or a.shape != b.shape:
+            return float("inf")
+        return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).max(initial=0))
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return float("inf")
+        return max([largest_difference(x, y) for x, y in zip(a, b)], default=0.0)
+    return 0.0 if a == b else float("inf")
+
+
+def engine_calls_since(start: float) -> list[calls.Call]:
+    return [c for c in list(calls.history) if c.started >= start]
+
+
+def test_concurrent_clients_on_four_tabs_get_their_solo_results(app_url):
+    """Separate clients call P2P, the sampler, Face0 and Text2Video-Zero at the same moment, three times:
+    every call answers with exactly its solo output, and the engine ran them one at a time."""
+    solo = {endpoint: pictures(Client(app_url, verbose=False).predict(api_name=endpoint, **kwargs))
+            for endpoint, kwargs in MIX.items()}
+    for burst in range(3):
+        clients = {endpoint: Client(app_url, verbose=False) for endpoint in MIX}
+        start, barrier, results = time.monotonic(), threading.Barrier(len(MIX)), {}
+
+        def run(endpoint):
+            barrier.wait()
+            try:
+                results[endpoint] = pictures(clients[endpoint].predict(api_name=endpoint, **MIX[endpoint]))
+            except Exception as error:  # noqa: BLE001 - reported below
+                results[endpoint] = error
+
+        threads = [threading.Thread(target=run, args=(endpoint,)) for endpoint in MIX]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(300)
+        for endpoint in MIX:
+            assert not isinstance(results.get(endpoint), Exception) and endpoint in results, (burst, endpoint, results.get(endpoint))
+            assert largest_difference(results[endpoint], solo[endpoint]) == 0, (burst, endpoint)
+        ran = sorted(engine_calls_since(start), key=lambda c: c.started)
+        assert len(ran) == len(MIX)
+        # one queue for the whole app: each engine call began after the one before it had ended
+        assert all(later.started >= earlier.ended for earlier, later in zip(ran, ran[1:])), \
+            [(c.name, c.started, c.ended) for c in ran]
+
+
+def wait_for_steps(name: str, start: float, steps: int, timeout: float = 120) -> calls.Call:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        running = [c for c in engine_calls_since(start) if c.name == name]
+        if running and running[-1].steps >= steps:
+            return running[-1]
+        time.sleep(0.01)
+    raise AssertionError(f"{name} did not reach {steps} steps")
+
+
+# cheap settings of every endpoint, for "the next call on every tab gives its normal result"
+def every_endpoint(client) -> dict:
+    return {endpoint: pictures(call(client, endpoint)) for endpoint in CHEAP}
+
+
+@pytest.fixture()
+def scratch_libraries(app_folders, tmp_path):
+    """Tuned models and directions made here go to a scratch folder."""
+    (tmp_path / "tuned").mkdir(), (tmp_path / "directions").mkdir()
+    app_folders(tuned_video=tmp_path / "tuned", directions=tmp_path / "directions")
+
+
+@pytest.mark.parametrize("endpoint, name, long_call", [
+    ("/p2p", "tabs.p2p.generate", {"source_prompt": "a red circle on a white background",
+                                   "target_prompt": "a blue circle on a white background", "steps": 200}),
+    ("/sampler", "tabs.sampler.sample", {"prompt": "a red circle on a white background", "steps": 200, "snapshots": 1}),
+])
+def test_a_cancel_stops_within_one_step_and_leaves_the_engine_as_it_was(app_url, scratch_libraries, endpoint, name,
+                                                                        long_call):
+    client = Client(app_url, verbose=False)
+    before = every_endpoint(client)
+    start = time.monotonic()
+    job = client.submit(api_name=endpoint, **long_call)
+    running = wait_for_steps(name, start, 2)
+    job.cancel()
+    assert running.finished.wait(60), "the cancelled call did not end"
+    print(f"{endpoint}: cancel at step {running.steps_at_cancel}, the engine stopped after {running.steps} of 200")
+    assert running.steps_at_cancel is not None and running.steps <= running.steps_at_cancel + 1
+    assert running.steps < 200
+    after = every_endpoint(client)
+    for endpoint_name in CHEAP:
+        assert largest_difference(after[endpoint_name], before[endpoint_name]) == 0, endpoint_name
+
+
+def test_calls_run_concurrently_in_process_each_get_their_solo_result():
+    """Without the app's queue (as ZeroGPU runs handlers, in threads of one process) two edits with different
+    attention controllers and frame modes and a plain sampler share the cached UNet at the same time: each
+    gets exactly its solo result, because the attention state belongs to the call."""
+    from core.methods import p2p, sampler, t2v_zero
+    from core.models import Models
+
+    models = Models("toy-sd", device="cpu")
+    pipe = models.pipeline()
+    work = {
+        "p2p": lambda: p2p.edit(pipe, p2p.P2PParams("a red circle on a white background",
+                                                    "a blue circle on a white background", blend_words="circle",
+                                                    steps=6, seed=3)).edited_image,
+        "sampler": lambda: sampler.run(pipe, sampler.SamplerParams("a green square on a black background", steps=6,
+                                                                  snapshots=1, seed=5)).image,
+        "t2v_zero": lambda: t2v_zero.generate(pipe, t2v_zero.T2VZeroParams("a yellow triangle on a gray background",
+                                                                          frames=3, steps=6, t0=1, t1=2, seed=9)),
+    }
+
+    def as_call(name, fn, out, barrier=None):
+        call = calls.Call(name)
+        if barrier is not None:
+            barrier.wait()
+        with calls.running(call):
+            out[name] = fn()
+        return call
+
+    solo = {}
+    for name, fn in work.items():
+        as_call(name, fn, solo)
+    together, barrier, ran = {}, threading.Barrier(len(work)), []
+    threads = [threading.Thread(target=lambda n=n, f=f: ran.append(as_call(n, f, together, barrier))) for n, f in work.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    for name in work:
+        assert np.array_equal(together[name], solo[name]), name
+    # they did overlap: every call started before every other one ended
+    assert all(a.started < b.ended for a in ran for b in ran), [(c.name, c.started, c.ended) for c in ran]
+
+
+def test_an_exclusive_call_waits_for_sharing_ones_and_they_wait_for_it():
+    lock, events = calls.SharedOrExclusive(), []
+
+    def shared(tag):
+        with lock.shared():
+            events.append(f"{tag}+")
+            time.sleep(0.2)
+            events.append(f"{tag}-")
+
+    def exclusive():
+        time.sleep(0.05)
+        with lock.exclusive():
+            with lock.shared():  # an exclusive holder may run shared engine code
+                events.append("X+")
+                time.sleep(0.1)
+                events.append("X-")
+
+    threads = [threading.Thread(target=shared, args=("a",)), threading.Thread(target=shared, args=("b",)),
+               threading.Thread(target=exclusive)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert events.index("X+") > max(events.index("a-"), events.index("b-"))  # never beside a sharing call
+    assert events.index("X-") == events.index("X+") + 1
+
+
+def test_a_cancelled_call_stops_at_the_next_step_in_process(tiny_pipe):
+    """The loop checks the call's signal before each step; its `finally` blocks leave nothing active."""
+    from core.attention import active_state
+    from core.methods import sampler
+
+    call = calls.Call("test")
+    stop_after = 3
+
+    def on_step(done, total):
+        if done == stop_after:
+            call.cancel()
+
+    with pytest.raises(calls.Cancelled), calls.running(call):
+        sampler.run(tiny_pipe, sampler.SamplerParams("a red circle", steps=20, snapshots=1), on_step=on_step)
+    assert call.steps == stop_after and call.steps_at_cancel == stop_after
+    assert active_state() is None and calls.current() is None
