@@ -172,7 +172,11 @@ def train(pipe, clip, images: np.ndarray, params: DiffusionCLIPParams, library: 
         reconstruction = to_uint8(generate(pipe, x_t0, params.t0, params.train_steps))
         original_features = clip_image_features(clip_model, inputs, original)
     name = params.direction_name or "direction"
-    pipe.unet.add_adapter(_lora_config(int(params.lora_rank)), adapter_name=name)
+    # the LoRA's gaussian start from its own seed, not from the process's random stream: the same request
+    # trains the same direction whatever ran before it
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        pipe.unet.add_adapter(_lora_config(int(params.lora_rank)), adapter_name=name)
     trainable = [p for n, p in pipe.unet.named_parameters() if "lora_" in n]
     for p in trainable:
         p.requires_grad_(True)
