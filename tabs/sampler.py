@@ -27,7 +27,8 @@ def build(models) -> None:
             prompt = gr.Textbox(D.prompt, label="prompt", elem_id="sampler-prompt")
             scheduler = gr.Dropdown(list(SCHEDULERS), value=D.scheduler, label="scheduler")
             with gr.Row():
-                steps = CheckedSlider(1, config.MAX_STEPS, D.steps, step=1, precision=0, label="steps")
+                steps = CheckedSlider(1, config.MAX_STEPS, D.steps, step=1, precision=0, label="steps",
+                                      elem_id="sampler-steps")
                 guidance_scale = CheckedSlider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
             with gr.Row():
                 eta = CheckedSlider(0, 1, D.eta, step=0.05, label="eta (DDIM: 0 deterministic, 1 ≈ DDPM)")

@@ -3,12 +3,13 @@ plain HTTP."""
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
 from gradio_client import handle_file
 
-from core import config
+from core import calls, config
 
 # what a request gets when nobody checked its input: our handler's catch-all, Gradio's own, a traceback
 GENERICS = ("something went wrong on the server", "has not enabled verbose error reporting", "Traceback")
@@ -77,3 +78,14 @@ def raw_call(app_url, client, endpoint, **overrides) -> str:
     event = httpx.post(f"{app_url}gradio_api/call{endpoint}", content=body, headers={"content-type": "application/json"},
                        timeout=60).json()["event_id"]
     return httpx.get(f"{app_url}gradio_api/call{endpoint}/{event}", timeout=300).text
+
+
+def wait_for_call(name: str, start: float, steps: int, timeout: float = 120) -> calls.Call:
+    """The engine call `name` begun after `start`, once it has started `steps` steps (the app runs in-process)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [c for c in list(calls.history) if c.name == name and c.started >= start]
+        if found and found[-1].steps >= steps:
+            return found[-1]
+        time.sleep(0.01)
+    raise AssertionError(f"{name} did not reach {steps} steps")

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
+
+from app_calls import wait_for_call
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -31,6 +34,15 @@ def test_sampler_tab_in_chromium(app_url, tmp_path):
         page.locator("#sampler-image img").wait_for(state="visible", timeout=120_000)
         src = page.locator("#sampler-image img").get_attribute("src")
         page.screenshot(path=str(ARTIFACTS / "sampler_tab.png"), full_page=True)
+        # Stop cancels a long run: the engine stops within one step of the click
+        page.locator("#sampler-steps input[type=number]").fill("200")
+        page.locator("#sampler-steps input[type=number]").press("Enter")
+        start = time.monotonic()
+        page.locator("#sampler-run").click()
+        running = wait_for_call("tabs.sampler.sample", start, steps=2)
+        page.locator("#sampler-run-stop").click()
+        assert running.finished.wait(60)
+        assert running.steps_at_cancel is not None and running.steps <= running.steps_at_cancel + 1 < 200
         # the video tabs render with their controls (every tab reachable in the bar)
         for tab, button in [("Tune-A-Video", "Tune"), ("AnimateDiff", "Animate"),
                             ("Imagen Video (cascade)", "Run the cascade"), ("Dreamix", "Fine-tune and generate"),

@@ -10,7 +10,7 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from app_calls import CHEAP, EXAMPLE_IMAGE, call
+from app_calls import CHEAP, EXAMPLE_IMAGE, call, wait_for_call
 from core import calls
 from core.video import read_video
 
@@ -93,16 +93,6 @@ def test_concurrent_clients_on_four_tabs_get_their_solo_results(app_url):
             [(c.name, c.started, c.ended) for c in ran]
 
 
-def wait_for_steps(name: str, start: float, steps: int, timeout: float = 120) -> calls.Call:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        running = [c for c in engine_calls_since(start) if c.name == name]
-        if running and running[-1].steps >= steps:
-            return running[-1]
-        time.sleep(0.01)
-    raise AssertionError(f"{name} did not reach {steps} steps")
-
-
 # cheap settings of every endpoint, for "the next call on every tab gives its normal result"
 def every_endpoint(client) -> dict:
     return {endpoint: pictures(call(client, endpoint)) for endpoint in CHEAP}
@@ -126,7 +116,7 @@ def test_a_cancel_stops_within_one_step_and_leaves_the_engine_as_it_was(app_url,
     before = every_endpoint(client)
     start = time.monotonic()
     job = client.submit(api_name=endpoint, **long_call)
-    running = wait_for_steps(name, start, 2)
+    running = wait_for_call(name, start, steps=2)
     job.cancel()
     assert running.finished.wait(60), "the cancelled call did not end"
     print(f"{endpoint}: cancel at step {running.steps_at_cancel}, the engine stopped after {running.steps} of 200")
