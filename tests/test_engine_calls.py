@@ -2,11 +2,13 @@
 the engine within one step and leaves it as it was, one queue serves every tab."""
 from __future__ import annotations
 
+import copy
 import threading
 import time
 
 import numpy as np
 import pytest
+import torch
 from gradio_client import Client, handle_file
 from PIL import Image
 
@@ -212,3 +214,36 @@ def test_a_cancelled_call_stops_at_the_next_step_in_process(tiny_pipe):
         sampler.run(tiny_pipe, sampler.SamplerParams("a red circle", steps=20, snapshots=1), on_step=on_step)
     assert call.steps == stop_after and call.steps_at_cancel == stop_after
     assert active_state() is None and calls.current() is None
+
+
+def test_nothing_non_finite_is_returned_or_saved(tiny_pipe, tmp_path):
+    """A diverged run (NaN or ±inf anywhere) is an error with a reason, never a black picture, and no weights
+    file is written: DiffusionCLIP's directions, tuned videos, LoRAs."""
+    from core.methods.diffusionclip import DirectionLibrary
+    from core.methods.tune_a_video import TunedLibrary, TunedVideoModel
+    from core.sampling import decode, pixels_to_uint8
+    from core.training.lora import add_lora, save_lora
+
+    latents = torch.zeros(1, 4, 16, 16)
+    assert decode(tiny_pipe, latents).dtype == np.uint8  # the control: finite latents decode
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        latents[0, 0, 0, 0] = bad
+        with pytest.raises(ValueError, match="non-finite"):
+            decode(tiny_pipe, latents)
+        with pytest.raises(ValueError, match="non-finite"):
+            pixels_to_uint8(latents[:, :3])
+    weights = {"down.lora_A.weight": torch.tensor([[1.0, float("nan")]])}
+    library = DirectionLibrary(tmp_path / "directions")
+    with pytest.raises(ValueError, match="non-finite"):
+        library.save("diverged", weights, {})
+    assert library.names() == []
+    tuned = TunedLibrary(tmp_path / "tuned")
+    with pytest.raises(ValueError, match="non-finite"):
+        tuned.save("diverged", TunedVideoModel(weights, np.zeros((2, 8, 8, 3), np.uint8)))
+    assert not (tmp_path / "tuned" / "diverged").exists()
+    unet = copy.deepcopy(tiny_pipe.unet)
+    add_lora(unet, "diverged", rank=2, targets=["to_k", "to_v"])
+    next(p for n, p in unet.named_parameters() if "lora_B" in n).data.fill_(float("inf"))
+    with pytest.raises(ValueError, match="non-finite"):
+        save_lora(unet, "diverged", tmp_path / "lora")
+    assert not (tmp_path / "lora").exists()
