@@ -22,7 +22,7 @@ def test_animatediff_endpoint_gives_mp4_and_gif(client):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"frames": 1000}, "greater than maximum"),
+    ({"frames": 1000}, "frames must be a whole number from 2 to 32; got 1000"),
     ({"motion_lora": "../../etc/passwd"}, "motion LoRA|neither"),
     ({"base_model": "/tmp"}, "neither an embedded model"),
     ({"prompt": ""}, "prompt is empty"),

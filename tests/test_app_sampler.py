@@ -31,10 +31,10 @@ def test_sampler_endpoint_defaults_and_other_schedulers(client):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"prompt": "   "}, "prompt is empty"),
-    # out-of-range widget values are refused by Gradio itself, with the limit in the message
-    ({"prompt": "a red circle", "steps": 100000}, "greater than maximum value 200"),
+    # out-of-range widget values are refused by the widget's check (tabs.common.check_number), naming the range
+    ({"prompt": "a red circle", "steps": 100000}, "steps must be a whole number from 1 to 200; got 100000"),
     ({"prompt": "a red circle", "scheduler": "nonsense"}, "not in the list of choices"),
-    ({"prompt": "a red circle", "guidance_scale": -3}, "less than minimum value 0"),
+    ({"prompt": "a red circle", "guidance_scale": -3}, "guidance_scale must be a number from 0 to 30; got -3"),
 ])
 def test_sampler_bad_input_is_a_clear_error(client, kwargs, message):
     with pytest.raises(Exception, match=message):

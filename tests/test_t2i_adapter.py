@@ -165,7 +165,7 @@ def test_t2i_adapter_endpoint(client):
         client.predict(conditions=[square], condition_types=["canny", "palette"], steps=2, api_name="/t2i_adapter")
     with pytest.raises(Exception, match="no offline extractor"):
         client.predict(conditions=[square], condition_types=["depth"], steps=2, api_name="/t2i_adapter")
-    with pytest.raises(Exception, match="greater than maximum"):  # the slider's own range check
+    with pytest.raises(Exception, match="cond_tau must be a number from 0 to 1; got 2"):  # the slider's range, checked
         client.predict(conditions=[square], condition_types=["canny"], cond_tau=2, steps=2, api_name="/t2i_adapter")
     with pytest.raises(Exception, match="weights must be numbers"):
         client.predict(conditions=[square], condition_types=["canny"], weights="lots", steps=2, api_name="/t2i_adapter")
