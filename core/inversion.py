@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from . import calls
 from .attention import ensure_active, install
+from .training.precision import MixedPrecision
 
 
 @dataclass
@@ -112,15 +113,16 @@ def null_text_optimize(unet, trajectory: list[torch.Tensor], cond: torch.Tensor,
             with torch.no_grad():
                 eps_cond = _epsilon(unet, latent, t, cond, schedule)
             embedding = uncond.detach().clone().requires_grad_(True)
-            optimizer = torch.optim.Adam([embedding], lr=learning_rate * (1.0 - i / 100.0))
+            precision = MixedPrecision([embedding])  # a float32 master when the model runs in float16
+            optimizer = torch.optim.Adam(precision.masters, lr=learning_rate * (1.0 - i / 100.0))
             loss_value = float("nan")
             for _ in range(num_inner_steps):
                 eps_uncond = _epsilon(unet, latent, t, embedding, schedule)
                 eps = eps_uncond + guidance_scale * (eps_cond - eps_uncond)
                 loss = F.mse_loss(ddim_move(latent, eps, alpha_t, alpha_prev), target)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                precision.scaled(loss).backward()
+                precision.step(optimizer)
                 loss_value = loss.item()
                 if loss_value < early_stop_epsilon + i * 2e-5:
                     break

@@ -25,6 +25,7 @@ from ..guidance import ClipInputs, clip_image_features, clip_text_features
 from ..inversion import DDIMSchedule, _epsilon, ddim_invert, ddim_move
 from ..sampling import encode_images, encode_prompts, to_model_pixels
 from ..sampling import pixels_to_uint8 as to_uint8
+from ..training.precision import MixedPrecision
 from ..validate import check_finite, check_prompt, check_range
 
 D = config.DiffusionCLIPDefaults
@@ -180,7 +181,8 @@ def train(pipe, clip, images: np.ndarray, params: DiffusionCLIPParams, library: 
     trainable = [p for n, p in pipe.unet.named_parameters() if "lora_" in n]
     for p in trainable:
         p.requires_grad_(True)
-    optimizer = torch.optim.Adam(trainable, lr=float(params.lr))
+    precision = MixedPrecision(trainable)  # float32 masters of a float16 LoRA
+    optimizer = torch.optim.Adam(precision.masters, lr=float(params.lr))
     losses = []
     try:
         for iteration in range(int(params.iterations)):
@@ -194,8 +196,8 @@ def train(pipe, clip, images: np.ndarray, params: DiffusionCLIPParams, library: 
                 identity = F.cosine_similarity(clip_image_features(clip_model, inputs, edited), original_features, dim=-1)
                 loss = loss + params.lambda_id * (1 - identity).mean()
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            precision.scaled(loss).backward()
+            precision.step(optimizer)
             losses.append(loss.item())
             if on_step is not None:
                 on_step(iteration + 1, int(params.iterations))

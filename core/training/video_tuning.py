@@ -17,6 +17,7 @@ from .. import calls
 from ..attention import FrameMode, install
 from ..sampling import encode_prompts
 from .epsilon import epsilon_loss, video_latents
+from .precision import MixedPrecision
 
 # what one-shot video tuning trains: spatial attention's query projections (self and cross) and the
 # temporal layers (Tune-A-Video's choice; Dreamix tunes the same set here)
@@ -47,7 +48,8 @@ def tune_on_clip(pipe, unet, frames: np.ndarray, prompt: str, steps: int, lr: fl
     trained parameters' names. frames: uint8 (F, H, W, 3)."""
     trainable = select_trainable(unet)
     spatial = [p for n, p in trainable.items() if not TEMPORAL.search(n)]
-    optimizer = torch.optim.AdamW(trainable.values(), lr=lr, weight_decay=1e-2)
+    precision = MixedPrecision(trainable.values())  # float32 masters of float16 layers
+    optimizer = torch.optim.AdamW(precision.masters, lr=lr, weight_decay=1e-2)
     count = len(frames)
     clip = video_latents(pipe, frames[None])  # (1, C, F, h, w)
     stills = clip[0].transpose(0, 1).unsqueeze(2)  # (F, C, 1, h, w): each frame a one-frame video
@@ -64,16 +66,16 @@ def tune_on_clip(pipe, unet, frames: np.ndarray, prompt: str, steps: int, lr: fl
             if video_weight > 0:
                 with state.use(frames=count, frame_mode=frame_mode):
                     loss = epsilon_loss(pipe, clip, text.repeat(count, 1, 1), generator, unet=unet) * video_weight
-                loss.backward()
+                precision.scaled(loss).backward()
                 total += float(loss.detach())
             if still_weight > 0:
                 loss = epsilon_loss(pipe, stills, text.repeat(count, 1, 1), generator, unet=unet) * still_weight
-                for parameter, grad in zip(spatial, torch.autograd.grad(loss, spatial, allow_unused=True)):
+                for parameter, grad in zip(spatial, torch.autograd.grad(precision.scaled(loss), spatial,
+                                                                        allow_unused=True)):
                     if grad is not None:
                         parameter.grad = grad if parameter.grad is None else parameter.grad + grad
                 total += float(loss.detach())
-            torch.nn.utils.clip_grad_norm_(trainable.values(), 1.0)
-            optimizer.step()
+            precision.step(optimizer, max_grad_norm=1.0)
             yield StepReport(step + 1, int(steps), total)
     finally:
         unet.eval()
