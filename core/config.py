@@ -419,6 +419,10 @@ HUB_MOTION_LORAS = ("guoyww/animatediff-motion-lora-zoom-in", "guoyww/animatedif
                     "guoyww/animatediff-motion-lora-tilt-up", "guoyww/animatediff-motion-lora-tilt-down",
                     "guoyww/animatediff-motion-lora-rolling-clockwise",
                     "guoyww/animatediff-motion-lora-rolling-anticlockwise")
+# each motion LoRA repo's weights file, named so it loads from a filled cache with the Hub offline (diffusers
+# will not guess a file name offline); a folder this app wrote (core.training.lora.save_lora) has LORA_FILE
+HUB_MOTION_LORA_FILES = {repo: "diffusion_pytorch_model.safetensors" for repo in HUB_MOTION_LORAS}
+LORA_FILE = "pytorch_lora_weights.safetensors"
 
 
 @dataclass

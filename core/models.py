@@ -216,7 +216,7 @@ class Models:
             unet.requires_grad_(False)
             domain = Path(source.location) / config.MOTION_DOMAIN_LORA_DIR
             if source.kind != "hub" and domain.is_dir():
-                load_lora(unet, str(domain), "domain", local=True)
+                load_lora(unet, str(domain), "domain", local=True, weight_name=config.LORA_FILE)
             return unet
 
         return self._cached(("motion UNet", base_model, adapter), load)
@@ -243,8 +243,10 @@ class Models:
         with self._lock:
             if adapter_name not in (getattr(unet, "peft_config", None) or {}):
                 source = resolve(name, self.allow_local)
+                hub = source.kind == "hub"
+                weight_name = config.HUB_MOTION_LORA_FILES.get(name) if hub else config.LORA_FILE
                 try:
-                    load_lora(unet, source.location, adapter_name, local=source.kind != "hub")
+                    load_lora(unet, source.location, adapter_name, local=not hub, weight_name=weight_name)
                 except Exception as error:
                     raise ModelLoadError(f"could not load the motion LoRA {name!r}: {error}") from error
         return adapter_name
@@ -392,11 +394,13 @@ class Models:
             self._aux.clear()
 
 
-def load_lora(unet, location: str, adapter_name: str, local: bool) -> None:
+def load_lora(unet, location: str, adapter_name: str, local: bool, weight_name: str | None = None) -> None:
     """A LoRA in diffusers' format (what `save_lora_weights` writes, the Hub's motion LoRAs) into a
-    UNet as a named peft adapter; safetensors only."""
+    UNet as a named peft adapter; safetensors only. `weight_name`: the file (None: diffusers guesses, which
+    it does only online)."""
     from diffusers import AnimateDiffPipeline
 
-    state_dict = AnimateDiffPipeline.lora_state_dict(location, use_safetensors=True, local_files_only=local)
+    state_dict = AnimateDiffPipeline.lora_state_dict(location, use_safetensors=True, local_files_only=local,
+                                                     weight_name=weight_name)
     state_dict = state_dict[0] if isinstance(state_dict, tuple) else state_dict
     unet.load_lora_adapter(state_dict, prefix="unet", adapter_name=adapter_name)

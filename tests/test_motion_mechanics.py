@@ -148,3 +148,41 @@ def test_inflation_reads_a_unet_that_carries_another_tabs_lora(tiny_pipe):
     plain = inflate(tiny_pipe.unet, new_motion_adapter(tiny_pipe.unet, max_frames=8))
     spatial = {n: p for n, p in plain.state_dict().items() if ".motion_modules." not in n}
     assert all(torch.equal(motion.state_dict()[n], p) for n, p in spatial.items())
+
+
+OFFLINE_LOAD = """
+import sys
+sys.path[:0] = [{root!r}, {tests!r}]
+from conftest import make_tiny_pipe
+from core.models import Models
+from core.motion import inflate, new_motion_adapter
+pipe = make_tiny_pipe()
+unet = inflate(pipe.unet, new_motion_adapter(pipe.unet, max_frames=8))
+print(Models("toy-sd", device="cpu").motion_lora(unet, {repo!r}), sorted(unet.peft_config))
+"""
+
+
+def test_a_motion_lora_loads_from_a_cached_repo_with_the_hub_offline(tiny_pipe, tmp_path):
+    """A Hub motion LoRA laid out as the real repo is in a filled cache (its file name, the cache's snapshot
+    layout) loads with HF_HUB_OFFLINE=1: the app names the repo's file, which diffusers will not guess offline."""
+    import os
+    import subprocess
+    import sys
+
+    from core import config
+
+    repo = "guoyww/animatediff-motion-lora-pan-left"
+    trainer = inflate(tiny_pipe.unet, new_motion_adapter(tiny_pipe.unet, max_frames=8))
+    add_lora(trainer, "pan", 4, MOTION_ATTENTION)
+    written = save_lora(trainer, "pan", tmp_path / "written")
+    commit = "0" * 40
+    snapshot = tmp_path / "hub" / f"models--{repo.replace('/', '--')}" / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    written.rename(snapshot / config.HUB_MOTION_LORA_FILES[repo])
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text(commit)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")}
+    script = OFFLINE_LOAD.format(root=str(config.ROOT), tests=str(config.ROOT / "tests"), repo=repo)
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "guoyww_animatediff_motion_lora_pan_left ['guoyww_animatediff_motion_lora_pan_left']" in done.stdout

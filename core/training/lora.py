@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import config
 from ..validate import check_finite
 
 # the spatial cross-attention's keys and values (not the motion modules' attention: "attentions."
@@ -30,12 +31,13 @@ def lora_parameters(unet, adapter_name: str) -> list:
 
 
 def save_lora(unet, adapter_name: str, folder: Path) -> Path:
-    """Write one adapter as `pytorch_lora_weights.safetensors` in diffusers' format."""
+    """Write one adapter as `config.LORA_FILE` in diffusers' format."""
     from diffusers import AnimateDiffPipeline
     from peft.utils import get_peft_model_state_dict
 
     weights = check_finite(get_peft_model_state_dict(unet, adapter_name=adapter_name), f"the LoRA {adapter_name!r}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    AnimateDiffPipeline.save_lora_weights(str(folder), unet_lora_layers=weights, safe_serialization=True)
-    return folder / "pytorch_lora_weights.safetensors"
+    AnimateDiffPipeline.save_lora_weights(str(folder), unet_lora_layers=weights, safe_serialization=True,
+                                          weight_name=config.LORA_FILE)
+    return folder / config.LORA_FILE
