@@ -8,11 +8,18 @@ loop to "time travel" (re-noise x_{t−1} back to x_t and redo the step) r times
 """
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+# OpenAI CLIP's normalisation (its models' processor configs): for a CLIP folder that has no processor config
+OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 @dataclass
@@ -28,6 +35,30 @@ class ClipInputs:
         mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype)[None, :, None, None]
         std = torch.tensor(self.std, device=x.device, dtype=x.dtype)[None, :, None, None]
         return (x - mean) / std
+
+
+def clip_inputs(clip_model) -> ClipInputs:
+    """How `clip_model` wants its pixels, for every CLIP use of the app: its vision tower's side, and the
+    mean and std of its own image-processor config (preprocessor_config.json beside its weights: 0.5 for
+    toy-clip, OpenAI's values for the Hub's CLIP); OpenAI's when the model has no such file."""
+    mean, std = _processor_normalisation(clip_model.config._name_or_path)
+    return ClipInputs(clip_model.config.vision_config.image_size, mean, std)
+
+
+@functools.lru_cache(maxsize=16)
+def _processor_normalisation(location: str) -> tuple[tuple, tuple]:
+    path = Path(location) / "preprocessor_config.json"
+    if not path.is_file() and location and not Path(location).exists():  # a Hub id: the cached (or fetched) file
+        try:
+            from huggingface_hub import hf_hub_download
+            path = Path(hf_hub_download(location, "preprocessor_config.json"))
+        except Exception:  # noqa: BLE001 - a repo without one (or offline without it cached): OpenAI's values
+            path = None
+    if path is None or not path.is_file():
+        return OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+    processor = json.loads(path.read_text())
+    return (tuple(float(v) for v in processor.get("image_mean", OPENAI_CLIP_MEAN)),
+            tuple(float(v) for v in processor.get("image_std", OPENAI_CLIP_STD)))
 
 
 def clip_text_features(model, tokenizer, texts: list[str]) -> torch.Tensor:

@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script from anywhere
 from core import config  # noqa: E402
 from core.methods import face0  # noqa: E402
-from core.methods.freedom import clip_inputs  # noqa: E402
+from core.guidance import clip_inputs  # noqa: E402
 from core.models import Models  # noqa: E402
 from core.shapes import dataset, reader  # noqa: E402
 from core.training.identity_mapper import mapper_loss  # noqa: E402

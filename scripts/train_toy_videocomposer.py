@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plai
 from core import config  # noqa: E402
 from core.guidance import clip_image_features  # noqa: E402
 from core.methods import animatediff  # noqa: E402
-from core.methods.freedom import clip_inputs  # noqa: E402
+from core.guidance import clip_inputs  # noqa: E402
 from core.models import Models  # noqa: E402
 from core.motion import inflate  # noqa: E402
 from core.sampling import encode_prompts, to_model_pixels  # noqa: E402

@@ -6,7 +6,7 @@ import numpy as np
 
 from core import config
 from core.methods import diffusionclip
-from core.methods.freedom import clip_inputs
+from core.guidance import clip_inputs
 from core.plots import line_plot
 from core.sampling import square_image
 from core.shapes import dataset

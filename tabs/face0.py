@@ -5,7 +5,7 @@ import gradio as gr
 
 from core import config
 from core.methods import face0
-from core.methods.freedom import clip_inputs
+from core.guidance import clip_inputs
 from core.validate import load_image
 
 from .common import (CheckedSlider, engine_event, handler, header, image_output, image_upload, run_buttons, seed_input,

@@ -5,6 +5,7 @@ import cv2
 import gradio as gr
 
 from core import config
+from core.guidance import clip_inputs
 from core.methods import freedom
 from core.validate import load_image
 
@@ -72,7 +73,7 @@ def build(models) -> None:
         clip = None
         if set(params.weights()) & {"text", "style"}:
             model, tokenizer = models.clip()
-            clip = (model, tokenizer, freedom.clip_inputs(model))
+            clip = (model, tokenizer, clip_inputs(model))
         result = freedom.run(pipe, params, clip, on_step=step_progress(progress, "unguided, then guided"))
         return result.guided, result.unguided, result.plot, {"guided": round(result.final_energy, 4),
                                                              "unguided": round(result.unguided_energy, 4)}

@@ -11,7 +11,7 @@ from gradio_client import handle_file
 
 from core import config
 from core.methods import diffusionclip as dc
-from core.methods.freedom import clip_inputs
+from core.guidance import clip_inputs
 from core.models import Models
 from core.shapes import dataset, reader
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from core import config
 from core.methods import face0
-from core.methods.freedom import clip_inputs
+from core.guidance import clip_inputs
 from core.models import Models
 from core.sampling import decode, denoise, encode_prompts, prepare_latents
 from core.shapes import dataset, reader

@@ -10,7 +10,7 @@ import torch
 
 from conftest import make_tiny_pipe
 from core.methods import diffusionclip, dreamix, null_text, p2p, tune_a_video
-from core.methods.freedom import clip_inputs
+from core.guidance import clip_inputs
 from core.models import Models
 from core.motion import inflate, new_motion_adapter, temporal_parameters
 from core.shapes.dataset import Scene, ShapeObject, render

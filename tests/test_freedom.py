@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.guidance import MaskEnergy
+from core.guidance import MaskEnergy, clip_inputs
 from core.methods import freedom
 from core.models import Models
 from core.sampling import denoise, encode_prompts, prepare_latents
@@ -15,7 +15,7 @@ from core.shapes import reader
 @pytest.fixture(scope="module")
 def clip():
     model, tokenizer = Models("toy-sd", device="cpu").clip("toy-clip")
-    return model, tokenizer, freedom.clip_inputs(model)
+    return model, tokenizer, clip_inputs(model)
 
 
 def test_mask_energy_is_low_on_its_mask():
@@ -114,3 +114,28 @@ def test_time_travel_lowers_the_final_energy(toy):
                                        seed=0, time_travel=travel, guidance_scale=6.0)
         finals[travel] = freedom.run(toy, params).final_energy
     assert finals[3] < finals[1], finals
+
+
+def test_clip_inputs_follow_each_models_own_processor_config(tmp_path):
+    """Every CLIP use normalises pixels as the CLIP model's own processor does: toy-clip's 0.5 (what it was
+    trained with), the Hub CLIP's OpenAI values, OpenAI's for a model folder without a processor config."""
+    import json
+
+    from transformers import CLIPConfig, CLIPModel
+
+    from core.guidance import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+
+    toy, _ = Models("toy-sd", device="cpu").clip("toy-clip")
+    assert clip_inputs(toy).mean == (0.5, 0.5, 0.5) and clip_inputs(toy).side == 64
+    tiny = CLIPConfig(text_config={"hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 1,
+                                   "num_attention_heads": 2},
+                      vision_config={"hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 1,
+                                     "num_attention_heads": 2, "image_size": 32, "patch_size": 16}, projection_dim=8)
+    own = {"image_mean": [0.1, 0.2, 0.3], "image_std": [0.4, 0.5, 0.6]}
+    for name, processor, expected in [("own", own, ((0.1, 0.2, 0.3), (0.4, 0.5, 0.6))),
+                                      ("none", None, (OPENAI_CLIP_MEAN, OPENAI_CLIP_STD))]:
+        CLIPModel(tiny).save_pretrained(tmp_path / name)
+        if processor:
+            (tmp_path / name / "preprocessor_config.json").write_text(json.dumps(processor))
+        inputs = clip_inputs(CLIPModel.from_pretrained(tmp_path / name))
+        assert ((inputs.mean, inputs.std), inputs.side) == (expected, 32), name

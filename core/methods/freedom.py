@@ -16,7 +16,7 @@ import torch
 from diffusers import DDIMScheduler
 
 from .. import config, plots
-from ..guidance import ClipInputs, ClipStyleEnergy, ClipTextEnergy, EnergyGuidance, MaskEnergy, WeightedEnergy
+from ..guidance import ClipStyleEnergy, ClipTextEnergy, EnergyGuidance, MaskEnergy, WeightedEnergy
 from ..sampling import decode, denoise, encode_prompts, prepare_latents, to_model_pixels
 from ..validate import check_prompt, check_range, check_sampling
 
@@ -75,11 +75,6 @@ class FreeDoMResult:
     final_energy: float = 0.0  # of the guided result
     unguided_energy: float = 0.0
     plot: np.ndarray | None = None
-
-
-def clip_inputs(clip_model, processor_mean=None, processor_std=None) -> ClipInputs:
-    side = clip_model.config.vision_config.image_size
-    return ClipInputs(side, tuple(processor_mean or (0.5, 0.5, 0.5)), tuple(processor_std or (0.5, 0.5, 0.5)))
 
 
 def build_energy(params: FreeDoMParams, clip=None) -> WeightedEnergy:

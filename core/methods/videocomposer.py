@@ -78,8 +78,7 @@ def style_embedding(models, image: np.ndarray | None) -> torch.Tensor | None:
     token was trained on, or None."""
     if image is None:
         return None
-    from ..guidance import clip_image_features
-    from .freedom import clip_inputs
+    from ..guidance import clip_image_features, clip_inputs
     clip_model, _ = models.clip(config.VIDEOCOMPOSER_STYLE_ENCODER)
     side = clip_model.config.vision_config.image_size
     pixels = to_model_pixels(square_image(np.asarray(image)[..., :3], side)[None])
