@@ -26,6 +26,10 @@ EMBEDDED_MODELS = ("toy-sd", "toy-clip", "toy-shiftddpm", "toy-face0", "toy-chat
 ENABLE_ATTENTION_SLICING = False  # diffusers' slicing; our processor already avoids big maps
 ENABLE_VAE_SLICING = True  # decode video frames one at a time on GPU
 ENABLE_CPU_OFFLOAD = False  # accelerate's model offload for small GPUs
+# companion models (ControlNets, adapters, CLIP, motion UNets …) kept beside the base pipeline, by the bytes of
+# their weights: beyond this the least recently used are evicted (the base pipeline always stays). SD1.5's
+# fp16 UNet alone is 1.7 GB; 6 GiB holds a motion UNet, a ControlNet, CLIP and a few adapters on a 24 GB GPU.
+COMPANION_CACHE_BYTES = 6 * 2**30
 
 # ---- the embedded models' training (scripts/train_toy_*.py) --------------------------------
 TOY_IMAGE_SIZE = 64

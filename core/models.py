@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import re
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,7 +74,8 @@ class Models:
         self.allow_local = allow_local
         self.device_count = 1  # engine requests that may run at once: one per device this cache serves
         self._pipes: dict[str, object] = {}
-        self._aux: dict[tuple, object] = {}
+        self._aux: OrderedDict[tuple, object] = OrderedDict()  # least recently used first
+        self.companion_budget = config.COMPANION_CACHE_BYTES
         self._lock = threading.RLock()
 
     # -- base text-to-image pipelines ---------------------------------------------------------
@@ -120,7 +122,9 @@ class Models:
 
     # -- companion models (ControlNets, adapters) ------------------------------------------------
     def _cached(self, key: tuple, load):
-        """One companion model per key, loaded once under the lock; failures become ModelLoadError."""
+        """One companion model per key, loaded once under the lock; failures become ModelLoadError. The
+        cache keeps the most recently used companions within `companion_budget` bytes of weights (the one
+        just asked for always stays; a call still using an evicted one keeps it until it ends)."""
         with self._lock:
             if key not in self._aux:
                 try:
@@ -129,7 +133,26 @@ class Models:
                     raise
                 except Exception as error:
                     raise ModelLoadError(f"could not load the {key[0]} model {key[1]!r}: {error}") from error
+            self._aux.move_to_end(key)
+            self._evict_companions(keep=key)
             return self._aux[key]
+
+    def companion_bytes(self) -> int:
+        """Bytes of weights the cached companions hold."""
+        return sum(weight_bytes(value) for value in self._aux.values())
+
+    def _evict_companions(self, keep: tuple) -> None:
+        evicted = False
+        while len(self._aux) > 1 and self.companion_bytes() > self.companion_budget:
+            oldest = next(iter(self._aux))
+            if oldest == keep:
+                break
+            del self._aux[oldest]
+            evicted = True
+        if evicted:
+            gc.collect()
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
 
     def controlnet(self, name: str):
         from diffusers import ControlNetModel
@@ -392,6 +415,25 @@ class Models:
         with self._lock:
             self._evict_pipelines()
             self._aux.clear()
+
+
+def weight_bytes(value, seen: set | None = None) -> int:
+    """Bytes of the parameters and buffers in a cached value: a module, a tuple of them, or an object
+    holding modules in its attributes (ChatFace's and ShiftDDPM's bundles); shared tensors counted once."""
+    seen = set() if seen is None else seen
+    if isinstance(value, torch.nn.Module):
+        total = 0
+        for tensor in [*value.parameters(), *value.buffers()]:
+            if tensor.data_ptr() not in seen:
+                seen.add(tensor.data_ptr())
+                total += tensor.numel() * tensor.element_size()
+        return total
+    if isinstance(value, (tuple, list)):
+        return sum(weight_bytes(item, seen) for item in value)
+    if hasattr(value, "__dict__") and not isinstance(value, type):
+        return sum(weight_bytes(item, seen) for item in vars(value).values()
+                   if isinstance(item, (torch.nn.Module, tuple, list)))
+    return 0
 
 
 def load_lora(unet, location: str, adapter_name: str, local: bool, weight_name: str | None = None) -> None:
