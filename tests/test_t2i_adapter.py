@@ -81,6 +81,24 @@ def test_two_adapters_weighted_one_and_zero_reproduce_each_single(tiny_pipe, tin
     assert np.array_equal(run(tiny_pipe, [first, second], kinds, [0.0, 1.0]), run(tiny_pipe, [second], kinds[1:], [1.0]))
 
 
+def test_a_one_channel_adapter_takes_a_gray_map_alone_and_combined(tiny_pipe, tiny_adapters):
+    """The official canny and sketch adapters take a 1-channel map (their config's in_channels): the map goes
+    in gray, alone and beside a 3-channel adapter."""
+    torch.manual_seed(2)
+    gray = ta.make_adapter(tuple(tiny_pipe.unet.config.block_out_channels), tiny_pipe.vae_scale_factor,
+                           in_channels=1).eval()
+    for p in gray.parameters():
+        p.data.mul_(3)
+    none = run(tiny_pipe, [gray], ["canny"], [0.0])
+    alone = run(tiny_pipe, [gray], ["canny"], [1.0])
+    assert np.abs(alone - none).max() > 10  # it acts
+    _, palette = tiny_adapters
+    both = run(tiny_pipe, [gray, palette], ["canny", "palette"], [1.0, 0.0])
+    assert np.array_equal(both, alone)
+    square = dataset.render(SQUARE)
+    assert ta.adapter_input(gray, square).shape == (1, 1, *square.shape[:2])
+
+
 def test_bad_parameters_are_refused():
     for params, message in [(ta.AdapterParams(condition_types=[]), "at least one"),
                             (ta.AdapterParams(weights=[1.0, 1.0]), "weights"),

@@ -21,12 +21,12 @@ from ..validate import check_prompt, check_range, check_sampling
 D = config.T2IAdapterDefaults
 
 
-def make_adapter(unet_channels: tuple[int, ...], vae_scale_factor: int, num_res_blocks: int = 2):
+def make_adapter(unet_channels: tuple[int, ...], vae_scale_factor: int, num_res_blocks: int = 2, in_channels: int = 3):
     """An untrained full T2I-Adapter for a UNet whose down blocks have `unet_channels`: one feature per
     block, the first at latent resolution. (The official colour adapter is a `light_adapter`, whose
     last feature repeats the second-last width: SD's 1280, 1280; toy-sd's blocks all differ.)"""
     from diffusers import T2IAdapter
-    return T2IAdapter(in_channels=3, channels=list(unet_channels), num_res_blocks=num_res_blocks,
+    return T2IAdapter(in_channels=in_channels, channels=list(unet_channels), num_res_blocks=num_res_blocks,
                       downscale_factor=vae_scale_factor, adapter_type="full_adapter")
 
 
@@ -66,12 +66,21 @@ def condition_maps(images: list[np.ndarray], kinds: list[str], size: int, run_ex
     return [extract(kind, image) if run_extractor else image for kind, image in zip(kinds, squared)]
 
 
+def adapter_input(adapter, condition_map: np.ndarray) -> torch.Tensor:
+    """A map (H, W, 3) uint8 → the adapter's input in [0, 1] as diffusers takes it, with as many channels as its
+    config says: the official canny and sketch adapters take one (a gray map), the others three."""
+    parameter = next(adapter.parameters())
+    pixels = to_unit_pixels(condition_map[None])
+    if adapter.config.in_channels == 1:
+        pixels = pixels.mean(dim=1, keepdim=True)
+    return pixels.to(parameter.device, parameter.dtype)
+
+
 @torch.no_grad()
 def adapter_features(adapters: list, maps: list[np.ndarray], weights: list[float]) -> list[torch.Tensor]:
     """Σ wᵢ·Adapterᵢ(mapᵢ) per scale (diffusers MultiAdapter for several; one adapter times its weight)."""
     from diffusers import MultiAdapter
-    parameter = next(adapters[0].parameters())
-    pixels = [to_unit_pixels(m[None]).to(parameter.device, parameter.dtype) for m in maps]  # [0, 1] as diffusers
+    pixels = [adapter_input(adapter, m) for adapter, m in zip(adapters, maps)]
     if len(adapters) == 1:
         return [weights[0] * feature for feature in adapters[0](pixels[0])]
     return MultiAdapter(adapters)(pixels, adapter_weights=list(weights))  # a list: it zips over its input
