@@ -100,11 +100,20 @@ def every_endpoint(client) -> dict:
     return {endpoint: pictures(call(client, endpoint)) for endpoint in CHEAP}
 
 
-@pytest.fixture()
-def scratch_libraries(app_folders, tmp_path):
-    """Tuned models and directions made here go to a scratch folder."""
-    (tmp_path / "tuned").mkdir(), (tmp_path / "directions").mkdir()
-    app_folders(tuned_video=tmp_path / "tuned", directions=tmp_path / "directions")
+@pytest.fixture(scope="module")
+def normal_results(app_url, tmp_path_factory):
+    """Every endpoint's output before any cancel, with tuned models and directions in a scratch folder."""
+    from dataclasses import replace
+
+    from tabs import common
+
+    saved = common._folders[0]
+    scratch = tmp_path_factory.mktemp("libraries")
+    common.use_folders(replace(saved, tuned_video=scratch / "tuned", directions=scratch / "directions"))
+    try:
+        yield every_endpoint(Client(app_url, verbose=False))
+    finally:
+        common.use_folders(saved)
 
 
 @pytest.mark.parametrize("endpoint, name, long_call", [
@@ -112,10 +121,9 @@ def scratch_libraries(app_folders, tmp_path):
                                    "target_prompt": "a blue circle on a white background", "steps": 200}),
     ("/sampler", "tabs.sampler.sample", {"prompt": "a red circle on a white background", "steps": 200, "snapshots": 1}),
 ])
-def test_a_cancel_stops_within_one_step_and_leaves_the_engine_as_it_was(app_url, scratch_libraries, endpoint, name,
+def test_a_cancel_stops_within_one_step_and_leaves_the_engine_as_it_was(app_url, normal_results, endpoint, name,
                                                                         long_call):
     client = Client(app_url, verbose=False)
-    before = every_endpoint(client)
     start = time.monotonic()
     job = client.submit(api_name=endpoint, **long_call)
     running = wait_for_call(name, start, steps=2)
@@ -126,7 +134,7 @@ def test_a_cancel_stops_within_one_step_and_leaves_the_engine_as_it_was(app_url,
     assert running.steps < 200
     after = every_endpoint(client)
     for endpoint_name in CHEAP:
-        assert largest_difference(after[endpoint_name], before[endpoint_name]) == 0, endpoint_name
+        assert largest_difference(after[endpoint_name], normal_results[endpoint_name]) == 0, endpoint_name
 
 
 def test_calls_run_concurrently_in_process_each_get_their_solo_result():
