@@ -359,6 +359,14 @@ class T2IAdapterDefaults:
 
 
 # Adapters per base model and condition kind: (model name, subfolder or None). Hub ids on a GPU.
+# Hub repos that ship only pickled weights and are loaded all the same: the named file is read with
+# torch.load(weights_only=True) (tensors only; no code runs), checked finite and converted once to safetensors
+# under CONVERTED_WEIGHTS_DIR, which is what loads. Every other repo loads only from safetensors.
+PICKLE_ALLOWLIST = {repo: "diffusion_pytorch_model.bin" for repo in (
+    "TencentARC/t2iadapter_canny_sd15v2", "TencentARC/t2iadapter_sketch_sd15v2", "TencentARC/t2iadapter_depth_sd15v2",
+    "TencentARC/t2iadapter_color_sd14v1", "TencentARC/t2iadapter_openpose_sd14v1")}
+CONVERTED_WEIGHTS_DIR = ROOT / "runs" / "converted"
+
 T2I_ADAPTERS = {
     EMBEDDED_BASE_MODEL: {"canny": ("toy-adapters", "canny"), "palette": ("toy-adapters", "palette")},
     HUB_BASE_MODEL: {"canny": ("TencentARC/t2iadapter_canny_sd15v2", None),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import re
+import shutil
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -182,8 +183,15 @@ class Models:
 
             def load(name=name, subfolder=subfolder):
                 source = resolve(name, self.allow_local)
-                model = T2IAdapter.from_pretrained(source.location, subfolder=subfolder, torch_dtype=self.dtype,
-                                                   use_safetensors=True, local_files_only=source.kind != "hub")
+                location, local = source.location, source.kind != "hub"
+                if source.kind == "hub" and name in config.PICKLE_ALLOWLIST:
+                    location, local = converted_pickle(name, config.PICKLE_ALLOWLIST[name], subfolder), True
+                    subfolder = None
+                try:
+                    model = T2IAdapter.from_pretrained(location, subfolder=subfolder, torch_dtype=self.dtype,
+                                                       use_safetensors=True, local_files_only=local)
+                except Exception as error:
+                    raise ModelLoadError(load_failure("T2I-Adapter", name, error)) from error
                 return model.to(self.device).eval().requires_grad_(False)
 
             adapters.append(self._cached(("T2I-Adapter", name, subfolder), load))
@@ -415,6 +423,44 @@ class Models:
         with self._lock:
             self._evict_pipelines()
             self._aux.clear()
+
+
+def load_failure(kind: str, name: str, error: Exception) -> str:
+    """Why `name` did not load, naming the weights policy when the repo has no safetensors."""
+    if "safetensors" in str(error).lower() or ".bin" in str(error):
+        return (f"could not load the {kind} model {name!r}: it ships no safetensors weights, and this app loads "
+                f"pickled weights only from the allowlist in core/config.py (PICKLE_ALLOWLIST: read as tensors "
+                f"only, converted to safetensors once)")
+    return f"could not load the {kind} model {name!r}: {error}"
+
+
+def converted_pickle(repo: str, filename: str, subfolder: str | None = None) -> Path:
+    """An allowlisted pickle-only Hub repo as a local safetensors folder (config.CONVERTED_WEIGHTS_DIR),
+    converted on first use: torch.load(weights_only=True) reads tensors and runs no code; a file that is not
+    a flat dict of finite tensors is refused."""
+    from huggingface_hub import hf_hub_download
+    from safetensors.torch import save_file
+
+    from .validate import check_finite
+
+    target = config.CONVERTED_WEIGHTS_DIR / repo.replace("/", "--") / (subfolder or "")
+    weights = target / "diffusion_pytorch_model.safetensors"
+    if weights.is_file():
+        return target
+    try:
+        config_file = hf_hub_download(repo, "config.json", subfolder=subfolder)
+        state = torch.load(hf_hub_download(repo, filename, subfolder=subfolder), map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ModelLoadError(f"could not read the allowlisted weights of {repo!r} ({filename}): {error}") from error
+    if not isinstance(state, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
+        raise ModelLoadError(f"{repo!r}: {filename} is not a plain dict of tensors; refused")
+    check_finite(state, f"the weights of {repo!r}")
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(config_file, target / "config.json")
+    partial = weights.with_suffix(".partial")
+    save_file({k: v.contiguous() for k, v in state.items()}, str(partial))
+    partial.replace(weights)  # whole or not at all: a later start never finds half a file
+    return target
 
 
 def weight_bytes(value, seen: set | None = None) -> int:

@@ -2,6 +2,12 @@
 embedded toy-adapters' behaviour read from pixels; /t2i_adapter through gradio_client."""
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -187,3 +193,64 @@ def test_t2i_adapter_endpoint(client):
         client.predict(conditions=[square], condition_types=["canny"], cond_tau=2, steps=2, api_name="/t2i_adapter")
     with pytest.raises(Exception, match="weights must be numbers"):
         client.predict(conditions=[square], condition_types=["canny"], weights="lots", steps=2, api_name="/t2i_adapter")
+
+
+PICKLED_LOAD = """
+import sys
+sys.path[:0] = [{root!r}, {tests!r}]
+from pathlib import Path
+from core import config
+from core.models import Models, ModelLoadError
+config.CONVERTED_WEIGHTS_DIR = Path({converted!r})
+if {refuse!r}:
+    config.PICKLE_ALLOWLIST.clear()
+try:
+    adapters = Models("toy-sd", device="cpu").t2i_adapters({kinds!r}, base_model=config.HUB_BASE_MODEL)
+    print("loaded", [a.config.in_channels for a in adapters])
+except ModelLoadError as error:
+    print("refused:", error)
+"""
+
+
+def fake_hub_repo(hub: Path, repo: str, files: dict) -> None:
+    """A repo in a Hugging Face cache laid out as the Hub client leaves it (snapshots/<commit>, refs/main)."""
+    commit = "1" * 40
+    snapshot = hub / f"models--{repo.replace('/', '--')}" / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for name, source in files.items():
+        shutil.copyfile(source, snapshot / name)
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text(commit)
+
+
+def load_offline(tmp_path, kinds, refuse=False) -> str:
+    script = PICKLED_LOAD.format(root=str(config.ROOT), tests=str(config.ROOT / "tests"),
+                                 converted=str(tmp_path / "converted"), refuse=refuse, kinds=kinds)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_allowlisted_pickle_only_adapters_load_converted_and_others_are_refused(tiny_pipe, tmp_path):
+    """TencentARC's SD1.5 adapters ship only diffusion_pytorch_model.bin: laid out so in an offline Hub cache
+    (canny and sketch with 1 input channel, as their configs say), the allowlisted ones load through a
+    tensors-only read converted once to safetensors, alone and together; off the allowlist they are refused
+    with the policy named; a corrupt file is a clear error."""
+    channels = {"canny": 1, "sketch": 1, "depth": 3, "palette": 3, "pose": 3}
+    for kind, repo_and_folder in config.T2I_ADAPTERS[config.HUB_BASE_MODEL].items():
+        folder = tmp_path / "saved" / kind
+        ta.make_adapter(tuple(tiny_pipe.unet.config.block_out_channels), tiny_pipe.vae_scale_factor,
+                        in_channels=channels[kind]).save_pretrained(folder, safe_serialization=False)
+        assert not list(folder.glob("*.safetensors"))
+        fake_hub_repo(tmp_path / "hub", repo_and_folder[0], {p.name: p for p in folder.iterdir()})
+    assert "refused:" in load_offline(tmp_path, ["canny"], refuse=True)
+    assert "PICKLE_ALLOWLIST" in load_offline(tmp_path, ["canny"], refuse=True)
+    assert not (tmp_path / "converted").exists()
+    assert "loaded [1, 1, 3, 3, 3]" in load_offline(tmp_path, list(channels))
+    assert len(list((tmp_path / "converted").rglob("diffusion_pytorch_model.safetensors"))) == len(channels)
+    assert "loaded [1, 3]" in load_offline(tmp_path, ["sketch", "pose"])  # converted once: read from there
+    broken = next((tmp_path / "hub").glob("models--TencentARC--t2iadapter_depth_sd15v2/snapshots/*"))
+    (broken / "diffusion_pytorch_model.bin").write_bytes(b"not a pickle")
+    shutil.rmtree(tmp_path / "converted" / "TencentARC--t2iadapter_depth_sd15v2")
+    assert "refused: could not read the allowlisted weights" in load_offline(tmp_path, ["depth"])
