@@ -170,17 +170,13 @@ def test_a_motion_lora_loads_from_a_cached_repo_with_the_hub_offline(tiny_pipe, 
     import sys
 
     from core import config
+    from fake_hub import fake_hub_repo
 
     repo = "guoyww/animatediff-motion-lora-pan-left"
     trainer = inflate(tiny_pipe.unet, new_motion_adapter(tiny_pipe.unet, max_frames=8))
     add_lora(trainer, "pan", 4, MOTION_ATTENTION)
     written = save_lora(trainer, "pan", tmp_path / "written")
-    commit = "0" * 40
-    snapshot = tmp_path / "hub" / f"models--{repo.replace('/', '--')}" / "snapshots" / commit
-    snapshot.mkdir(parents=True)
-    written.rename(snapshot / config.HUB_MOTION_LORA_FILES[repo])
-    (snapshot.parent.parent / "refs").mkdir()
-    (snapshot.parent.parent / "refs" / "main").write_text(commit)
+    fake_hub_repo(tmp_path / "hub", repo, {config.HUB_MOTION_LORA_FILES[repo]: written})
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")}
     script = OFFLINE_LOAD.format(root=str(config.ROOT), tests=str(config.ROOT / "tests"), repo=repo)
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)

@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ import torch
 from gradio_client import handle_file
 
 from core import config
+from fake_hub import fake_hub_repo
 from core.conditions import EXTRACTORS, extract, fill_outline
 from core.methods import t2i_adapter as ta
 from core.models import Models
@@ -210,17 +210,6 @@ try:
 except ModelLoadError as error:
     print("refused:", error)
 """
-
-
-def fake_hub_repo(hub: Path, repo: str, files: dict) -> None:
-    """A repo in a Hugging Face cache laid out as the Hub client leaves it (snapshots/<commit>, refs/main)."""
-    commit = "1" * 40
-    snapshot = hub / f"models--{repo.replace('/', '--')}" / "snapshots" / commit
-    snapshot.mkdir(parents=True)
-    for name, source in files.items():
-        shutil.copyfile(source, snapshot / name)
-    (snapshot.parent.parent / "refs").mkdir()
-    (snapshot.parent.parent / "refs" / "main").write_text(commit)
 
 
 def load_offline(tmp_path, kinds, refuse=False) -> str:
