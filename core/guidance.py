@@ -17,6 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .tokenizer import TOKENIZER_LOCK
+
 # OpenAI CLIP's normalisation (its models' processor configs): for a CLIP folder that has no processor config
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -62,7 +64,8 @@ def _processor_normalisation(location: str) -> tuple[tuple, tuple]:
 
 
 def clip_text_features(model, tokenizer, texts: list[str]) -> torch.Tensor:
-    ids = tokenizer(texts, padding="max_length", truncation=True, return_tensors="pt").input_ids.to(model.device)
+    with TOKENIZER_LOCK:
+        ids = tokenizer(texts, padding="max_length", truncation=True, return_tensors="pt").input_ids.to(model.device)
     return F.normalize(model.get_text_features(input_ids=ids).pooler_output.float(), dim=-1)
 
 

@@ -18,6 +18,7 @@ import torch
 
 from . import calls
 from .attention import ensure_active, install
+from .tokenizer import TOKENIZER_LOCK
 from .validate import check_finite
 
 # hook(step, timestep, latents, x0_prediction) -> new latents or None
@@ -43,8 +44,9 @@ class DenoiseResult:
 def encode_prompts(pipe, prompts: Sequence[str]) -> torch.Tensor:
     """Prompts → text-encoder hidden states (B, tokenizer.model_max_length, dim), like the pipeline."""
     tokenizer = pipe.tokenizer
-    ids = tokenizer(list(prompts), padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-                    return_tensors="pt").input_ids.to(pipe.text_encoder.device)
+    with TOKENIZER_LOCK:
+        ids = tokenizer(list(prompts), padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                        return_tensors="pt").input_ids.to(pipe.text_encoder.device)
     use_mask = getattr(pipe.text_encoder.config, "use_attention_mask", False)
     mask = (ids != tokenizer.pad_token_id).long() if use_mask else None
     embeds = pipe.text_encoder(ids, attention_mask=mask)[0]

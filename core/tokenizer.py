@@ -2,11 +2,19 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 from transformers import CLIPTokenizer
 
 from .config import TOKENIZER_DIR
+
+
+# A fast tokenizer keeps its padding and truncation settings in its Rust backend and sets them on every call,
+# so two threads tokenizing at once can each encode with the other's settings (measured: a P2P word mapper
+# built while another call padded its prompts to max_length; the edit came out wrong in 3 of 12 concurrent
+# runs). Every use of a tokenizer in the engine holds this lock; tokenizing takes microseconds.
+TOKENIZER_LOCK = threading.RLock()
 
 
 def clip_tokenizer(model_max_length: int, folder: Path = TOKENIZER_DIR) -> CLIPTokenizer:

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import torch
 
+from ..tokenizer import TOKENIZER_LOCK
+
 
 def word_tokens(tokenizer, text: str) -> list[list[int]]:
     """Token ids of each whitespace-separated word of `text` (no specials)."""
-    return [tokenizer.encode(word, add_special_tokens=False) for word in text.split()]
+    with TOKENIZER_LOCK:
+        return [tokenizer.encode(word, add_special_tokens=False) for word in text.split()]
 
 
 def token_positions(tokenizer, text: str, words) -> list[int]:

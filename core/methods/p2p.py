@@ -21,6 +21,7 @@ from ..control.edit import AttentionRefine, AttentionReplace, AttentionReweight
 from ..control.schedule import cross_replace_alpha, parse_steps, step_window
 from ..control.store import AttentionStore
 from ..heatmaps import token_heatmaps
+from ..tokenizer import TOKENIZER_LOCK
 from ..sampling import decode, denoise, encode_prompts, prepare_latents
 from ..validate import check_prompt, check_range, check_sampling
 
@@ -160,7 +161,8 @@ def edit(pipe, params: P2PParams, latents: torch.Tensor | None = None, uncond_em
         result = denoise(pipe.unet, scheduler, latents.expand(2, *latents.shape[1:]).clone(), cond,
                          uncond_embeds, params.guidance_scale, num_steps, on_step=on_step)
     images = decode(pipe, result.latents)
-    source_tokens = pipe.tokenizer.tokenize(params.source_prompt)
+    with TOKENIZER_LOCK:
+        source_tokens = pipe.tokenizer.tokenize(params.source_prompt)
     heatmaps = token_heatmaps(controllers.store.average()[0], source_tokens,
                               images[0] if heatmap_image is None else heatmap_image)
     mask = controllers.blend.last_mask[1].cpu().numpy() if controllers.blend and controllers.blend.last_mask is not None else None

@@ -15,6 +15,7 @@ import torch
 from .. import config
 from ..conditions import EXTRACTORS, extract
 from ..sampling import decode, denoise, encode_prompts, prepare_latents, square_image, to_unit_pixels
+from ..tokenizer import TOKENIZER_LOCK
 from ..unicontrol import INSTRUCTIONS
 from ..validate import check_prompt, check_range, check_sampling
 
@@ -38,8 +39,9 @@ def instruction_features(pipe, instruction: str, task_token: str) -> torch.Tenso
     `[:, :1]`) or the pooled end token ('pooled', ours: a causal encoder's first token is the same
     for every text, so only the pooled one can tell instructions apart)."""
     tokenizer = pipe.tokenizer
-    ids = tokenizer([instruction], padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-                    return_tensors="pt").input_ids.to(pipe.text_encoder.device)
+    with TOKENIZER_LOCK:
+        ids = tokenizer([instruction], padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                        return_tensors="pt").input_ids.to(pipe.text_encoder.device)
     output = pipe.text_encoder(ids)
     return output.last_hidden_state[:, 0] if task_token == "first" else output.pooler_output
 

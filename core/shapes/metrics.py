@@ -9,6 +9,7 @@ import torch
 
 from ..methods import shiftddpm
 from ..sampling import to_model_pixels
+from ..tokenizer import TOKENIZER_LOCK
 from . import dataset, reader
 from .dataset import DIRECTIONS
 
@@ -63,7 +64,8 @@ def clip_zero_shot(model, tokenizer, n: int = 600, seed: int = 0) -> dict:
     images = np.stack([dataset.render(s) for s in scenes])
     candidates = single_object_prompts(tuple(dataset.BACKGROUNDS))
     texts = [f"a {c} {s} on a {b} background" for c, s, b in candidates]
-    ids = tokenizer(texts, padding="max_length", truncation=True, return_tensors="pt").input_ids
+    with TOKENIZER_LOCK:
+        ids = tokenizer(texts, padding="max_length", truncation=True, return_tensors="pt").input_ids
     text = torch.nn.functional.normalize(model.get_text_features(input_ids=ids).pooler_output, dim=-1)
     image = torch.nn.functional.normalize(model.get_image_features(pixel_values=to_model_pixels(images)).pooler_output, dim=-1)
     best = (image @ text.T).argmax(1).tolist()

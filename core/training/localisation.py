@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from ..attention import AttentionContext, AttentionController
 from ..shapes.dataset import Scene, object_mask
+from ..tokenizer import TOKENIZER_LOCK
 
 
 class CrossAttentionRecorder(AttentionController):
@@ -37,7 +38,8 @@ def word_positions(caption: str, tokenizer) -> list[tuple[str, int]]:
     positions, index = [], 1
     for word in caption.split():
         positions.append((word, index))
-        index += len(tokenizer(word, add_special_tokens=False).input_ids)
+        with TOKENIZER_LOCK:
+            index += len(tokenizer(word, add_special_tokens=False).input_ids)
     return positions
 
 
