@@ -76,6 +76,7 @@ class Models:
         self.device_count = 1  # engine requests that may run at once: one per device this cache serves
         self._pipes: dict[str, object] = {}
         self._aux: OrderedDict[tuple, object] = OrderedDict()  # least recently used first
+        self._aux_bytes: dict[tuple, int] = {}  # weight bytes of each, measured once when loaded
         self.companion_budget = config.COMPANION_CACHE_BYTES
         self._lock = threading.RLock()
 
@@ -119,7 +120,7 @@ class Models:
     def _evict_motion_unets(self) -> None:
         """One inflated UNet at a time (motion_unet, fresh_motion_unet): each is a second copy of the base UNet."""
         for key in [k for k in self._aux if k[0] == "motion UNet"]:
-            del self._aux[key]
+            del self._aux[key], self._aux_bytes[key]
 
     # -- companion models (ControlNets, adapters) ------------------------------------------------
     def _cached(self, key: tuple, load):
@@ -130,6 +131,7 @@ class Models:
             if key not in self._aux:
                 try:
                     self._aux[key] = load()
+                    self._aux_bytes[key] = weight_bytes(self._aux[key])
                 except ModelLoadError:
                     raise
                 except Exception as error:
@@ -140,7 +142,7 @@ class Models:
 
     def companion_bytes(self) -> int:
         """Bytes of weights the cached companions hold."""
-        return sum(weight_bytes(value) for value in self._aux.values())
+        return sum(self._aux_bytes[key] for key in self._aux)
 
     def _evict_companions(self, keep: tuple) -> None:
         evicted = False
@@ -148,7 +150,7 @@ class Models:
             oldest = next(iter(self._aux))
             if oldest == keep:
                 break
-            del self._aux[oldest]
+            del self._aux[oldest], self._aux_bytes[oldest]
             evicted = True
         if evicted:
             gc.collect()
@@ -422,7 +424,7 @@ class Models:
     def clear(self) -> None:
         with self._lock:
             self._evict_pipelines()
-            self._aux.clear()
+            self._aux.clear(), self._aux_bytes.clear()
 
 
 def load_failure(kind: str, name: str, error: Exception) -> str:

@@ -247,22 +247,24 @@ def check_number(value, name: str, minimum, maximum, integer: bool):
     return int(value) if integer else float(value)
 
 
-class CheckedNumber(gr.Number):
-    """A number input checked by `check_number` before the handler sees it (Gradio's own conversion
-    fails on NaN and None with a generic error, and rounds 2.5 silently). Its name is its label's first
-    word (the API parameter's name); precision=0 makes it whole. Inputs need a minimum and a maximum."""
-    is_template = True  # drawn by Gradio's Number component in the page
+def checked_number_input(self, payload):
+    """`preprocess` of CheckedNumber and CheckedSlider: the value checked by `check_number` before the handler
+    sees it (Gradio's own conversion fails on NaN and None with a generic error, and rounds 2.5 silently).
+    The control's name is its label's first word (the API parameter's name); precision=0 makes it whole.
+    Inputs need a minimum and a maximum."""
+    return check_number(payload, self.label.split()[0], self.minimum, self.maximum, self.precision == 0)
 
-    def preprocess(self, payload):
-        return check_number(payload, self.label.split()[0], self.minimum, self.maximum, self.precision == 0)
+
+# a template's first base names the page's component (Gradio's get_block_name), so no mixin: the one
+# function is each class's preprocess
+class CheckedNumber(gr.Number):
+    is_template = True  # drawn by Gradio's Number component in the page
+    preprocess = checked_number_input
 
 
 class CheckedSlider(gr.Slider):
-    """A slider input checked by `check_number` (see CheckedNumber); precision=0 makes it whole."""
     is_template = True  # drawn by Gradio's Slider component in the page
-
-    def preprocess(self, payload):
-        return check_number(payload, self.label.split()[0], self.minimum, self.maximum, self.precision == 0)
+    preprocess = checked_number_input
 
 
 class CheckedVideo(gr.Video):
