@@ -39,12 +39,6 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def default_base_model(device: torch.device | None = None) -> str:
-    """SD1.5 from the Hub on a CUDA GPU; the embedded toy model on a CPU (offline default)."""
-    device = device or default_device()
-    return config.HUB_BASE_MODEL if device.type == "cuda" else config.EMBEDDED_BASE_MODEL
-
-
 def resolve(name: str, allow_local: bool = False) -> ModelSource:
     """Where `name` lives. Local folders only when the operator allowed them (never from a request)."""
     name = (name or "").strip()
@@ -65,13 +59,17 @@ def resolve(name: str, allow_local: bool = False) -> ModelSource:
 
 
 class Models:
-    """The app's model cache. Thread-safe; one base pipeline resident at a time."""
+    """The app's model cache. Thread-safe; one base pipeline resident at a time.
+
+    `gpu_configuration` is every choice the app makes for a CUDA device (float16, SD1.5 and Hub CLIP by default,
+    VAE slicing); None: on a CUDA device. True on a CPU is the rehearsal of the GPU stack (bench/rehearsal.py)."""
 
     def __init__(self, base_model: str | None = None, device: torch.device | str | None = None,
-                 allow_local: bool = False):
+                 allow_local: bool = False, gpu_configuration: bool | None = None):
         self.device = torch.device(device) if device is not None else default_device()
-        self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
-        self.base_model = base_model or default_base_model(self.device)
+        self.gpu_configuration = self.device.type == "cuda" if gpu_configuration is None else gpu_configuration
+        self.dtype = torch.float16 if self.gpu_configuration else torch.float32
+        self.base_model = base_model or (config.HUB_BASE_MODEL if self.gpu_configuration else config.EMBEDDED_BASE_MODEL)
         self.allow_local = allow_local
         self.device_count = 1  # engine requests that may run at once: one per device this cache serves
         self._pipes: dict[str, object] = {}
@@ -103,9 +101,9 @@ class Models:
             check_tokenizer(pipe.tokenizer, source.location)
             pipe = pipe.to(self.device)
             pipe.set_progress_bar_config(disable=True)
+            if self.gpu_configuration and config.ENABLE_VAE_SLICING:
+                pipe.vae.enable_slicing()
             if self.device.type == "cuda":
-                if config.ENABLE_VAE_SLICING:
-                    pipe.vae.enable_slicing()
                 if config.ENABLE_CPU_OFFLOAD:
                     pipe.enable_model_cpu_offload()
             self._pipes[key] = pipe
@@ -218,8 +216,13 @@ class Models:
                 from huggingface_hub import hf_hub_download
 
                 from .unicontrol_convert import load_official
-                path = hf_hub_download(name, config.UNICONTROL_OFFICIAL_FILE)
-                model = load_official(path, dtype=self.dtype)
+                pipe = self.pipeline(base_model)
+                try:
+                    path = hf_hub_download(name, config.UNICONTROL_OFFICIAL_FILE)
+                    model = load_official(path, dtype=self.dtype, unet_config=pipe.unet.config,
+                                          hint_downscale=pipe.vae_scale_factor)
+                except Exception as error:
+                    raise ModelLoadError(load_failure("UniControl", name, error)) from error
             return model.to(self.device).eval().requires_grad_(False)
 
         return self._cached(("UniControl", name), load)
@@ -342,7 +345,7 @@ class Models:
         """(CLIPModel, tokenizer) — toy-clip offline, CLIP ViT-B/16 on a GPU."""
         from transformers import CLIPModel, CLIPTokenizer
 
-        name = name or (config.HUB_CLIP_MODEL if self.device.type == "cuda" else config.EMBEDDED_CLIP_MODEL)
+        name = name or (config.HUB_CLIP_MODEL if self.gpu_configuration else config.EMBEDDED_CLIP_MODEL)
 
         def load():
             source = resolve(name, self.allow_local)

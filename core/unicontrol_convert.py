@@ -26,12 +26,21 @@ RENAMES = [
 ]
 
 
-def official_config(tasks: tuple[str, ...] | None = None) -> dict:
-    """UniControlModel settings of the released SD1.5 model (cldm_v15_unicontrol.yaml)."""
+def official_config(tasks: tuple[str, ...] | None = None, unet_config=None, hint_downscale: int = 8) -> dict:
+    """UniControlModel settings of the released SD1.5 model (cldm_v15_unicontrol.yaml); with `unet_config`, the
+    base UNet's own shape (the control model is a copy of its encoder, as ControlNetModel.from_unet makes one)."""
     from .unicontrol import OFFICIAL_TASKS
-    return dict(tasks=tuple(tasks or OFFICIAL_TASKS), instruction_dim=768, task_token="first", hint_downscale=8,
-                block_out_channels=(320, 640, 1280, 1280), layers_per_block=2, cross_attention_dim=768,
-                attention_head_dim=8, norm_num_groups=32)
+    settings = dict(tasks=tuple(tasks or OFFICIAL_TASKS), instruction_dim=768, task_token="first",
+                    hint_downscale=hint_downscale, block_out_channels=(320, 640, 1280, 1280), layers_per_block=2,
+                    cross_attention_dim=768, attention_head_dim=8, norm_num_groups=32)
+    if unet_config is not None:
+        settings.update(block_out_channels=tuple(unet_config.block_out_channels),
+                        down_block_types=tuple(unet_config.down_block_types),
+                        layers_per_block=unet_config.layers_per_block,
+                        cross_attention_dim=unet_config.cross_attention_dim,
+                        instruction_dim=unet_config.cross_attention_dim,  # the instruction goes through the same text encoder
+                        attention_head_dim=unet_config.attention_head_dim, norm_num_groups=unet_config.norm_num_groups)
+    return settings
 
 
 def convert(state_dict: dict[str, torch.Tensor], layers_per_block: int) -> dict[str, torch.Tensor]:
@@ -62,14 +71,16 @@ def convert(state_dict: dict[str, torch.Tensor], layers_per_block: int) -> dict[
     return ours
 
 
-def load_official(path: str, tasks: tuple[str, ...] | None = None, dtype=torch.float32):
-    """A UniControlModel with the weights of an official safetensors checkpoint (never a pickle)."""
+def load_official(path: str, tasks: tuple[str, ...] | None = None, dtype=torch.float32, unet_config=None,
+                  hint_downscale: int = 8):
+    """A UniControlModel with the weights of an official safetensors checkpoint (never a pickle), shaped like the
+    base UNet (`unet_config`; None: SD1.5)."""
     from safetensors.torch import load_file
 
     from .unicontrol import UniControlModel
     if not str(path).endswith((".st", ".safetensors")):
         raise ValueError("UniControl checkpoints load only from safetensors (unicontrol_v1.1.st), never pickles")
-    settings = official_config(tasks)
+    settings = official_config(tasks, unet_config, hint_downscale)
     model = UniControlModel(**settings)
     weights = convert(load_file(str(path)), settings["layers_per_block"])
     model.load_state_dict(weights, strict=True)
