@@ -106,13 +106,28 @@ REPOS = [
 ]
 
 
-def lay_out(hub: Path, repo: str, folder: Path) -> Path:
-    """Move `folder`'s tree into `hub` as the cached snapshot of `repo`'s main (the Hub client's layout)."""
+def snapshot_folder(hub: Path, repo: str) -> Path:
+    """Where the Hub client keeps `repo`'s main in the cache `hub` (its ref written)."""
     snapshot = Path(hub) / f"models--{repo.replace('/', '--')}" / "snapshots" / COMMIT
     snapshot.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(folder), snapshot)
     (snapshot.parent.parent / "refs").mkdir(exist_ok=True)
     (snapshot.parent.parent / "refs" / "main").write_text(COMMIT)
+    return snapshot
+
+
+def lay_out(hub: Path, repo: str, folder: Path) -> Path:
+    """Move `folder`'s tree into `hub` as the cached snapshot of `repo`."""
+    snapshot = snapshot_folder(hub, repo)
+    shutil.move(str(folder), snapshot)
+    return snapshot
+
+
+def fake_hub_repo(hub: Path, repo: str, files: dict[str, Path]) -> Path:
+    """Copy `files` (name in the repo → file here) into `hub` as the cached snapshot of `repo`."""
+    snapshot = snapshot_folder(hub, repo)
+    snapshot.mkdir()
+    for name, source in files.items():
+        shutil.copyfile(source, snapshot / name)
     return snapshot
 
 

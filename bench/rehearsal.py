@@ -287,8 +287,8 @@ def report(scale: str, runs: dict[str, tuple], build_seconds: float, budget: int
         counts = ", ".join(f"{n} {k}" for k, n in summary(outcomes).items())
         own = max(outcomes, key=lambda o: o.peak_gib - o.start_gib)
         lines += [f"## {name}", "", f"**{len(outcomes)} calls: {counts}. Run time {seconds / 60:.1f} min; peak "
-                  f"resident memory {peak:.2f} GiB.** Resident before the first call (the app, the base pipeline "
-                  f"loaded by it): {outcomes[0].peak_gib - (outcomes[0].peak_gib - outcomes[0].start_gib):.2f} GiB; "
+                  f"resident memory {peak:.2f} GiB.** Resident before the first call (the app, no model loaded yet): "
+                  f"{outcomes[0].start_gib:.2f} GiB; "
                   f"the largest one call's own need (its peak less what was resident before it): "
                   f"{own.peak_gib - own.start_gib:.2f} GiB ({own.label}).", "",
                   "| call | endpoint | Hub repos beyond SD1.5 | outcome | output | s | GiB before | peak GiB | detail |",
@@ -337,10 +337,10 @@ def main(argv=None) -> int:
             print(message, flush=True)
 
         runs = {f"With the companion budget ({budget / 2**30:.2f} GiB)": run_sequence(
-            hub, budget, args.timeout, args.only, log, Path(tempfile.gettempdir()) / "rehearsal-budget.log")}
+            hub, budget, args.timeout, args.only, log, args.out.with_name(f"{args.out.stem}-budget.log"))}
         if not args.no_unbudgeted:
             runs["Without a budget"] = run_sequence(hub, None, args.timeout, args.only, log,
-                                                     Path(tempfile.gettempdir()) / "rehearsal-unbudgeted.log")
+                                                     args.out.with_name(f"{args.out.stem}-unbudgeted.log"))
     args.out.write_text(report(args.scale, runs, build_seconds, budget))
     args.out.with_suffix(".json").write_text(json.dumps(
         {name: {"calls": [asdict(o) for o in outcomes], "peak_gib": peak, "seconds": seconds}

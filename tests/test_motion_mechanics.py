@@ -170,7 +170,7 @@ def test_a_motion_lora_loads_from_a_cached_repo_with_the_hub_offline(tiny_pipe, 
     import sys
 
     from core import config
-    from fake_hub import fake_hub_repo
+    from bench.fake_hub import fake_hub_repo
 
     repo = "guoyww/animatediff-motion-lora-pan-left"
     trainer = inflate(tiny_pipe.unet, new_motion_adapter(tiny_pipe.unet, max_frames=8))

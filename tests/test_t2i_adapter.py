@@ -13,7 +13,7 @@ import torch
 from gradio_client import handle_file
 
 from core import config
-from fake_hub import fake_hub_repo
+from bench.fake_hub import fake_hub_repo
 from core.conditions import EXTRACTORS, extract, fill_outline
 from core.methods import t2i_adapter as ta
 from core.models import Models
