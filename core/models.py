@@ -97,7 +97,7 @@ class Models:
                     source.location, torch_dtype=self.dtype, use_safetensors=True, safety_checker=None,
                     requires_safety_checker=False, local_files_only=source.kind != "hub")
             except Exception as error:  # diffusers raises OSError, ValueError, EnvironmentError …
-                raise ModelLoadError(f"could not load {name!r} ({source.kind}): {error}") from error
+                raise ModelLoadError(load_failure("base", f"{name} ({source.kind})", error)) from error
             check_tokenizer(pipe.tokenizer, source.location)
             pipe = pipe.to(self.device)
             pipe.set_progress_bar_config(disable=True)
@@ -133,7 +133,7 @@ class Models:
                 except ModelLoadError:
                     raise
                 except Exception as error:
-                    raise ModelLoadError(f"could not load the {key[0]} model {key[1]!r}: {error}") from error
+                    raise ModelLoadError(load_failure(key[0], key[1], error)) from error
             self._aux.move_to_end(key)
             self._evict_companions(keep=key)
             return self._aux[key]
@@ -432,7 +432,9 @@ class Models:
 
 def load_failure(kind: str, name: str, error: Exception) -> str:
     """Why `name` did not load, naming the weights policy when the repo has no safetensors."""
-    if "safetensors" in str(error).lower() or ".bin" in str(error):
+    message = str(error).lower()
+    missing = any(words in message for words in ("no file named", "does not appear to have", "could not find"))
+    if missing and ("safetensors" in message or ".bin" in message):
         return (f"could not load the {kind} model {name!r}: it ships no safetensors weights, and this app loads "
                 f"pickled weights only from the allowlist in core/config.py (PICKLE_ALLOWLIST: read as tensors "
                 f"only, converted to safetensors once)")

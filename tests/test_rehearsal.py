@@ -32,3 +32,58 @@ def test_every_endpoint_runs_on_the_hub_base_model_over_a_fake_offline_hub(tmp_p
         if o["endpoint"] in rehearsal.PUBLIC_WEIGHTS_TABS:
             assert config.HUB_BASE_MODEL in o["detail"] and ("train" in o["detail"] or "weights" in o["detail"]), o
     assert "| t2i_adapter (canny + palette + depth) |" in out.read_text()
+
+
+LOAD = """
+import sys
+sys.path[:0] = [{root!r}]
+from pathlib import Path
+from core import config
+from core.models import Models, ModelLoadError
+config.CONVERTED_WEIGHTS_DIR = Path({converted!r})
+models = Models(config.HUB_BASE_MODEL, device="cpu", gpu_configuration=True)
+for what in {calls!r}:
+    try:
+        eval(what)
+        print(what, "=> loaded")
+    except ModelLoadError as error:
+        print(what, "=> refused:", error)
+"""
+
+
+def load_offline(hub, tmp_path, calls: list[str]) -> dict[str, str]:
+    import os
+    script = LOAD.format(root=str(config.ROOT), converted=str(tmp_path / "converted"), calls=calls)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(hub)}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return dict(line.split(" => ", 1) for line in done.stdout.splitlines() if " => " in line)
+
+
+def test_pickle_only_and_corrupt_weights_in_the_cache_are_clear_errors(tmp_path):
+    """A repo that has only a pickle and is off the allowlist is refused naming the policy (the app's own ControlNet
+    as if it shipped only diffusion_pytorch_model.bin); a corrupt cached safetensors file (the motion adapter's, the
+    base UNet's) is a clear error; the allowlisted adapters still load."""
+    import torch
+
+    from bench.fake_hub import TINY, build, snapshot_folder
+
+    hub = tmp_path / "hub"
+    build(hub, TINY, log=lambda message: None)
+    controlnet = snapshot_folder(hub, config.T2VZeroDefaults.controlnet_model)
+    weights = controlnet / "diffusion_pytorch_model.safetensors"
+    from safetensors.torch import load_file
+    torch.save(load_file(str(weights)), controlnet / "diffusion_pytorch_model.bin")
+    weights.unlink()
+    adapter = snapshot_folder(hub, config.HUB_MOTION_ADAPTER) / "diffusion_pytorch_model.safetensors"
+    adapter.write_bytes(adapter.read_bytes()[:1000])  # cut short, as an interrupted download leaves it
+    control = f"models.controlnet({config.T2VZeroDefaults.controlnet_model!r})"
+    results = load_offline(hub, tmp_path, [control, "models.motion_unet()", "models.t2i_adapters(['canny', 'palette'])"])
+    assert results[control].startswith("refused:") and "PICKLE_ALLOWLIST" in results[control], results
+    assert results["models.motion_unet()"].startswith("refused: could not load the motion UNet model"), results
+    assert "PICKLE_ALLOWLIST" not in results["models.motion_unet()"]  # a broken file is not a policy refusal
+    assert results["models.t2i_adapters(['canny', 'palette'])"] == "loaded", results
+    unet = snapshot_folder(hub, config.HUB_BASE_MODEL) / "unet" / "diffusion_pytorch_model.safetensors"
+    unet.write_bytes(b"\0" * 64)
+    results = load_offline(hub, tmp_path, ["models.pipeline()"])
+    assert results["models.pipeline()"].startswith("refused: could not load the base model"), results
