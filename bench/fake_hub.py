@@ -292,6 +292,15 @@ def _unicontrol(folder: Path, scale: Scale, unet) -> None:
     save_file(weights, str(folder / config.UNICONTROL_OFFICIAL_FILE))
 
 
+def set_side(hub: Path, side: int) -> None:
+    """Make the pipelines' UNets draw at `side` pixels (their config's sample_size: the weights do not depend on it)."""
+    for repo in (SD, T2V.pix2pix_model):
+        unet_config = snapshot_folder(hub, repo) / "unet" / "config.json"
+        settings = json.loads(unet_config.read_text())
+        settings["sample_size"] = side // 8 if settings["block_out_channels"][0] == 320 else side // 4
+        unet_config.write_text(json.dumps(settings, indent=2))
+
+
 def build(hub: Path, scale: Scale = TINY, log=print) -> list[Repo]:
     """Write every repo of `REPOS` into the cache folder `hub` (made if missing); returns REPOS."""
     from diffusers.utils import logging as diffusers_logging

@@ -44,9 +44,13 @@ MAX_GUIDANCE = 30.0
 MAX_SEED = 2**32 - 1
 
 # ---- attention ----------------------------------------------------------------------------
-# self-attention maps are materialised only up to this many queries (32×32): bigger ones are
-# what makes the official P2P/FateZero code run out of memory
+# FateZero keeps self-attention maps only up to this many queries (32×32): bigger ones are what makes
+# the official FateZero code run out of memory
 MAX_SELF_ATTENTION_QUERIES = 32 * 32
+
+# P2P replaces self-attention only in layers with at most this many queries: 16×16, the official stable
+# notebook's (its replace_self_attention); 32×32 layers keep their own
+P2P_MAX_SELF_REPLACE_QUERIES = 16 * 16
 
 # P2P heatmaps and local blend read cross-attention at this side (16×16 on SD1.5 at 512 px)
 P2P_MAP_SIDE = 16

@@ -162,13 +162,14 @@ class EnergyGuidance:
               guidance_term: torch.Tensor | None) -> torch.Tensor:
         """x_{t−1} − ρ_t ∇_{x_t} E(decode(x̂0(x_t))); x_t requires grad and x0 depends on it."""
         energy = self.energy(self.decode(x0))
-        grad = torch.autograd.grad(energy.sum(), x_t)[0]
+        grad = torch.autograd.grad(energy.sum(), x_t)[0].float()
         self.per_step[step] = float(energy.detach().mean())
-        # ρ_t: the energy step is as large as rho_scale times the classifier-free guidance step
-        reference = guidance_term if guidance_term is not None else x_t.detach()
+        # ρ_t: the energy step is as large as rho_scale times the classifier-free guidance step. In float32: in
+        # float16 a gradient's square under- or overflows (0 or inf), and ρ became inf or 0, the latents NaN
+        reference = (guidance_term if guidance_term is not None else x_t.detach()).float()
         alpha = self.alphas_cumprod.to(x_t.device)[int(timestep)]
         rho = self.rho_scale * reference.pow(2).mean().sqrt() * (1 - alpha).sqrt() / grad.pow(2).mean().sqrt().clamp(min=1e-12)
-        return (prev - rho * grad).detach()
+        return (prev.float() - rho * grad).to(prev.dtype).detach()
 
     def renoise(self, prev: torch.Tensor, timestep, prev_timestep, generator) -> torch.Tensor:
         """Time travel: q(x_t | x_{t−1}) = N(√(ᾱ_t/ᾱ_{t−1})·x_{t−1}, (1 − ᾱ_t/ᾱ_{t−1})·I)."""

@@ -46,7 +46,7 @@ def edit_controls() -> EditControls:
         cross = CheckedSlider(0, 1, D.cross_replace_steps, step=0.05, label="cross_replace_steps",
                           info="fraction of steps whose cross-attention comes from the source")
         self_ = CheckedSlider(0, 1, D.self_replace_steps, step=0.05, label="self_replace_steps",
-                          info=f"fraction of steps whose self-attention comes from the source (≤{int(config.MAX_SELF_ATTENTION_QUERIES ** 0.5)}² layers)")
+                          info=f"fraction of steps whose self-attention comes from the source (≤{int(config.P2P_MAX_SELF_REPLACE_QUERIES ** 0.5)}² layers)")
     with gr.Row():
         blend_words = gr.Textbox(D.blend_words, label="blend_words",
                                  info="local blend: only these words' region may change; outside it the source's pixels are kept")

@@ -31,10 +31,11 @@ def test_replacement_mapper_spreads_multi_token_words(tokenizer):
     n_target = len(tokenizer.encode("xylophonist", add_special_tokens=False))
     assert n_target > 1
     mapper = replacement_mapper(tokenizer, source, target)
-    # "red" (position 2) spreads evenly over the target word's tokens; "circle" moves along
-    assert mapper[2, 2:2 + n_target].tolist() == [1.0] * n_target
+    # "red" (position 2) spreads evenly over the target word's tokens, 1/len(target tokens) each as the official
+    # (a source token's attention mass is conserved); "circle" moves along (the official would map position j to j)
+    assert mapper[2, 2:2 + n_target].tolist() == pytest.approx([1.0 / n_target] * n_target)
+    assert float(mapper[2].sum()) == pytest.approx(1.0)
     assert mapper[3, 2 + n_target] == 1.0
-    assert torch.allclose(mapper.sum(0), torch.ones(24))  # every target token takes exactly one unit
 
 
 def test_replacement_needs_equal_word_counts(tokenizer):
@@ -48,6 +49,10 @@ def test_refinement_alignment(tokenizer):
     # "big" (position 2) is new; "red" moved from 2 to 3; the tail follows
     assert aligned[2] == 0 and aligned[3] == 1 and index[3] == 2 and index[4] == 3
     assert aligned[1] == 1 and index[1] == 1
+    # EOS takes the source's EOS; the padding after it keeps its own position (the official get_refinement_mapper)
+    index, aligned = refinement_alignment(tokenizer, "a circle", "a big red circle")
+    assert index[5] == 3 and aligned[5] == 1  # target EOS (BOS + 4 tokens) ← source EOS (BOS + 2 tokens)
+    assert index[6:].tolist() == list(range(6, 24)) and aligned[6:].tolist() == [1.0] * 18
 
 
 def test_token_positions(tokenizer):
@@ -63,6 +68,12 @@ def test_schedules(tokenizer):
     alpha = cross_replace_alpha(tokenizer, "a blue circle on a white background", {"default_": 0.8, "blue": 0.2}, 10)
     assert alpha[:, 1].tolist() == [1] * 8 + [0] * 2
     assert alpha[:, 2].tolist() == [1] * 2 + [0] * 8
+    # the official windows: cross-replace int(f·(N + 1)) (its alpha has N + 1 rows), self-replace int(f·N);
+    # rounding f·N differs at these step counts
+    assert cross_replace_alpha(tokenizer, "a blue circle", 0.8, 9)[:, 1].tolist() == [1] * 8 + [0]
+    assert step_window(0.4, 7) == (0, 2)
+    assert p2p.build_controllers(tokenizer, p2p.P2PParams("a red circle", "a blue circle", self_replace_steps=0.4, steps=7),
+                                 7, 16).edit.self_window == (0, 2)
     assert parse_steps("0.8") == 0.8
     assert parse_steps("0.2, 0.6") == (0.2, 0.6)
     assert parse_steps("0.8; blue: 0.2") == {"default_": 0.8, "blue": 0.2}
@@ -109,7 +120,8 @@ def test_local_blend_keeps_outside_of_mask(tiny_pipe):
     params = p2p.P2PParams("a red circle on a white background", "a blue circle on a white background",
                            blend_words="circle", blend_threshold=0.5, blend_start=0.0, steps=5)
     controllers = p2p.build_controllers(tiny_pipe.tokenizer, params, 5, 16)
-    assert controllers.blend is not None and controllers.as_list()[0] is controllers.store
+    order = controllers.as_list()
+    assert controllers.blend is not None and order.index(controllers.edit) < order.index(controllers.store) < order.index(controllers.blend)
     result = p2p.edit(tiny_pipe, params)
     assert result.blend_mask is not None and result.blend_mask.shape == (16, 16)
     mask = result.blend_mask > 0.5
@@ -164,3 +176,33 @@ def test_bad_parameters_are_clear(tiny_pipe):
         p2p.edit(tiny_pipe, p2p.P2PParams("a red circle", "a blue circle", blend_exclude_words="red"))
     with pytest.raises(ValueError, match="same number of words"):
         p2p.edit(tiny_pipe, p2p.P2PParams("a red circle", "a very red circle", edit_mode="replace"))
+
+
+@torch.no_grad()
+def test_the_store_records_the_edited_maps(tiny_pipe):
+    """The official's store holds the tensor the edit then changes in place, so local blend reads the target's maps
+    after the edit: with a word swap of equal token counts injected at every step, the stored target maps are the
+    source's."""
+    params = p2p.P2PParams("a red circle on a white background", "a blue circle on a white background",
+                           blend_words="circle", cross_replace_steps=1.0, self_replace_steps=0.0, steps=3)
+    controllers = p2p.build_controllers(tiny_pipe.tokenizer, params, 3, 16)
+    from core.attention import install
+    latents = prepare_latents(tiny_pipe, 1, 32, 32, torch.Generator().manual_seed(0))
+    with install(tiny_pipe.unet).use(controllers.as_list()):
+        denoise(tiny_pipe.unet, tiny_pipe.scheduler, latents.expand(2, -1, -1, -1).clone(),
+                encode_prompts(tiny_pipe, [params.source_prompt, params.target_prompt]), encode_prompts(tiny_pipe, [""]),
+                7.5, 3)
+    total = controllers.store.total
+    torch.testing.assert_close(total[1], total[0])
+
+
+def test_local_blend_upsamples_the_mask_nearest():
+    """The official upsamples the word maps with nearest (bilinear rounds a cell's corner off at this threshold)."""
+    store = AttentionStore(side=2)
+    store.total = torch.zeros(2, 4, 3)
+    store.total[:, 0, 1] = 1.0  # word token 1 attends to the top-left cell only
+    blend = LocalBlend(store, [[1], [1]], threshold=0.7)
+    mask = blend.word_mask([[1], [1]], (4, 4), pool=False)[0, 0, 0]
+    expected = torch.zeros(4, 4, dtype=torch.bool)
+    expected[:2, :2] = True
+    assert torch.equal(mask, expected)

@@ -51,9 +51,12 @@ def replacement_mapper(tokenizer, source: str, target: str) -> torch.Tensor:
         for b in range(len(tgt)):
             for a in range(len(src)):
                 if i + a < length - 1 and j + b < length - 1:
-                    mapper[i + a, j + b] = 1.0 / len(src) if len(src) != len(tgt) else float(a == b)
+                    # 1/len(target tokens), as the official: each source token's mass is shared over the target's
+                    mapper[i + a, j + b] = 1.0 / len(tgt) if len(src) != len(tgt) else float(a == b)
         i, j = i + len(src), j + len(tgt)
-    # EOS and padding follow in order; any target positions left over take the last source one
+    # EOS and padding follow in order, shifted by the token count difference. The official maps position j to j
+    # after the last swapped word, so when a swapped word's token counts differ, every later token (and EOS)
+    # takes a neighbour's attention; keeping them aligned is a fix. Target positions left over take the last one
     i, j = min(i, length - 1), min(j, length - 1)
     while j < length:
         mapper[min(i, length - 1), j] = 1.0
@@ -84,9 +87,9 @@ def refinement_alignment(tokenizer, source: str, target: str) -> tuple[torch.Ten
             a += 1
         else:
             b += 1
-    # EOS and padding: aligned in order after each prompt's end
-    for k in range(length - 1 - len(tgt)):
-        j, i = len(tgt) + 1 + k, min(len(src) + 1 + k, length - 1)
-        if j < length:
-            index[j], alpha[j] = i, 1.0
+    # EOS aligned with EOS; the padding after it at its own position, as the official get_refinement_mapper
+    eos = len(tgt) + 1
+    if eos < length:
+        index[eos], alpha[eos] = min(len(src) + 1, length - 1), 1.0
+    index[eos + 1:], alpha[eos + 1:] = torch.arange(eos + 1, length), 1.0
     return index, alpha

@@ -1,7 +1,8 @@
 """Local blend: only the region of the chosen words may change between source and edit.
 
 Mask from the cross-attention maps of `blend_words` (source and target) summed over the steps so far,
-as the official reads its attention store: sum the words' maps, 3×3 max-pool, upsample to the latent,
+as the official reads its attention store, after the edit replaced the target's maps (the store comes
+after the edit in the controller list): sum the words' maps, 3×3 max-pool, upsample (nearest) to the latent,
 normalise to [0, 1] (min–max), threshold; the union over prompts. Words that must keep their region
 (`blend_exclude_words`, the official LocalBlend's `substruct_words`) take theirs out the same way,
 unpooled. Then x_t* = x_t + mask·(x_t* − x_t) after each step from `start_step` on.
@@ -45,7 +46,7 @@ class LocalBlend(AttentionController):
         word_maps = word_maps.view(-1, 1, side, side)  # (prompts·frames, 1, side, side)
         if pool:  # grown a little: the region that may change reaches the object's soft edge
             word_maps = F.max_pool2d(word_maps, 3, stride=1, padding=1)
-        word_maps = F.interpolate(word_maps, size=latent_hw, mode="bilinear", align_corners=False)
+        word_maps = F.interpolate(word_maps, size=latent_hw, mode="nearest")  # the official's
         # min–max normalisation: the official divides by the max alone, which on diffuse maps
         # (small models, early steps) leaves the whole image above any threshold
         low = word_maps.flatten(1).amin(1)[:, None, None, None]

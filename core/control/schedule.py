@@ -9,20 +9,23 @@ from .alignment import token_positions
 
 
 def step_window(bounds, num_steps: int) -> tuple[int, int]:
-    """A fraction or (start, end) fractions → [first step, end step) indices."""
+    """A fraction or (start, end) fractions → [first step, end step) indices, truncated as the official code
+    does: int(f·N) (its self-replace window; the cross-replace window counts N + 1 steps, `cross_replace_alpha`)."""
     start, end = (0.0, float(bounds)) if isinstance(bounds, (int, float)) else (float(bounds[0]), float(bounds[1]))
     if not (0.0 <= start <= end <= 1.0):
         raise ValueError(f"replace steps must be fractions 0 ≤ start ≤ end ≤ 1, got {bounds!r}")
-    return int(round(start * num_steps)), int(round(end * num_steps))
+    return int(start * num_steps), int(end * num_steps)
 
 
 def cross_replace_alpha(tokenizer, target: str, cross_replace_steps, num_steps: int) -> torch.Tensor:
-    """(num_steps, L) weights: 1 where the target's cross-attention takes the source's."""
+    """(num_steps, L) weights: 1 where the target's cross-attention takes the source's, in the steps
+    [int(f₀·(N + 1)), int(f₁·(N + 1))) as the official get_time_words_attention_alpha."""
     if not isinstance(cross_replace_steps, dict):
         cross_replace_steps = {"default_": cross_replace_steps}
     length = tokenizer.model_max_length
-    alpha = torch.zeros(num_steps, length)
-    start, end = step_window(cross_replace_steps.get("default_", 1.0), num_steps)
+    # the official alpha has N + 1 rows, so its windows are int(f·(N + 1)): step N (never run) gets a row
+    alpha = torch.zeros(num_steps + 1, length)
+    start, end = step_window(cross_replace_steps.get("default_", 1.0), num_steps + 1)
     alpha[start:end] = 1.0
     for word, bounds in cross_replace_steps.items():
         if word == "default_":
@@ -30,10 +33,10 @@ def cross_replace_alpha(tokenizer, target: str, cross_replace_steps, num_steps: 
         positions = token_positions(tokenizer, target, [word])
         if not positions:
             raise ValueError(f"'{word}' (in cross_replace_steps) is not a word of the target prompt")
-        start, end = step_window(bounds, num_steps)
+        start, end = step_window(bounds, num_steps + 1)
         alpha[:, positions] = 0.0
         alpha[start:end, positions] = 1.0
-    return alpha
+    return alpha[:num_steps]
 
 
 def parse_steps(value):

@@ -1,8 +1,8 @@
 """Prompt-to-Prompt (Hertz et al. 2022, METHODS.md §0): generate a source prompt P and an edited
 prompt P* from the same noise, injecting P's attention maps into P*'s.
 
-`build_controllers` turns the parameters into the engine's controllers (store → blend → edit
-→ reweight); `edit` runs both prompts in one batch through the one denoising loop, from fresh
+`build_controllers` turns the parameters into the engine's controllers (edit → reweight → store
+→ blend); `edit` runs both prompts in one batch through the one denoising loop, from fresh
 noise or from inverted latents with per-step null-text embeddings (core.methods.null_text).
 """
 from __future__ import annotations
@@ -72,7 +72,9 @@ class Controllers:
     mode: str
 
     def as_list(self) -> list:
-        return [c for c in (self.store, self.blend, self.edit, self.reweight) if c is not None]
+        """The edit first, then the store (it records the edited maps, as the official's store, which holds the
+        very tensor the edit then changes in place), then the blend that reads the store."""
+        return [c for c in (self.edit, self.reweight, self.store, self.blend) if c is not None]
 
 
 @dataclass
@@ -106,7 +108,7 @@ def build_controllers(tokenizer, params: P2PParams, num_steps: int, map_side: in
     store = AttentionStore(map_side)
     alpha = cross_replace_alpha(tokenizer, target, params.cross_replace_steps, num_steps)
     self_window = step_window(params.self_replace_steps, num_steps)
-    common = dict(cross_alpha=alpha, self_window=self_window, max_self_queries=config.MAX_SELF_ATTENTION_QUERIES)
+    common = dict(cross_alpha=alpha, self_window=self_window, max_self_queries=config.P2P_MAX_SELF_REPLACE_QUERIES)
     if mode == "replace":
         edit = AttentionReplace(replacement_mapper(tokenizer, source, target), **common)
     elif mode == "refine":
@@ -136,7 +138,7 @@ def build_controllers(tokenizer, params: P2PParams, num_steps: int, map_side: in
             exclude = [token_positions(tokenizer, p, params.blend_exclude_words) for p in (source, target)]
             if not any(exclude):
                 raise ValueError(f"blend_exclude_words {params.blend_exclude_words!r} are not words of either prompt")
-        blend = LocalBlend(store, positions, params.blend_threshold, int(round(params.blend_start * num_steps)), exclude)
+        blend = LocalBlend(store, positions, params.blend_threshold, int(params.blend_start * num_steps), exclude)
     return Controllers(store, blend, edit, reweight, mode)
 
 
