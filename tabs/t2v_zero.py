@@ -38,19 +38,22 @@ def build(models) -> None:
             prompt = gr.Textbox(D.prompt, label="prompt")
             with gr.Row():
                 frames = CheckedSlider(1, D.max_frames, D.frames, step=1, precision=0, label="frames")
-                motion_x = CheckedSlider(-D.max_motion, D.max_motion, D.motion_x, step=1, label="motion_x")
+                motion_x = CheckedSlider(-D.max_motion, D.max_motion, D.motion_x, step=1, label="motion_x",
+                                         info="flow in px of a 512-px frame: frame k shows frame 1 at p + k·motion "
+                                              "(as the official: positive moves the content left / up)")
                 motion_y = CheckedSlider(-D.max_motion, D.max_motion, D.motion_y, step=1, label="motion_y")
             with gr.Row():
-                t0 = CheckedSlider(0, config.MAX_STEPS - 2, D.t0, step=1, precision=0, label="t0")
-                t1 = CheckedSlider(1, config.MAX_STEPS - 1, D.t1, step=1, precision=0, label="t1")
+                t0 = CheckedSlider(0, D.schedule_steps - 2, D.t0, step=1, precision=0, label="t0",
+                                   info=f"step counted from the end of {D.schedule_steps} (other step counts: the same fraction)")
+                t1 = CheckedSlider(1, D.schedule_steps - 1, D.t1, step=1, precision=0, label="t1")
                 steps = CheckedSlider(2, config.MAX_STEPS, D.steps, step=1, precision=0, label="steps")
                 seed = seed_input(D.seed)
             with gr.Accordion("guidance, ablation, video modes", open=False):
                 guidance_scale = CheckedSlider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
                 cross_frame = gr.Checkbox(True, label="cross_frame (attention to frame 1)")
                 noise = gr.Radio(list(t2v_zero.NOISE_MODES), value=D.noise,
-                                 label="noise (re-noising the moved frames: warped = one noise moved with the content; "
-                                       "per-frame = the official code)")
+                                 label="noise (re-noising the moved frames: per-frame = the official code; warped = "
+                                       "one noise moved with the content, steadier on small models)")
                 control_video = video_upload("control_video", "control_video (controlnet mode: Canny edges per frame)")
                 source_video = video_upload("source_video", "source_video (pix2pix mode)")
                 instruction = gr.Textbox("", label="instruction (pix2pix mode)")

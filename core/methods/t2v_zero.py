@@ -1,15 +1,19 @@
 """Text2Video-Zero (Khachatryan et al. 2023, METHODS.md §15): zero-shot video from an image model.
 
-Motion dynamics: denoise frame 1's x_T to step t1 and on to t0 (DDIM step indices counted from
-the end, 47 and 44 of 50), copy it to every frame, translate frame k by k·δ (δ = motion_x,
-motion_y in units of a 512-px frame, as the official code), re-noise from t0 back to t1 with
-the forward process, then denoise all frames together with cross-frame attention (every
-frame's self-attention reads frame 1's keys/values).
+Motion dynamics, as the official code (and diffusers' TextToVideoZeroPipeline, which the suite compares
+against): denoise frame 1's x_T to step t1 and on to t0 (DDIM step indices counted from the end, 47 and
+44 of 50), copy it to frames 2…F, warp frame k with the flow k·δ (δ = motion_x, motion_y in pixels of a
+512-px frame: frame k shows frame 1's latent at p + k·δ), re-noise each moved frame from t0 to t1 with its
+own noise (ᾱ ratio ∏ α over [t0, t1)), and denoise all frames from t1 with cross-frame attention (every
+frame's self-attention reads frame 1's keys and values); frame 1 keeps its own x_t1.
 
-The official code re-noises each moved frame with its own noise. At t1 (3 of 50 steps in) a small
-model has not yet fixed where the object is, so fresh noise per frame re-decides it: on toy-sd the
-object wandered ~9 px with no motion at all. `noise="warped"` (our default) re-noises once and
-moves the noise with the content, so frame k is exactly frame 1 shifted by k·δ at t1.
+The official warp samples a flow drawn at 512² and resized to the latent with nearest sampling, so at a
+shift of exactly half a latent pixel some rows are doubled and others dropped; here each frame's shift is
+rounded once, as the official rounds it elsewhere, so a translation stays rigid.
+
+`noise="warped"` is an option (not the official): one re-noised latent moved with the content. At t1 a
+small model has not fixed where the object is, so fresh noise per frame re-decides it: on toy-sd the
+object wandered ~9 px with no motion at all; warped noise keeps frame k exactly frame 1 moved.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import DDIMScheduler
+from diffusers import DDIMScheduler, EulerAncestralDiscreteScheduler
 
 from .. import config
 from ..attention import FrameMode, active_state, install
@@ -57,33 +61,47 @@ class T2VZeroParams:
         check_range("motion_y", self.motion_y, -D.max_motion, D.max_motion)
         check_range("steps", self.steps, 2, config.MAX_STEPS)
         if self.motion:
-            check_range("t1", self.t1, 1, self.steps - 1)
+            check_range("t1", self.t1, 1, D.schedule_steps - 1)
             check_range("t0", self.t0, 0, self.t1 - 1)
         check_range("guidance_scale", self.guidance_scale, 0.0, config.MAX_GUIDANCE)
         check_range("seed", self.seed, 0, config.MAX_SEED)
 
 
-def translate(latent: torch.Tensor, shifts: list[tuple[float, float]]) -> torch.Tensor:
-    """(1, C, h, w) → (len(shifts), C, h, w): content moved by (dx, dy) latent pixels each
-    (nearest sampling with reflection at the borders, as the official warp)."""
+def motion_steps(t0: int, t1: int, steps: int) -> tuple[int, int]:
+    """t0, t1 are step indices counted from the end of a 50-step schedule (the official's 44, 47); another step
+    count takes the same fraction of its steps (exactly the given ones at 50), keeping 0 ≤ t0 < t1 < steps."""
+    scale = steps / D.schedule_steps
+    t1 = min(max(round(int(t1) * scale), 1), steps - 1)
+    return min(round(int(t0) * scale), t1 - 1), t1
+
+
+def latent_shift(flow: float, side: int) -> int:
+    """A flow of `flow` pixels of a 512-px frame → whole latent pixels on a latent `side` wide, as the official
+    warp lands: its 512² coordinates resized to the latent put latent pixel i at i + (flow − ½)/(512/side)."""
+    scale = MOTION_REFERENCE / side
+    return int(torch.round(torch.tensor((flow - 0.5) / scale)))
+
+
+def translate(latent: torch.Tensor, flows: list[tuple[float, float]]) -> torch.Tensor:
+    """(1, C, h, w) → (len(flows), C, h, w): frame k shows the latent at p + flow_k (flows in pixels of a 512-px
+    frame, whole latent pixels, nearest with reflection at the borders, as the official warp)."""
     _, _, h, w = latent.shape
     ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
     grids = []
-    for dx, dy in shifts:
-        # output pixel p shows the input at p − δ, so the content moves by +δ
-        gx = (xs - dx + 0.5) / w * 2 - 1
-        gy = (ys - dy + 0.5) / h * 2 - 1
+    for flow_x, flow_y in flows:
+        # pixel centres (+ ½): every output pixel reads exactly one input pixel, so the shift is rigid
+        gx = (xs + latent_shift(flow_x, w) + 0.5) / w * 2 - 1
+        gy = (ys + latent_shift(flow_y, h) + 0.5) / h * 2 - 1
         grids.append(torch.stack([gx, gy], -1))
     grid = torch.stack(grids).to(latent)
-    return F.grid_sample(latent.expand(len(shifts), -1, -1, -1), grid, mode="nearest", padding_mode="reflection",
+    return F.grid_sample(latent.expand(len(flows), -1, -1, -1), grid, mode="nearest", padding_mode="reflection",
                          align_corners=False)
 
 
-def forward_noise(x: torch.Tensor, alpha_from: torch.Tensor, alpha_to: torch.Tensor, generator,
-                  shared: bool = False) -> torch.Tensor:
-    """q(x_to | x_from) for a noisier `to`: √(ᾱ_to/ᾱ_from)·x + √(1 − ᾱ_to/ᾱ_from)·ε (one ε for the
-    whole batch when `shared`)."""
-    ratio = (alpha_to / alpha_from).to(x)
+def forward_noise(x: torch.Tensor, ratio: torch.Tensor, generator, shared: bool = False) -> torch.Tensor:
+    """q(x_to | x_from) for a noisier `to`: √r·x + √(1 − r)·ε with r = ∏ α over [from, to) (the official's
+    alpha_vec); one ε for the whole batch when `shared`."""
+    ratio = ratio.to(x)
     shape = (1, *x.shape[1:]) if shared else x.shape
     noise = torch.randn(shape, generator=generator, dtype=x.dtype).to(x.device)
     return ratio.sqrt() * x + (1 - ratio).sqrt() * noise
@@ -95,13 +113,14 @@ def generate(pipe, params: T2VZeroParams, on_step=None, unet_kwargs_fn=None, con
     (the function sees batches of the first frame alone while the motion is prepared)."""
     params.check()
     frames, steps = int(params.frames), int(params.steps)
+    t0, t1 = motion_steps(params.t0, params.t1, steps)
     generator = torch.Generator().manual_seed(int(params.seed))
     size = pipe.unet.config.sample_size * pipe.vae_scale_factor
     scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
     scheduler.set_timesteps(steps)
     timesteps = scheduler.timesteps
-    first_t1 = steps - int(params.t1) - 1  # step index at which the motion is added (t1)
-    first_t0 = steps - int(params.t0) - 1
+    first_t1 = steps - t1 - 1  # step index at which the motion is added (t1)
+    first_t0 = steps - t0 - 1
     cond = encode_prompts(pipe, [params.prompt]) if cond_embeds is None else cond_embeds
     uncond = encode_prompts(pipe, [""]) if uncond_embeds is None else uncond_embeds
     latent = prepare_latents(pipe, 1, size, size, generator)
@@ -118,15 +137,14 @@ def generate(pipe, params: T2VZeroParams, on_step=None, unet_kwargs_fn=None, con
             x_t0 = denoise(pipe.unet, scheduler, x_t1, cond, uncond, params.guidance_scale, steps, start_step=first_t1,
                            end_step=first_t0, generator=generator, on_step=progress(first_t1),
                            unet_kwargs_fn=unet_kwargs_fn).latents
-            scale = pipe.unet.config.sample_size / MOTION_REFERENCE
-            shifts = [(params.motion_x * k * scale, params.motion_y * k * scale) for k in range(frames)]
-            alpha_t0, alpha_t1 = (scheduler.alphas_cumprod[int(timesteps[i])] for i in (first_t0, first_t1))
+            flows = [(params.motion_x * k, params.motion_y * k) for k in range(frames)]
+            ratio = scheduler.alphas[int(timesteps[first_t0]):int(timesteps[first_t1])].prod()
             if params.noise == "warped":  # one re-noised latent, noise and all, moved to every frame
-                latents = translate(forward_noise(x_t0, alpha_t0, alpha_t1, generator), shifts)
+                latents = translate(forward_noise(x_t0, ratio, generator), flows)
             elif params.noise == "shared":  # the content moves, one noise for every frame stays
-                latents = forward_noise(translate(x_t0, shifts), alpha_t0, alpha_t1, generator, shared=True)
-            else:  # fresh noise per moved frame; frame 1 keeps its own x_t1
-                latents = torch.cat([x_t1, forward_noise(translate(x_t0, shifts[1:]), alpha_t0, alpha_t1, generator)])
+                latents = forward_noise(translate(x_t0, flows), ratio, generator, shared=True)
+            else:  # the official: fresh noise per moved frame; frame 1 keeps its own x_t1
+                latents = torch.cat([x_t1, forward_noise(translate(x_t0, flows[1:]), ratio, generator)])
             start = first_t1
         else:
             latents, start = latent.expand(frames, -1, -1, -1).clone(), 0
@@ -166,8 +184,9 @@ def generate_controlled(pipe, controlnet, conditions: np.ndarray, params: T2VZer
 
 def edit_pix2pix(pipe, frames: np.ndarray, instruction: str, params: T2VZeroParams,
                  image_guidance_scale: float = D.image_guidance_scale, on_step=None) -> np.ndarray:
-    """Video Instruct-Pix2Pix: every frame edited by `instruction` from one shared x_T, with
-    cross-frame attention (an Instruct-Pix2Pix pipeline: its UNet takes the image latent too)."""
+    """Video Instruct-Pix2Pix as the official code: every frame edited by `instruction` with cross-frame attention,
+    Instruct-Pix2Pix's Euler-ancestral sampler, each frame from its own x_T (an Instruct-Pix2Pix pipeline: its UNet
+    takes the image latent too)."""
     params.prompt, params.motion = instruction, False
     params.check()
     check_range("image_guidance_scale", image_guidance_scale, 0.0, config.MAX_GUIDANCE)
@@ -178,15 +197,16 @@ def edit_pix2pix(pipe, frames: np.ndarray, instruction: str, params: T2VZeroPara
     frames = resize_frames(frames, size, size)[:count]
     count = len(frames)
     generator = torch.Generator().manual_seed(int(params.seed))
-    scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    scheduler = EulerAncestralDiscreteScheduler.from_config(pipe.scheduler.config)
     image_latents = torch.cat([encode_images(pipe, frames[i:i + 1], scaled=False) for i in range(count)])
     channels = pipe.vae.config.latent_channels
-    shape = (1, channels, size // pipe.vae_scale_factor, size // pipe.vae_scale_factor)
-    latent = torch.randn(shape, generator=generator).to(pipe.unet.device, pipe.unet.dtype) * scheduler.init_noise_sigma
+    shape = (count, channels, size // pipe.vae_scale_factor, size // pipe.vae_scale_factor)
+    scheduler.set_timesteps(int(params.steps))  # Euler's first σ sets the initial noise's scale
+    latents = torch.randn(shape, generator=generator).to(pipe.unet.device, pipe.unet.dtype) * scheduler.init_noise_sigma
     state = install(pipe.unet)
     with torch.no_grad(), state.use([], frames=count, frame_mode=FrameMode.FIRST):
-        result = denoise(pipe.unet, scheduler, latent.expand(count, -1, -1, -1).clone(),
+        result = denoise(pipe.unet, scheduler, latents,
                          encode_prompts(pipe, [instruction]).expand(count, -1, -1), encode_prompts(pipe, [""]),
                          params.guidance_scale, int(params.steps), generator=generator, image_latents=image_latents,
-                         image_guidance_scale=image_guidance_scale, on_step=on_step)
+                         image_guidance_scale=image_guidance_scale, on_step=on_step, set_timesteps=False)
     return np.concatenate([decode(pipe, result.latents[i:i + 1]) for i in range(count)])
