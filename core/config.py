@@ -167,10 +167,10 @@ class FateZeroDefaults:
     guidance_scale: float = DEFAULT_GUIDANCE
     seed: int = 0
     fps: int = 8
-    # the unconditional branch's prompt: "source" (negative-prompt inversion: guidance then cancels
-    # when target == source, so the DDIM inversion is undone; measured on toy-sd: reconstruction
-    # 28.7 dB vs 7.1 dB with "empty" at guidance 6) or "empty" (the official code's)
-    unconditional: str = "source"
+    # the unconditional branch's prompt: "empty" (the official code's) or "source" (negative-prompt inversion:
+    # guidance then cancels when target == source, so the DDIM inversion is undone; measured on toy-sd:
+    # reconstruction 28.7 dB vs 7.1 dB with "empty" at guidance 6; toy-sd's studio.json recommends it)
+    unconditional: str = "empty"
 
 
 @dataclass
@@ -292,11 +292,11 @@ class ConditionDefaults:
 
 @dataclass
 class VideoComposerDefaults:
-    """/videocomposer (METHODS.md §8). The official model makes 16 frames; toy-videocomposer learnt 8."""
+    """/videocomposer (METHODS.md §8). The official model makes 16 frames; toy-videocomposer learnt 8 (toy-sd's
+    studio.json starts the tab there)."""
     prompt: str = "a blue square on a white background"
     conditions: tuple[str, ...] = ("motion",)
     frames: int = 16
-    toy_frames: int = 8
     max_frames: int = 32
     steps: int = 25
     guidance_scale: float = DEFAULT_GUIDANCE
@@ -415,8 +415,7 @@ class AnimateDiffDefaults:
     motion_lora: str = ""  # "" = none; a motion LoRA's Hub id or embedded name
     motion_lora_scale: float = 1.0
     max_motion_lora_scale: float = 2.0
-    frames: int = 16
-    toy_frames: int = 8  # toy-motion learnt 8-frame clips; the tab starts there on the embedded model
+    frames: int = 16  # toy-motion learnt 8-frame clips: toy-sd's studio.json starts the tab there
     max_frames: int = 32  # the motion modules' sinusoidal positions (motion_max_seq_length)
     steps: int = 25
     guidance_scale: float = DEFAULT_GUIDANCE
@@ -450,14 +449,12 @@ class TuneAVideoDefaults:
     target_prompt: str = "a blue circle moving right on a white background"
     train_steps: int = 300
     max_train_steps: int = 2000
-    lr: float = 3e-5
-    toy_lr: float = 1e-3  # measured on toy-sd: 3e-5 barely moves a from-scratch toy model in minutes
+    lr: float = 3e-5  # measured on toy-sd: barely moves a from-scratch toy model in minutes (its studio.json: 1e-3)
     frames: int = 8
     max_frames: int = 32
     steps: int = 50
-    guidance_scale: float = 12.5
+    guidance_scale: float = 12.5  # measured on toy-sd: mixes green into blue edits (its studio.json: 7.5)
     seed: int = 0
-    toy_guidance_scale: float = 7.5  # measured on toy-sd: 12.5 mixes green into blue edits
     fps: int = 8
     loss_plot_every: int = 10  # training updates the loss plot every this many steps
 

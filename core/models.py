@@ -418,6 +418,15 @@ class Models:
 
         return self._cached(("ChatFace", name), load)
 
+    def recommended(self, tab: str):
+        """What the base model recommends for `tab` (core.recommended): its folder's studio.json, if any."""
+        from .recommended import Recommendation, read
+
+        source = resolve(self.base_model, True)
+        if source.kind == "hub":
+            return Recommendation()
+        return read(Path(source.location), self.base_model, tab)
+
     def describe(self) -> str:
         """One line for the page header."""
         source = resolve(self.base_model, True)

@@ -7,18 +7,22 @@ from core import config
 from core.methods import animatediff
 from core.video import write_video
 
-from .common import (CheckedSlider, engine_event, handler, header, output_path, run_buttons, save_video, seed_input,
+from .common import (examples, recommended_note, CheckedSlider, engine_event, handler, header, output_path, run_buttons, save_video, seed_input,
                      step_progress)
 
 TITLE = "AnimateDiff"
 D = config.AnimateDiffDefaults
-EXAMPLES = [["a red circle moving right on a white background", "", "", 1.0, D.toy_frames, 25, 7.5, 0],
-            ["a blue square moving left on a white background", "", "", 1.0, D.toy_frames, 25, 7.5, 1],
-            ["a yellow triangle moving down on a black background", "", "", 1.0, D.toy_frames, 25, 7.5, 2]]
+# the papers' real-world prompts (SD1.5); the embedded model's own are in its studio.json
+EXAMPLES = [
+    {'prompt': 'a golden retriever running on the beach at sunset, highly detailed'},
+    {'prompt': 'a ship sailing on a stormy sea, oil painting', 'motion_lora': 'guoyww/animatediff-motion-lora-zoom-in'},
+]
 
 
 def build(models) -> None:
     embedded = models.base_model == config.EMBEDDED_BASE_MODEL
+    recommendation = models.recommended("animatediff")
+    V = recommendation.defaults(D)  # the starting values: the paper's, or what the base model recommends
     header(TITLE, "Animate a text-to-image model with a motion module trained once: temporal transformers are "
                   "inserted after every block of the base model's UNet (any SD1.5 fine-tune), optionally with "
                   "motion LoRAs for camera moves.",
@@ -26,6 +30,7 @@ def build(models) -> None:
            + (" (trained here on moving shapes: 8-frame clips, 'a {color} {shape} moving {left|right|up|down} "
               "on a … background')." if embedded else "; other bases use "
               f"{config.HUB_MOTION_ADAPTER}."))
+    recommended_note(recommendation)
     with gr.Row():
         with gr.Column():
             prompt = gr.Textbox(D.prompt, label="prompt")
@@ -36,7 +41,7 @@ def build(models) -> None:
                 motion_lora_scale = CheckedSlider(0, D.max_motion_lora_scale, D.motion_lora_scale, step=0.05,
                                               label="motion_lora_scale")
             with gr.Row():
-                frames = CheckedSlider(2, D.max_frames, D.toy_frames if embedded else D.frames, step=1, precision=0, label="frames")
+                frames = CheckedSlider(2, D.max_frames, V.frames, step=1, precision=0, label="frames")
                 steps = CheckedSlider(1, config.MAX_STEPS, D.steps, step=1, precision=0, label="steps")
                 guidance_scale = CheckedSlider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
                 seed = seed_input(D.seed)
@@ -63,4 +68,4 @@ def build(models) -> None:
 
     inputs = [prompt, base_model, motion_lora, motion_lora_scale, frames, steps, guidance_scale, seed]
     engine_event(run, stop, animate, inputs, [video, gif], api_name="animatediff")
-    gr.Examples(EXAMPLES, inputs, [video, gif], fn=animate, cache_examples=False)
+    examples(recommendation, EXAMPLES, animate, inputs, [video, gif])

@@ -9,13 +9,16 @@ from core.plots import line_plot
 from core.validate import load_image
 from core.sampling import square_image
 
-from .common import CheckedSlider, engine_event, handler, header, image_output, image_upload, run_buttons, step_progress
+from .common import examples, CheckedSlider, engine_event, handler, header, image_output, image_upload, run_buttons, step_progress
 
 TITLE = "ChatFace"
 D = config.ChatFaceDefaults
-EXAMPLES = [[str(config.EXAMPLES_DIR / "red_circle_white.png"), "make it blue and a bit bigger", 1.0, 25],
-            [str(config.EXAMPLES_DIR / "green_triangle_white.png"), "turn it into a square, much smaller", 1.0, 25],
-            [str(config.EXAMPLES_DIR / "red_circle_white.png"), "make the background black", 1.0, 25]]
+# runs on every base model (the embedded model's example files)
+EXAMPLES = [
+    {'image': 'red_circle_white.png', 'instruction': 'make it blue and a bit bigger', 'strength_scale': 1.0, 'steps': 25},
+    {'image': 'green_triangle_white.png', 'instruction': 'turn it into a square, much smaller', 'strength_scale': 1.0, 'steps': 25},
+    {'image': 'red_circle_white.png', 'instruction': 'make the background black', 'strength_scale': 1.0, 'steps': 25},
+]
 
 
 def build(models) -> None:
@@ -57,4 +60,4 @@ def build(models) -> None:
     inputs = [image, instruction, strength_scale, steps]
     outputs = [edited, reconstruction, plan, schedule]
     engine_event(run, stop, edit, inputs, outputs, api_name="chatface")
-    gr.Examples(EXAMPLES, inputs, outputs, fn=edit, cache_examples=False)
+    examples(models.recommended("chatface"), EXAMPLES, edit, inputs, outputs)

@@ -149,6 +149,32 @@ def header(title: str, summary: str, note: str | None = None) -> None:
     gr.Markdown(text)
 
 
+def examples(recommendation, paper: list[dict], fn: Callable, inputs: list, outputs, **kwargs) -> gr.Examples:
+    """The tab's examples as dicts of its endpoint's parameters: the base model's own (its studio.json,
+    core.recommended) or, when it recommends none, the paper's real-world ones; a parameter an example leaves
+    out takes the widget's starting value."""
+    from core.recommended import example_file
+
+    chosen = recommendation.examples or paper
+    names = list(inspect.signature(fn).parameters)[:len(inputs)]
+    unknown = {key for example in chosen for key in example} - set(names)
+    if unknown:
+        raise ValueError(f"examples name parameters the endpoint does not have: {', '.join(sorted(unknown))}")
+    rows = [[example_file(example.get(name, component.value)) for name, component in zip(names, inputs)]
+            for example in chosen]
+    label = (f"Examples recommended for {recommendation.model}" if recommendation.examples else
+             "Examples (the paper's prompts)")
+    return gr.Examples(rows, inputs, outputs, fn=fn, cache_examples=False, label=label, **kwargs)
+
+
+def recommended_note(recommendation) -> None:
+    """A line under a tab's header when its starting values come from the base model's studio.json."""
+    if recommendation.values:
+        listed = ", ".join(f"{k} = {v}" for k, v in recommendation.values.items())
+        gr.Markdown(f"*Starting values recommended for this model ({recommendation.model}): {listed}; the papers' "
+                    "defaults otherwise.*", elem_classes="studio-recommended")
+
+
 def seed_input(value: int = 0) -> CheckedNumber:
     """The seed box every sampling tab has (0 … MAX_SEED, whole numbers)."""
     return CheckedNumber(value, precision=0, minimum=0, maximum=config.MAX_SEED, label="seed")

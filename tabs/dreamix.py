@@ -12,17 +12,16 @@ from core.sampling import square_image
 from core.validate import load_image
 from core.video import VIDEO_SUFFIXES
 
-from .common import (CheckedSlider, engine_event, handler, header, read_video_input, run_buttons, save_video,
+from .common import (examples, CheckedSlider, engine_event, handler, header, read_video_input, run_buttons, save_video,
                      seed_input, step_progress)
 
 TITLE = "Dreamix"
 D = config.DreamixDefaults
-EXAMPLE_VIDEO = str(config.EXAMPLES_DIR / "red_circle_moving_right.mp4")
-EXAMPLE_IMAGE = str(config.EXAMPLES_DIR / "red_circle_white.png")
-EXAMPLES = [[[EXAMPLE_VIDEO], "a blue circle moving right on a white background", "edit", D.downsample, D.strength,
-             D.finetune_steps, D.frame_loss_weight, 0, "pan right"],
-            [[EXAMPLE_IMAGE], "a red circle on a white background", "animate", D.downsample, D.strength,
-             D.finetune_steps, D.frame_loss_weight, 0, "pan right"]]
+# runs on every base model (the embedded model's example files)
+EXAMPLES = [
+    {'video_or_image': ['red_circle_moving_right.mp4'], 'prompt': 'a blue circle moving right on a white background', 'mode': 'edit', 'downsample': 4, 'strength': 0.8, 'finetune_steps': 50, 'frame_loss_weight': 1.0, 'seed': 0, 'camera': 'pan right'},
+    {'video_or_image': ['red_circle_white.png'], 'prompt': 'a red circle on a white background', 'mode': 'animate', 'downsample': 4, 'strength': 0.8, 'finetune_steps': 50, 'frame_loss_weight': 1.0, 'seed': 0, 'camera': 'pan right'},
+]
 
 
 def load_media(paths, mode: str) -> np.ndarray:
@@ -91,4 +90,4 @@ def build(models) -> None:
 
     inputs = [media, prompt, mode, downsample, strength, finetune_steps, frame_loss_weight, seed, camera, source_prompt]
     engine_event(run, stop, generate, inputs, [video, source], api_name="dreamix")
-    gr.Examples(EXAMPLES, inputs[:9], [video, source], fn=generate, cache_examples=False)
+    examples(models.recommended("dreamix"), EXAMPLES, generate, inputs[:9], [video, source])

@@ -8,14 +8,17 @@ from core.methods import face0
 from core.guidance import clip_inputs
 from core.validate import load_image
 
-from .common import (CheckedSlider, engine_event, handler, header, image_output, image_upload, run_buttons, seed_input,
+from .common import (examples, CheckedSlider, engine_event, handler, header, image_output, image_upload, run_buttons, seed_input,
                      step_progress)
 
 TITLE = "Face0"
 D = config.Face0Defaults
-EXAMPLES = [[str(config.EXAMPLES_DIR / "green_triangle_white.png"), D.prompt, 1.0, 0.5, 25, 0],
-            [str(config.EXAMPLES_DIR / "red_circle_white.png"), "an object on a black background", 1.0, 0.5, 25, 1],
-            [str(config.EXAMPLES_DIR / "green_triangle_white.png"), "a blue square on a gray background", 0.5, 0.5, 25, 2]]
+# runs on every base model (the embedded model's example files)
+EXAMPLES = [
+    {'face_image': 'green_triangle_white.png', 'prompt': 'an object on a white background', 'c': 1.0, 'a': 0.5, 'steps': 25, 'seed': 0},
+    {'face_image': 'red_circle_white.png', 'prompt': 'an object on a black background', 'c': 1.0, 'a': 0.5, 'steps': 25, 'seed': 1},
+    {'face_image': 'green_triangle_white.png', 'prompt': 'a blue square on a gray background', 'c': 0.5, 'a': 0.5, 'steps': 25, 'seed': 2},
+]
 
 
 def build(models) -> None:
@@ -61,4 +64,4 @@ def build(models) -> None:
 
     inputs = [face_image, prompt, c, a, steps, seed, guidance_scale]
     engine_event(run, stop, generate, inputs, [image, crop, found], api_name="face0")
-    gr.Examples(EXAMPLES, inputs[:-1], [image, crop, found], fn=generate, cache_examples=False)
+    examples(models.recommended("face0"), EXAMPLES, generate, inputs[:-1], [image, crop, found])

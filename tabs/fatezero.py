@@ -6,27 +6,30 @@ import gradio as gr
 from core import config
 from core.methods import fatezero
 
-from .common import (CheckedSlider, engine_event, handler, header, read_video_input, run_buttons, save_video,
+from .common import (examples, recommended_note, CheckedSlider, engine_event, handler, header, read_video_input, run_buttons, save_video,
                      seed_input, step_progress, video_upload)
 
 
 
 TITLE = "FateZero"
 D = config.FateZeroDefaults
-EXAMPLE_VIDEO = str(config.EXAMPLES_DIR / "red_circle_moving_right.mp4")
-EXAMPLES = [[EXAMPLE_VIDEO, "a red circle moving right on a white background",
-             "a blue circle moving right on a white background", 0.8, 0.8, "", 0.3, "", 10.0, 8, 25, 0],
-            [EXAMPLE_VIDEO, "a red circle moving right on a white background",
-             "a red square moving right on a white background", 0.5, 0.5, "circle", 0.3, "", 10.0, 8, 25, 0]]
+# runs on every base model (the embedded model's example files)
+EXAMPLES = [
+    {'video': 'red_circle_moving_right.mp4', 'source_prompt': 'a red circle moving right on a white background', 'target_prompt': 'a blue circle moving right on a white background', 'cross_replace_steps': 0.8, 'self_replace_steps': 0.8, 'blend_words': '', 'blend_threshold': 0.3, 'amplify_words': '', 'amplify_value': 10.0, 'frames': 8, 'steps': 25, 'seed': 0},
+    {'video': 'red_circle_moving_right.mp4', 'source_prompt': 'a red circle moving right on a white background', 'target_prompt': 'a red square moving right on a white background', 'cross_replace_steps': 0.5, 'self_replace_steps': 0.5, 'blend_words': 'circle', 'blend_threshold': 0.3, 'amplify_words': '', 'amplify_value': 10.0, 'frames': 8, 'steps': 25, 'seed': 0},
+]
 
 
 def build(models) -> None:
+    recommendation = models.recommended("fatezero")
+    V = recommendation.defaults(D)  # the starting values: the paper's, or what the base model recommends
     header(TITLE, "Zero-shot video editing: the source video is DDIM-inverted while its attention maps are stored; "
                   "the target prompt is then sampled from the inverted noise with those maps fused in (cross-attention "
                   "of shared words replaced, self-attention blended by the source mask of blend_words). Frames attend "
                   "to themselves and the middle frame.",
            f"Maps are kept only for layers with ≤ {config.MAX_SELF_ATTENTION_QUERIES} queries, in fp16 on the CPU — "
            "a fraction of the official code's memory (see bench/).")
+    recommended_note(recommendation)
     with gr.Row():
         with gr.Column():
             video = video_upload("video")
@@ -46,7 +49,7 @@ def build(models) -> None:
                 steps = CheckedSlider(1, config.MAX_STEPS, D.steps, step=1, precision=0, label="steps")
                 seed = seed_input(D.seed)
                 guidance_scale = CheckedSlider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
-            unconditional = gr.Radio(["source", "empty"], value=D.unconditional,
+            unconditional = gr.Radio(["source", "empty"], value=V.unconditional,
                                      label="unconditional branch prompt (source: negative-prompt inversion; "
                                            "empty: the official code)")
             run, stop = run_buttons("Invert and edit")
@@ -75,4 +78,4 @@ def build(models) -> None:
     inputs = [video, source_prompt, target_prompt, cross, self_, blend_words, blend_threshold, amplify_words,
               amplify_value, frames, steps, seed, guidance_scale, unconditional]
     engine_event(run, stop, edit, inputs, [edited, reconstruction, memory], api_name="fatezero")
-    gr.Examples(EXAMPLES, inputs[:12], [edited, reconstruction, memory], fn=edit, cache_examples=False)
+    examples(recommendation, EXAMPLES, edit, inputs[:12], [edited, reconstruction, memory])

@@ -9,14 +9,16 @@ from core.guidance import clip_inputs
 from core.methods import freedom
 from core.validate import load_image
 
-from .common import (CheckedSlider, engine_event, handler, header, image_output, image_upload, run_buttons, seed_input,
+from .common import (examples, CheckedSlider, engine_event, handler, header, image_output, image_upload, run_buttons, seed_input,
                      step_progress)
 
 TITLE = "FreeDoM"
 D = config.FreeDoMDefaults
-MASK_EXAMPLE = str(config.EXAMPLES_DIR / "mask_right.png")
-EXAMPLES = [["a red circle on a white background", "text", None, "a blue circle on a white background", None],
-            ["a green square on a black background", "mask", None, "", MASK_EXAMPLE]]
+# the papers' real-world prompts (SD1.5); the embedded model's own are in its studio.json
+EXAMPLES = [
+    {'prompt': 'a photo of a living room', 'energy': 'text', 'reference_text': 'a photo of a living room in the style of Van Gogh'},
+    {'prompt': 'a photo of a dog on the beach', 'energy': 'mask', 'mask': 'mask_right.png', 'reference_text': ''},
+]
 
 
 def build(models) -> None:
@@ -81,4 +83,4 @@ def build(models) -> None:
     inputs = [prompt, energy, reference_image, reference_text, mask, rho_scale, guidance_start, guidance_end,
               time_travel, travel_start, travel_end, steps, seed, guidance_scale]
     engine_event(run, stop, generate, inputs, [guided, unguided, plot, energies], api_name="freedom")
-    gr.Examples(EXAMPLES, inputs[:5], [guided, unguided, plot, energies], fn=generate, cache_examples=False)
+    examples(models.recommended("freedom"), EXAMPLES, generate, inputs[:5], [guided, unguided, plot, energies])

@@ -7,17 +7,19 @@ from core import config
 from core.methods import gen1, videocomposer
 from core.validate import load_image
 
-from .common import (CheckedSlider, engine_event, handler, header, image_upload, read_video_input, run_buttons,
+from .common import (examples, CheckedSlider, engine_event, handler, header, image_upload, read_video_input, run_buttons,
                      sampling_controls, save_video, step_progress, video_upload)
 
 
 TITLE = "Gen-1 (structure + content)"
 D = config.Gen1Defaults
-EXAMPLE_VIDEO = str(config.EXAMPLES_DIR / "red_circle_moving_right.mp4")
 EXAMPLE_CONTENT = str(config.EXAMPLES_DIR / "yellow_circle_black.png")
-EXAMPLES = [[EXAMPLE_VIDEO, "a blue circle on a white background", None, 0, 1.0, D.frames, D.steps, 0],
-            [EXAMPLE_VIDEO, "a green square on a white background", None, 3, 1.0, D.frames, D.steps, 0],
-            [EXAMPLE_VIDEO, "a circle", EXAMPLE_CONTENT, 0, 1.5, D.frames, D.steps, 1]]
+# runs on every base model (the embedded model's example files)
+EXAMPLES = [
+    {'video': 'red_circle_moving_right.mp4', 'prompt': 'a blue circle on a white background', 'content_image': None, 'structure_level': 0, 'temporal_guidance': 1.0, 'frames': 8, 'steps': 25, 'seed': 0},
+    {'video': 'red_circle_moving_right.mp4', 'prompt': 'a green square on a white background', 'content_image': None, 'structure_level': 3, 'temporal_guidance': 1.0, 'frames': 8, 'steps': 25, 'seed': 0},
+    {'video': 'red_circle_moving_right.mp4', 'prompt': 'a circle', 'content_image': 'yellow_circle_black.png', 'structure_level': 0, 'temporal_guidance': 1.5, 'frames': 8, 'steps': 25, 'seed': 1},
+]
 
 
 def build(models) -> None:
@@ -66,4 +68,4 @@ def build(models) -> None:
 
     inputs = [video_in, prompt, content_image, structure_level, temporal_guidance, frames, steps, seed, guidance_scale]
     engine_event(run, stop, edit, inputs, [video, depth], api_name="gen1")
-    gr.Examples(EXAMPLES, inputs[:8], [video, depth], fn=edit, cache_examples=False)
+    examples(models.recommended("gen1"), EXAMPLES, edit, inputs[:8], [video, depth])

@@ -6,12 +6,15 @@ import gradio as gr
 from core import config
 from core.methods import imagen_video
 
-from .common import CheckedSlider, engine_event, handler, header, run_buttons, save_video, seed_input, step_progress
+from .common import examples, CheckedSlider, engine_event, handler, header, run_buttons, save_video, seed_input, step_progress
 
 TITLE = "Imagen Video (cascade)"
 D = config.CascadeDefaults
-EXAMPLES = [["a red circle moving right on a white background", 4, 2, 2, 0.1, 0.995, False, 0],
-            ["a blue square moving down on a black background", 4, 2, 2, 0.0, 0.0, True, 1]]
+# the papers' real-world prompts (SD1.5); the embedded model's own are in its studio.json
+EXAMPLES = [
+    {'prompt': 'a teddy bear washing the dishes'},
+    {'prompt': 'an astronaut riding a horse, steampunk'},
+]
 
 
 def build(models) -> None:
@@ -65,4 +68,4 @@ def build(models) -> None:
     inputs = [prompt, base_frames, tsr_factor, ssr_factor, noise_aug, dynamic_threshold, oscillating_guidance, seed,
               steps, guidance_scale]
     engine_event(run, stop, cascade, inputs, [base, tsr, ssr, shapes], api_name="imagen_video")
-    gr.Examples(EXAMPLES, inputs[:8], [base, tsr, ssr, shapes], fn=cascade, cache_examples=False)
+    examples(models.recommended("imagen_video"), EXAMPLES, cascade, inputs[:8], [base, tsr, ssr, shapes])

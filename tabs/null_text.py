@@ -7,15 +7,19 @@ from core import config
 from core.methods import null_text
 from core.validate import load_image
 
-from .common import (CheckedNumber, CheckedSlider, engine_event, gallery_output, handler, header, image_output,
+from .common import (examples, CheckedNumber, CheckedSlider, engine_event, gallery_output, handler, header, image_output,
                      image_upload, run_buttons, step_progress)
 
 
 from .p2p import edit_controls, gallery, make_params
 
 TITLE = "Null-text inversion"
+# runs on every base model (the embedded model's example files)
+EXAMPLES = [
+    {'image': 'red_circle_white.png', 'source_prompt': 'a red circle on a white background', 'target_prompt': 'a blue circle on a white background', 'inversion': 'null-text', 'num_inner_steps': 10, 'early_stop_epsilon': 1e-05, 'edit_mode': 'auto', 'cross_replace_steps': 0.8, 'self_replace_steps': 0.4, 'blend_words': '', 'blend_threshold': 0.3, 'reweight_words': '', 'reweight_value': 2.0, 'steps': 25, 'guidance_scale': 6.0, 'seed': 0, 'cross_replace_words': '', 'blend_exclude_words': ''},
+    {'image': 'red_circle_white.png', 'source_prompt': 'a red circle on a white background', 'target_prompt': 'a green circle on a white background', 'inversion': 'negative-prompt', 'num_inner_steps': 10, 'early_stop_epsilon': 1e-05, 'edit_mode': 'auto', 'cross_replace_steps': 0.8, 'self_replace_steps': 0.4, 'blend_words': 'circle', 'blend_threshold': 0.3, 'reweight_words': '', 'reweight_value': 2.0, 'steps': 25, 'guidance_scale': 6.0, 'seed': 0, 'cross_replace_words': '', 'blend_exclude_words': ''},
+]
 D, P = config.NullTextDefaults, config.P2PDefaults
-EXAMPLE_IMAGE = str(config.EXAMPLES_DIR / "red_circle_white.png")
 
 
 def build(models) -> None:
@@ -68,9 +72,4 @@ def build(models) -> None:
     inputs = [image, source_prompt, target_prompt, inversion, num_inner_steps, early_stop_epsilon, *controls.inputs()]
     outputs = [reconstruction, edited, psnr, seconds, heatmaps]
     engine_event(run, stop, invert_and_edit, inputs, outputs, api_name="null_text")
-    gr.Examples(
-        [[EXAMPLE_IMAGE, "a red circle on a white background", "a blue circle on a white background", "null-text", 10, 1e-5,
-          "auto", 0.8, 0.4, "", 0.3, "", 2.0, 25, 6.0, 0, "", ""],
-         [EXAMPLE_IMAGE, "a red circle on a white background", "a green circle on a white background", "negative-prompt", 10,
-          1e-5, "auto", 0.8, 0.4, "circle", 0.3, "", 2.0, 25, 6.0, 0, "", ""]],
-        inputs, outputs, fn=invert_and_edit, cache_examples=False)
+    examples(models.recommended("null_text"), EXAMPLES, invert_and_edit, inputs, outputs)

@@ -10,10 +10,17 @@ from core.control.schedule import parse_steps
 from core.heatmaps import overlay
 from core.methods import p2p
 
-from .common import (CheckedSlider, engine_event, gallery_output, handler, header, image_output, run_buttons,
+from .common import (examples, CheckedSlider, engine_event, gallery_output, handler, header, image_output, run_buttons,
                      seed_input, step_progress)
 
 TITLE = "Prompt-to-Prompt"
+# the papers' real-world prompts (SD1.5); the embedded model's own are in its studio.json
+EXAMPLES = [
+    {'source_prompt': 'a cat riding a bicycle', 'target_prompt': 'a cat riding a car'},
+    {'source_prompt': 'a painting of a squirrel eating a burger', 'target_prompt': 'a painting of a squirrel eating a lasagne', 'blend_words': 'burger lasagne'},
+    {'source_prompt': 'a photo of a house on a mountain', 'target_prompt': 'a photo of a house on a snowy mountain'},
+    {'source_prompt': 'a smiling bunny doll', 'target_prompt': 'a smiling bunny doll', 'edit_mode': 'reweight', 'reweight_words': 'smiling', 'reweight_value': -5.0},
+]
 D = config.P2PDefaults
 
 
@@ -128,11 +135,4 @@ def build(models) -> None:
     inputs = [source_prompt, target_prompt, *controls.inputs()]
     outputs = [source_image, edited_image, heatmaps]
     engine_event(run, stop, generate, inputs, outputs, api_name="p2p")
-    gr.Examples(
-        [["a red circle on a white background", "a blue circle on a white background", "auto", 0.8, 0.4, "", 0.3, "", 2.0, 25, 6.0, 0, "", ""],
-         ["a green circle on a black background", "a green square on a black background", "auto", 0.8, 0.8, "", 0.3, "", 2.0, 25, 6.0, 1, "", ""],
-         ["a red circle and a blue square on a white background", "a red circle and a yellow square on a white background",
-          "replace", 0.8, 0.4, "square", 0.3, "", 2.0, 25, 6.0, 2, "", "circle"],
-         ["a purple triangle on a gray background", "a purple triangle on a gray background", "reweight", 0.8, 0.4, "", 0.3,
-          "purple", 3.0, 25, 6.0, 3, "", ""]],
-        inputs, outputs, fn=generate, cache_examples=False)
+    examples(models.recommended("p2p"), EXAMPLES, generate, inputs, outputs)

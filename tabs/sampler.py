@@ -7,15 +7,16 @@ from core import config
 from core.methods import sampler
 from core.schedulers import SCHEDULERS
 
-from .common import (CheckedSlider, engine_event, gallery_output, handler, header, image_output, run_buttons,
+from .common import (examples, CheckedSlider, engine_event, gallery_output, handler, header, image_output, run_buttons,
                      seed_input, step_progress)
 
 TITLE = "Sampler inspector"
 D = config.SamplerDefaults
-# prompt, scheduler, eta, steps, guidance_scale, seed, snapshots — all on the embedded toy-sd grammar
-EXAMPLES = [["a red circle on a white background", "DDIM", 0.0, 25, 6.0, 0, 6],
-            ["a blue square on a black background", "Euler a", 0.0, 25, 6.0, 1, 6],
-            ["a yellow triangle on a gray background", "DDPM", 1.0, 50, 6.0, 2, 8]]
+# the papers' real-world prompts (SD1.5); the embedded model's own are in its studio.json
+EXAMPLES = [
+    {'prompt': 'a photograph of an astronaut riding a horse', 'scheduler': 'DDIM', 'eta': 0.0},
+    {'prompt': 'a painting of a fox in the snow, oil on canvas', 'scheduler': 'DDIM', 'eta': 1.0},
+]
 
 
 def build(models) -> None:
@@ -53,4 +54,4 @@ def build(models) -> None:
 
     inputs = [prompt, scheduler, eta, steps, guidance_scale, seed, snapshots]
     engine_event(run, stop, sample, inputs, [image, trajectory, plot], api_name="sampler")
-    gr.Examples(EXAMPLES, inputs, [image, trajectory, plot], fn=sample, cache_examples=False)
+    examples(models.recommended("sampler"), EXAMPLES, sample, inputs, [image, trajectory, plot])

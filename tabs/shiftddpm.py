@@ -7,15 +7,17 @@ from core import config
 from core.methods import shiftddpm
 from core.plots import curves_plot
 
-from .common import (CheckedSlider, engine_event, gallery_output, handler, header, image_output, run_buttons,
+from .common import (examples, CheckedSlider, engine_event, gallery_output, handler, header, image_output, run_buttons,
                      seed_input, step_progress)
 
 TITLE = "ShiftDDPM"
 D = config.ShiftDDPMDefaults
-# class_name, variant, sampler, steps, seed, n, interpolate_to, mix
-EXAMPLES = [["red circle", "prior_shift", "DDIM", 50, 0, 8, "", 0.5],
-            ["blue triangle", "prior_shift", "DDPM", 1000, 1, 4, "", 0.5],
-            ["green square", "prior_shift", "DDIM", 50, 2, 8, "yellow circle", 0.5]]
+# runs on every base model (the embedded model's example files)
+EXAMPLES = [
+    {'class_name': 'red circle', 'variant': 'prior_shift', 'sampler': 'DDIM', 'steps': 50, 'seed': 0, 'n': 8, 'interpolate_to': '', 'mix': 0.5},
+    {'class_name': 'blue triangle', 'variant': 'prior_shift', 'sampler': 'DDPM', 'steps': 1000, 'seed': 1, 'n': 4, 'interpolate_to': '', 'mix': 0.5},
+    {'class_name': 'green square', 'variant': 'prior_shift', 'sampler': 'DDIM', 'steps': 50, 'seed': 2, 'n': 8, 'interpolate_to': 'yellow circle', 'mix': 0.5},
+]
 
 
 def build(models) -> None:
@@ -70,4 +72,4 @@ def build(models) -> None:
     inputs = [class_name, variant, sampler, steps, seed, n, interpolate_to, mix]
     outputs = [samples, shift_map, curves, trajectory]
     engine_event(run, stop, generate, inputs, outputs, api_name="shiftddpm")
-    gr.Examples(EXAMPLES, inputs, outputs, fn=generate, cache_examples=False)
+    examples(models.recommended("shiftddpm"), EXAMPLES, generate, inputs, outputs)

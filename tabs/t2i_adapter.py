@@ -8,16 +8,17 @@ from core.conditions import EXTRACTORS
 from core.methods import t2i_adapter
 from core.validate import load_image
 
-from .common import (CheckedSlider, engine_event, gallery_output, handler, header, image_output, run_buttons,
+from .common import (examples, CheckedSlider, engine_event, gallery_output, handler, header, image_output, run_buttons,
                      sampling_controls, step_progress)
 
 TITLE = "T2I-Adapter"
 D = config.T2IAdapterDefaults
-SQUARE = str(config.EXAMPLES_DIR / "blue_square_left_white.png")
-CIRCLE = str(config.EXAMPLES_DIR / "yellow_circle_black.png")
-EXAMPLES = [[[SQUARE], ["canny"], "1.0", D.prompt, 1.0, True, D.steps, 0],
-            [[SQUARE, CIRCLE], ["canny", "palette"], "1.0, 1.0", "an object on a white background", 1.0, True, D.steps, 1],
-            [[CIRCLE], ["palette"], "1.0", "a square on a gray background", 0.5, True, D.steps, 2]]
+# runs on every base model (the embedded model's example files)
+EXAMPLES = [
+    {'conditions': ['blue_square_left_white.png'], 'condition_types': ['canny'], 'weights': '1.0', 'prompt': 'a red object on a white background', 'cond_tau': 1.0, 'extract': True, 'steps': 25, 'seed': 0},
+    {'conditions': ['blue_square_left_white.png', 'yellow_circle_black.png'], 'condition_types': ['canny', 'palette'], 'weights': '1.0, 1.0', 'prompt': 'an object on a white background', 'cond_tau': 1.0, 'extract': True, 'steps': 25, 'seed': 1},
+    {'conditions': ['yellow_circle_black.png'], 'condition_types': ['palette'], 'weights': '1.0', 'prompt': 'a square on a gray background', 'cond_tau': 0.5, 'extract': True, 'steps': 25, 'seed': 2},
+]
 
 
 def parse_weights(text: str, count: int) -> list[float]:
@@ -81,4 +82,4 @@ def build(models) -> None:
 
     inputs = [conditions, condition_types, weights, prompt, cond_tau, extract, steps, seed, guidance_scale]
     engine_event(run, stop, generate, inputs, [image, maps], api_name="t2i_adapter")
-    gr.Examples(EXAMPLES, inputs[:-1], [image, maps], fn=generate, cache_examples=False)
+    examples(models.recommended("t2i_adapter"), EXAMPLES, generate, inputs[:-1], [image, maps])

@@ -9,7 +9,7 @@ from core.conditions import extract
 from core.methods import t2v_zero
 from core.video import resize_frames, sample_frames
 
-from .common import (CheckedSlider, engine_event, gallery_output, handler, header, read_video_input, run_buttons,
+from .common import (examples, recommended_note, CheckedSlider, engine_event, gallery_output, handler, header, read_video_input, run_buttons,
                      save_video, seed_input, step_progress, video_upload)
 
 
@@ -17,14 +17,17 @@ from .common import (CheckedSlider, engine_event, gallery_output, handler, heade
 TITLE = "Text2Video-Zero"
 D = config.T2VZeroDefaults
 MODES = ("text", "controlnet", "pix2pix")
-# toy-sd places its object later than SD does: the examples move frame 1's latent half-way (t0 25, t1 28),
-# where its layout is already fixed; the defaults stay the official 44 / 47 for SD.
-EXAMPLES = [["a red circle on a white background", 8, 12, 0, 25, 28, 50, 0],
-            ["a blue square on a black background", 8, 0, 12, 25, 28, 50, 1],
-            ["a yellow triangle on a gray background", 8, -12, -12, 25, 28, 50, 2]]
+# the papers' real-world prompts (SD1.5); the embedded model's own are in its studio.json
+EXAMPLES = [
+    {'prompt': 'a horse galloping on a street'},
+    {'prompt': 'a panda is playing guitar on times square'},
+    {'prompt': 'an astronaut dancing in outer space'},
+]
 
 
 def build(models) -> None:
+    recommendation = models.recommended("t2v_zero")
+    V = recommendation.defaults(D)  # the starting values: the paper's, or what the base model recommends
     header(TITLE, "Zero-shot video from the image model: frame 1's noise is denoised a little, copied to every frame "
                   "and translated by k·(motion_x, motion_y), re-noised, and all frames are denoised together with "
                   "cross-frame attention (every frame reads frame 1's keys and values). Modes: text; ControlNet on "
@@ -32,6 +35,7 @@ def build(models) -> None:
            "ControlNet and Instruct-Pix2Pix modes need their Hub weights (a GPU machine with network); the "
            "text mode runs on the embedded toy model. Background smoothing is not included (it needs a salient-object "
            "detector that the official code does not ship either).")
+    recommended_note(recommendation)
     with gr.Row():
         with gr.Column():
             mode = gr.Radio(list(MODES), value="text", label="mode")
@@ -43,15 +47,15 @@ def build(models) -> None:
                                               "(as the official: positive moves the content left / up)")
                 motion_y = CheckedSlider(-D.max_motion, D.max_motion, D.motion_y, step=1, label="motion_y")
             with gr.Row():
-                t0 = CheckedSlider(0, D.schedule_steps - 2, D.t0, step=1, precision=0, label="t0",
+                t0 = CheckedSlider(0, D.schedule_steps - 2, V.t0, step=1, precision=0, label="t0",
                                    info=f"step counted from the end of {D.schedule_steps} (other step counts: the same fraction)")
-                t1 = CheckedSlider(1, D.schedule_steps - 1, D.t1, step=1, precision=0, label="t1")
+                t1 = CheckedSlider(1, D.schedule_steps - 1, V.t1, step=1, precision=0, label="t1")
                 steps = CheckedSlider(2, config.MAX_STEPS, D.steps, step=1, precision=0, label="steps")
                 seed = seed_input(D.seed)
             with gr.Accordion("guidance, ablation, video modes", open=False):
                 guidance_scale = CheckedSlider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
                 cross_frame = gr.Checkbox(True, label="cross_frame (attention to frame 1)")
-                noise = gr.Radio(list(t2v_zero.NOISE_MODES), value=D.noise,
+                noise = gr.Radio(list(t2v_zero.NOISE_MODES), value=V.noise,
                                  label="noise (re-noising the moved frames: per-frame = the official code; warped = "
                                        "one noise moved with the content, steadier on small models)")
                 control_video = video_upload("control_video", "control_video (controlnet mode: Canny edges per frame)")
@@ -97,4 +101,4 @@ def build(models) -> None:
     inputs = [prompt, frames, motion_x, motion_y, t0, t1, steps, seed, mode, control_video, source_video, instruction,
               guidance_scale, cross_frame, noise]
     engine_event(run, stop, generate, inputs, [video, conditions], api_name="t2v_zero")
-    gr.Examples(EXAMPLES, inputs[:8], [video, conditions], fn=generate, cache_examples=False)
+    examples(recommendation, EXAMPLES, generate, inputs[:8], [video, conditions])

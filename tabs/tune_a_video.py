@@ -9,14 +9,16 @@ from core import config
 from core.methods import tune_a_video
 from core.plots import line_plot
 
-from .common import (CheckedNumber, CheckedSlider, engine_event, folders, handler, header, image_output,
+from .common import (examples, recommended_note, CheckedNumber, CheckedSlider, engine_event, folders, handler, header, image_output,
                      read_video_input, run_buttons, save_video, seed_input, step_progress, video_upload)
 
 
 
 TITLE = "Tune-A-Video"
 D = config.TuneAVideoDefaults
-EXAMPLE_VIDEO = str(config.EXAMPLES_DIR / "red_circle_moving_right.mp4")
+# runs on every base model (the embedded model's example video); steps and lr as a tuning example
+EXAMPLES = [{"video": "red_circle_moving_right.mp4", "prompt": D.prompt, "steps": 100, "frames": 8, "seed": 0,
+             "name": "red-circle-right"}]
 
 
 def library() -> tune_a_video.TunedLibrary:
@@ -28,8 +30,8 @@ def default_name(prompt: str) -> str:
 
 
 def build(models) -> None:
-    embedded = models.base_model == config.EMBEDDED_BASE_MODEL
-    default_lr = D.toy_lr if embedded else D.lr
+    train_values = models.recommended("tune_a_video_train").defaults(D)  # the paper's, or the base model's own
+    generate_values = models.recommended("tune_a_video_generate").defaults(D)
     header(TITLE, "One-shot video tuning: the image model is inflated with sparse-causal self-attention (each frame "
                   "reads the first and the previous frame) and zero-initialised temporal layers; only the query "
                   "projections and the temporal layers are tuned on your (video, prompt) pair. Then a new prompt is "
@@ -37,8 +39,10 @@ def build(models) -> None:
            "Temporal layers are AnimateDiff-style motion modules (shared with the AnimateDiff tab) rather than the "
            "official per-block attention, so the Hub's Tune-A-Video-library checkpoints (the official 3D-UNet "
            "layout) do not load here; tune a model in this tab instead."
-           + (f" On the embedded model the learning rate starts at {D.toy_lr} (measured: {D.lr} barely moves it "
-              "in minutes)." if embedded else ""))
+           + (f" This base model recommends starting at lr {train_values.lr} (the paper's: {D.lr})."
+              if train_values.lr != D.lr else ""))
+    recommended_note(models.recommended("tune_a_video_train"))
+    recommended_note(models.recommended("tune_a_video_generate"))
     with gr.Tab("1. Tune"):
         with gr.Row():
             with gr.Column():
@@ -46,7 +50,7 @@ def build(models) -> None:
                 prompt = gr.Textbox(D.prompt, label="prompt (describes the video)")
                 with gr.Row():
                     steps = CheckedSlider(1, D.max_train_steps, D.train_steps, step=1, precision=0, label="steps")
-                    lr = CheckedNumber(default_lr, label="lr", minimum=1e-7, maximum=1e-2)
+                    lr = CheckedNumber(train_values.lr, label="lr", minimum=1e-7, maximum=1e-2)
                     frames = CheckedSlider(2, D.max_frames, D.frames, step=1, precision=0, label="frames")
                     seed = seed_input(D.seed)
                 name = gr.Textbox("", label="name in the model library (empty: from the prompt)")
@@ -63,8 +67,8 @@ def build(models) -> None:
                 inversion = gr.Checkbox(True, label="inversion (start from the DDIM-inverted video)")
                 with gr.Row():
                     gen_steps = CheckedSlider(1, config.MAX_STEPS, D.steps, step=1, precision=0, label="steps")
-                    guidance_scale = CheckedSlider(0, config.MAX_GUIDANCE, D.toy_guidance_scale if embedded
-                                               else D.guidance_scale, step=0.5, label="guidance_scale")
+                    guidance_scale = CheckedSlider(0, config.MAX_GUIDANCE, generate_values.guidance_scale, step=0.5,
+                                                   label="guidance_scale")
                     gen_seed = seed_input(D.seed)
                 generate_button, generate_stop = run_buttons("Generate")
             with gr.Column():
@@ -115,5 +119,5 @@ def build(models) -> None:
                   concurrency_limit=None)  # UI only: outside the engine's queue
     inputs = [model, target, inversion, gen_steps, guidance_scale, gen_seed]
     engine_event(generate_button, generate_stop, generate, inputs, [result, info], api_name="tune_a_video_generate")
-    gr.Examples([[EXAMPLE_VIDEO, D.prompt, 100, D.toy_lr, 8, 0, "red-circle-right"]],
-                [video, prompt, steps, lr, frames, seed, name], label="tuning example (embedded model)")
+    examples(models.recommended("tune_a_video_train"), EXAMPLES, train, [video, prompt, steps, lr, frames, seed, name],
+             [loss_plot, status])

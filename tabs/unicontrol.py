@@ -8,17 +8,17 @@ from core.methods import unicontrol
 from core.unicontrol import INSTRUCTIONS
 from core.validate import load_image
 
-from .common import (CheckedSlider, engine_event, handler, header, image_output, image_upload, run_buttons,
+from .common import (examples, CheckedSlider, engine_event, handler, header, image_output, image_upload, run_buttons,
                      sampling_controls, step_progress)
 
 TITLE = "UniControl"
 D = config.UniControlDefaults
-SQUARE = str(config.EXAMPLES_DIR / "blue_square_left_white.png")
-CIRCLE = str(config.EXAMPLES_DIR / "yellow_circle_black.png")
-TRIANGLE = str(config.EXAMPLES_DIR / "green_triangle_white.png")
-EXAMPLES = [[SQUARE, "canny edge to image", D.prompt, 1.0, True, D.steps, 0],
-            [TRIANGLE, "segmentation map to image", "a blue object on a white background", 1.0, True, D.steps, 1],
-            [CIRCLE, "color blocks to image", "a square on a white background", 1.0, True, D.steps, 2]]
+# runs on every base model (the embedded model's example files)
+EXAMPLES = [
+    {'condition_image': 'blue_square_left_white.png', 'task': 'canny edge to image', 'prompt': 'a red object on a white background', 'strength': 1.0, 'extract': True, 'steps': 25, 'seed': 0},
+    {'condition_image': 'green_triangle_white.png', 'task': 'segmentation map to image', 'prompt': 'a blue object on a white background', 'strength': 1.0, 'extract': True, 'steps': 25, 'seed': 1},
+    {'condition_image': 'yellow_circle_black.png', 'task': 'color blocks to image', 'prompt': 'a square on a white background', 'strength': 1.0, 'extract': True, 'steps': 25, 'seed': 2},
+]
 
 
 def build(models) -> None:
@@ -59,4 +59,4 @@ def build(models) -> None:
 
     inputs = [condition_image, task, prompt, strength, extract, steps, seed, guidance_scale]
     engine_event(run, stop, generate, inputs, [image, condition], api_name="unicontrol")
-    gr.Examples(EXAMPLES, inputs[:-1], [image, condition], fn=generate, cache_examples=False)
+    examples(models.recommended("unicontrol"), EXAMPLES, generate, inputs[:-1], [image, condition])

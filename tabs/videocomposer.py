@@ -9,22 +9,25 @@ from core.validate import load_image
 from core.video import side_by_side
 from core.videocomposer import CONDITION_CHANNELS
 
-from .common import (CheckedSlider, engine_event, handler, header, image_upload, read_video_input, run_buttons,
+from .common import (examples, recommended_note, CheckedSlider, engine_event, handler, header, image_upload, read_video_input, run_buttons,
                      sampling_controls, save_video, step_progress, video_upload)
 
 
 TITLE = "VideoComposer"
 D = config.VideoComposerDefaults
-EXAMPLE_VIDEO = str(config.EXAMPLES_DIR / "red_circle_moving_right.mp4")
 EXAMPLE_STYLE = str(config.EXAMPLES_DIR / "yellow_circle_black.png")
-EXAMPLES = [["a blue square", EXAMPLE_VIDEO, None, ["motion"], D.toy_frames, D.steps, 0],
-            ["a green triangle on a white background", EXAMPLE_VIDEO, None, ["single_sketch", "motion"], D.toy_frames,
-             D.steps, 1],
-            ["a circle", EXAMPLE_VIDEO, EXAMPLE_STYLE, ["depth"], D.toy_frames, D.steps, 2],
-            ["a red circle on a white background", EXAMPLE_VIDEO, None, ["mask"], D.toy_frames, D.steps, 3]]
+# runs on every base model (the embedded model's example files)
+EXAMPLES = [
+    {'prompt': 'a blue square', 'reference_video': 'red_circle_moving_right.mp4', 'style_image': None, 'conditions': ['motion'], 'frames': 8, 'steps': 25, 'seed': 0},
+    {'prompt': 'a green triangle on a white background', 'reference_video': 'red_circle_moving_right.mp4', 'style_image': None, 'conditions': ['single_sketch', 'motion'], 'frames': 8, 'steps': 25, 'seed': 1},
+    {'prompt': 'a circle', 'reference_video': 'red_circle_moving_right.mp4', 'style_image': 'yellow_circle_black.png', 'conditions': ['depth'], 'frames': 8, 'steps': 25, 'seed': 2},
+    {'prompt': 'a red circle on a white background', 'reference_video': 'red_circle_moving_right.mp4', 'style_image': None, 'conditions': ['mask'], 'frames': 8, 'steps': 25, 'seed': 3},
+]
 
 
 def build(models) -> None:
+    recommendation = models.recommended("videocomposer")
+    V = recommendation.defaults(D)  # the starting values: the paper's, or what the base model recommends
     header(TITLE, "Compose a video from text, a style image and conditions extracted from a reference video: motion "
                   "vectors, depth, sketch and mask sequences, or one image / sketch repeated over the frames. Each "
                   "condition has its own spatio-temporal encoder (per-frame convolutions, then attention over frames); "
@@ -34,6 +37,7 @@ def build(models) -> None:
            f"{config.EMBEDDED_VIDEOCOMPOSER}); the official weights are a non-commercial pickle and are not loaded. "
            "Offline, depth is a stand-in read from the foreground, not a depth model. The embedded model is "
            "undertrained: it follows its conditions only loosely so far (figures on its model card).")
+    recommended_note(recommendation)
     with gr.Row():
         with gr.Column():
             prompt = gr.Textbox(D.prompt, label="prompt")
@@ -43,7 +47,7 @@ def build(models) -> None:
             preset = gr.Dropdown(list(config.VIDEOCOMPOSER_PRESETS), value=None, label="preset (task recipe)")
             conditions = gr.CheckboxGroup(list(CONDITION_CHANNELS), value=list(D.conditions),
                                           label="conditions (extracted from reference_video)")
-            frames = CheckedSlider(2, D.max_frames, D.toy_frames, step=1, precision=0, label="frames")
+            frames = CheckedSlider(2, D.max_frames, V.frames, step=1, precision=0, label="frames")
             steps, seed, guidance_scale = sampling_controls(D)
             run, stop = run_buttons("Compose")
         with gr.Column():
@@ -55,7 +59,7 @@ def build(models) -> None:
 
     @handler
     def compose(prompt: str, reference_video: str | None = None, style_image: str | None = None,
-                conditions: list[str] | None = None, frames: int = D.toy_frames, steps: int = D.steps,
+                conditions: list[str] | None = None, frames: int = D.frames, steps: int = D.steps,
                 seed: int = D.seed, guidance_scale: float = D.guidance_scale, progress=gr.Progress()):
         conditions = list(D.conditions if conditions is None else conditions)
         params = videocomposer.VideoComposerParams(prompt, conditions, int(frames), int(steps), float(guidance_scale),
@@ -75,4 +79,4 @@ def build(models) -> None:
 
     inputs = [prompt, reference_video, style_image, conditions, frames, steps, seed, guidance_scale]
     engine_event(run, stop, compose, inputs, [video, views], api_name="videocomposer")
-    gr.Examples(EXAMPLES, inputs[:7], [video, views], fn=compose, cache_examples=False)
+    examples(recommendation, EXAMPLES, compose, inputs[:7], [video, views])

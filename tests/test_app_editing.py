@@ -84,7 +84,7 @@ def test_t2v_zero_controlnet_offline_is_a_clear_error(client):
 
 def test_fatezero_endpoint(client):
     from core.video import read_video
-    from tabs.fatezero import EXAMPLE_VIDEO
+    EXAMPLE_VIDEO = str(config.EXAMPLES_DIR / "red_circle_moving_right.mp4")
 
     edited, reconstruction, memory = client.predict(
         video=handle_file(EXAMPLE_VIDEO), source_prompt="a red circle moving right on a white background",

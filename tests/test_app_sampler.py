@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import tabs.sampler
-
+from core.models import Models
 from core.shapes import reader
 
 
@@ -44,11 +43,10 @@ def test_sampler_bad_input_is_a_clear_error(client, kwargs, message):
     assert Image.open(image).size == (64, 64)
 
 
-@pytest.mark.parametrize("example", tabs.sampler.EXAMPLES)
+@pytest.mark.parametrize("example", Models("toy-sd", device="cpu").recommended("sampler").examples)
 def test_sampler_examples_draw_what_they_say(client, example):
-    prompt, scheduler, eta, steps, guidance_scale, seed, snapshots = example
-    image, _, _ = client.predict(prompt=prompt, scheduler=scheduler, eta=eta, steps=steps, guidance_scale=guidance_scale,
-                                 seed=seed, snapshots=snapshots, api_name="/sampler")
+    """The embedded model's own examples (its studio.json), through the endpoint."""
+    image, _, _ = client.predict(**example, api_name="/sampler")
     blob = reader.read_single(np.asarray(Image.open(image).convert("RGB")))
-    words = prompt.split()
+    words = example["prompt"].split()
     assert blob is not None and (blob.color, blob.shape) == (words[1], words[2])

@@ -24,7 +24,7 @@ def tuned(models):
     """Tuned on the example (a red circle moving right): 100 steps at the toy learning rate (~40 s here)."""
     video, _ = read_video(EXAMPLE_VIDEO)
     params = tune_a_video.TuneParams("a red circle moving right on a white background", steps=100,
-                                     lr=config.TuneAVideoDefaults.toy_lr, frames=8, seed=0)
+                                     lr=models.recommended("tune_a_video_train").values["lr"], frames=8, seed=0)
     return tune_a_video.run_tuning(models.pipeline(), video, params)
 
 

@@ -30,7 +30,7 @@ D = config.VideoComposerDefaults
 class VideoComposerParams:
     prompt: str = D.prompt
     conditions: list[str] = field(default_factory=lambda: list(D.conditions))
-    frames: int = D.toy_frames
+    frames: int = D.frames
     steps: int = D.steps
     guidance_scale: float = D.guidance_scale
     seed: int = D.seed
