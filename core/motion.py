@@ -79,3 +79,15 @@ def temporal_parameters(motion_unet: UNetMotionModel) -> dict[str, torch.nn.Para
     """The motion modules' parameters, by name."""
     return {name: p for name, p in motion_unet.named_parameters() if ".motion_modules." in name}
 
+
+def use_loras(motion_unet, weights: dict[str, float]) -> None:
+    """Activate exactly the loaded LoRA adapters named in `weights` (name → scale), the rest off."""
+    loaded = getattr(motion_unet, "peft_config", None) or {}
+    active = {name: scale for name, scale in weights.items() if name in loaded and scale != 0}
+    if not loaded:
+        return
+    if active:
+        motion_unet.enable_lora()
+        motion_unet.set_adapters(list(active), list(active.values()))
+    else:
+        motion_unet.disable_lora()

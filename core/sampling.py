@@ -243,6 +243,21 @@ def decode(pipe, latents: torch.Tensor) -> np.ndarray:
     return (images.permute(0, 2, 3, 1).float().cpu().numpy() * 255).round().astype(np.uint8)
 
 
+def decode_frames(pipe, latents: torch.Tensor) -> np.ndarray:
+    """Frame latents (F, C, h, w) → uint8 frames (F, H, W, 3), one frame at a time (the VAE's memory)."""
+    return np.concatenate([decode(pipe, latents[i:i + 1]) for i in range(latents.shape[0])])
+
+
+def decode_video(pipe, latents: torch.Tensor) -> np.ndarray:
+    """Video latents (1, C, F, h, w), a motion UNet's layout → uint8 frames (F, H, W, 3)."""
+    return decode_frames(pipe, latents[0].transpose(0, 1))
+
+
+def frame_context(embeds: torch.Tensor, frames: int) -> torch.Tensor:
+    """One text context per video → one per frame (UNetMotionModel folds frames into the batch)."""
+    return embeds.repeat_interleave(frames, dim=0)
+
+
 def pixels_to_uint8(pixels: torch.Tensor) -> np.ndarray:
     """Pixels (B, 3, H, W) in [-1, 1] → uint8 images (B, H, W, 3)."""
     check_finite(pixels, "the image")

@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script from anywhere
 from core import config  # noqa: E402
-from core.methods.animatediff import frame_context  # noqa: E402
+from core.sampling import frame_context  # noqa: E402
 from core.models import Models  # noqa: E402
 from core.sampling import encode_prompts  # noqa: E402
 from core.shapes import dataset  # noqa: E402

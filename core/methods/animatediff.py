@@ -16,7 +16,8 @@ import torch
 from diffusers import DDIMScheduler
 
 from .. import config
-from ..sampling import decode, denoise, encode_prompts, prepare_latents
+from ..motion import use_loras
+from ..sampling import decode_video, denoise, encode_prompts, frame_context, prepare_latents
 from ..validate import check_prompt, check_range, check_sampling
 
 D = config.AnimateDiffDefaults
@@ -38,30 +39,6 @@ class AnimateDiffParams:
         check_range("frames", self.frames, 2, max_frames)
         check_range("motion_lora_scale", self.motion_lora_scale, 0.0, D.max_motion_lora_scale)
         check_sampling(self.steps, self.guidance_scale, self.seed)
-
-
-def frame_context(embeds: torch.Tensor, frames: int) -> torch.Tensor:
-    """One text context per video → one per frame (UNetMotionModel folds frames into the batch)."""
-    return embeds.repeat_interleave(frames, dim=0)
-
-
-def decode_video(pipe, latents: torch.Tensor) -> np.ndarray:
-    """Video latents (1, C, F, h, w) → uint8 frames (F, H, W, 3), one frame at a time (VAE memory)."""
-    frames = latents[0].transpose(0, 1)
-    return np.concatenate([decode(pipe, frames[i:i + 1]) for i in range(frames.shape[0])])
-
-
-def use_loras(motion_unet, weights: dict[str, float]) -> None:
-    """Activate exactly the loaded LoRA adapters named in `weights` (name → scale), the rest off."""
-    loaded = getattr(motion_unet, "peft_config", None) or {}
-    active = {name: scale for name, scale in weights.items() if name in loaded and scale != 0}
-    if not loaded:
-        return
-    if active:
-        motion_unet.enable_lora()
-        motion_unet.set_adapters(list(active), list(active.values()))
-    else:
-        motion_unet.disable_lora()
 
 
 def generate(pipe, motion_unet, params: AnimateDiffParams, loras: dict[str, float] | None = None,

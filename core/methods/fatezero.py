@@ -20,7 +20,7 @@ from ..control.alignment import refinement_alignment, replacement_mapper, token_
 from ..control.fusion import AttentionFusion, InversionMapStore
 from ..control.schedule import cross_replace_alpha, parse_steps, step_window
 from ..inversion import DDIMSchedule, ddim_invert
-from ..sampling import decode, denoise, encode_images, encode_prompts
+from ..sampling import decode_frames, denoise, encode_images, encode_prompts
 from ..validate import check_prompt, check_range, check_sampling
 from ..video import resize_frames, sample_frames
 
@@ -113,5 +113,5 @@ def run(pipe, video: np.ndarray, params: FateZeroParams, reconstruct: bool = Tru
             with state.use([fusion], frames=count, frame_mode=FrameMode.MIDDLE):
                 result = denoise(pipe.unet, scheduler, noise.clone(), target_embeds, uncond, guidance, steps,
                                  on_step=progress(index + 1))
-            outputs.append(np.concatenate([decode(pipe, result.latents[i:i + 1]) for i in range(count)]))
+            outputs.append(decode_frames(pipe, result.latents[:count]))
     return FateZeroResult(outputs[0], outputs[1] if reconstruct else None, frames, store.nbytes())

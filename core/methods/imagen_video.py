@@ -24,12 +24,12 @@ import torch
 from diffusers import DDIMScheduler
 
 from .. import config
-from ..sampling import denoise, encode_prompts, noise_to_strength, prepare_latents
+from ..motion import use_loras
+from ..sampling import decode_video, denoise, encode_prompts, frame_context, noise_to_strength, prepare_latents
 from ..thresholding import dynamic_threshold
 from ..training.epsilon import video_latents
 from ..validate import check_prompt, check_range, check_sampling
 from ..video import resize_frames
-from .animatediff import decode_video, frame_context, use_loras
 
 D = config.CascadeDefaults
 INSERTS = ("repeat", "blank")

@@ -26,7 +26,7 @@ from diffusers import DDIMScheduler, EulerAncestralDiscreteScheduler
 
 from .. import config
 from ..attention import FrameMode, active_state, install
-from ..sampling import decode, denoise, encode_images, encode_prompts, prepare_latents
+from ..sampling import decode_frames, denoise, encode_images, encode_prompts, prepare_latents
 from ..video import resize_frames
 from ..validate import check_prompt, check_range
 
@@ -153,7 +153,7 @@ def generate(pipe, params: T2VZeroParams, on_step=None, unet_kwargs_fn=None, con
             result = denoise(pipe.unet, scheduler, latents, cond.expand(frames, -1, -1), uncond, params.guidance_scale,
                              steps, start_step=start, generator=generator, unet_kwargs_fn=unet_kwargs_fn,
                              on_step=None if on_step is None else (lambda done, n: on_step(first_t0 + done * frames, total)))
-    return np.concatenate([decode(pipe, result.latents[i:i + 1]) for i in range(frames)])
+    return decode_frames(pipe, result.latents[:frames])
 
 
 def controlnet_inputs(controlnet, conditions: torch.Tensor, scale: float = 1.0):
@@ -209,4 +209,4 @@ def edit_pix2pix(pipe, frames: np.ndarray, instruction: str, params: T2VZeroPara
                          encode_prompts(pipe, [instruction]).expand(count, -1, -1), encode_prompts(pipe, [""]),
                          params.guidance_scale, int(params.steps), generator=generator, image_latents=image_latents,
                          image_guidance_scale=image_guidance_scale, on_step=on_step, set_timesteps=False)
-    return np.concatenate([decode(pipe, result.latents[i:i + 1]) for i in range(count)])
+    return decode_frames(pipe, result.latents[:count])

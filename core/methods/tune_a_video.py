@@ -28,12 +28,11 @@ from .. import config
 from ..attention import FrameMode, install
 from ..inversion import DDIMSchedule, ddim_invert
 from ..motion import inflate, new_motion_adapter
-from ..sampling import denoise, encode_prompts, prepare_latents
+from ..sampling import decode_video, denoise, encode_prompts, frame_context, prepare_latents
 from ..training.epsilon import video_latents
 from ..training.video_tuning import TRAINABLE, run_to_end, tune_on_clip
 from ..validate import check_finite, check_prompt, check_range, check_sampling
 from ..video import resize_frames, sample_frames
-from .animatediff import decode_video, frame_context
 
 D = config.TuneAVideoDefaults
 NAME = re.compile(r"^[A-Za-z0-9][\w.-]{0,63}$")

@@ -17,11 +17,10 @@ from diffusers import DDIMScheduler
 
 from .. import config
 from ..attention import FrameMode, install
-from ..sampling import denoise, encode_prompts, prepare_latents, square_image, to_model_pixels
+from ..sampling import decode_video, denoise, encode_prompts, frame_context, prepare_latents, square_image, to_model_pixels
 from ..validate import check_prompt, check_range, check_sampling
 from ..video import draw_motion, sample_frames
 from ..videocomposer import CONDITION_CHANNELS, ComposedUNet, condition_sequences, to_tensors
-from .animatediff import decode_video, frame_context
 
 D = config.VideoComposerDefaults
 
