@@ -58,7 +58,7 @@ def main(argv=None) -> None:
     models = Models(config.EMBEDDED_BASE_MODEL, device="cpu")
     pipe = models.pipeline()
     recommended = models.recommended("fatezero").defaults(config.FateZeroDefaults).unconditional
-    print(f"| case | source → target prompt | unconditional | frames in the target colour | min IoU | recon dB | s |")
+    print("| case | source → target prompt | unconditional | frames in the target colour | min IoU | recon dB | s |")
     print("|---|---|---|---|---|---|---|")
     totals = {}
     for index, (clip, pair, target) in enumerate(cases(args.cases, args.frames)):

@@ -138,6 +138,11 @@ class Models:
             self._evict_companions(keep=key)
             return self._aux[key]
 
+    def cached(self, key: tuple, load):
+        """A method's own model in the cache (its loader `load` runs once; key[0] names the kind, key[1] the model),
+        under the same budget and errors as the cache's own loaders."""
+        return self._cached(key, load)
+
     def companion_bytes(self) -> int:
         """Bytes of weights the cached companions hold."""
         return sum(self._aux_bytes[key] for key in self._aux)
@@ -357,33 +362,10 @@ class Models:
 
         return self._cached(("CLIP", name), load)
 
-    # -- ShiftDDPM (pixel-space, class-conditional through its forward process) -------------------
-    def shift_model(self, name: str | None = None):
-        """A trained ShiftDDPM folder (core.methods.shiftddpm.ShiftModel): toy-shiftddpm by default."""
-        from .methods.shiftddpm import ShiftModel
-
-        name = name or config.EMBEDDED_SHIFTDDPM_MODEL
-        variants = {model: variant for variant, model in config.SHIFTDDPM_VARIANT_MODELS.items()}
-        if name in variants and not (config.MODELS_DIR / name).is_dir():
-            raise ModelLoadError(f"no ShiftDDPM with the {variants[name]} variant is trained here ({name!r} is missing): "
-                                 f"train it with scripts/train_toy_shiftddpm.py --variant {variants[name]} "
-                                 f"--out assets/models/{name}")
-
-        def load():
-            source = resolve(name, self.allow_local)
-            if source.kind == "hub":
-                raise ModelLoadError(f"{name!r}: ShiftDDPM models load from a local folder (train one with "
-                                     "scripts/train_toy_shiftddpm.py --data FOLDER)")
-            model = ShiftModel.load(Path(source.location), dtype=self.dtype)
-            model.unet.to(self.device), model.predictor.to(self.device)
-            return model
-
-        return self._cached(("ShiftDDPM", name), load)
-
     # -- Face0 identity mappers (one per base model) -------------------------------------------
     def face0_mapper(self, base_model: str | None = None):
         """The Face0 mapper trained for `base_model` (config.FACE0_MAPPERS), with its settings."""
-        from .methods.face0 import IdentityMapper
+        from .identity import IdentityMapper
 
         base_model = base_model or self.base_model
         name = config.FACE0_MAPPERS.get(base_model)
@@ -397,26 +379,6 @@ class Models:
             return mapper.to(self.device, self.dtype), settings
 
         return self._cached(("Face0 mapper", name), load)
-
-    # -- ChatFace's diffusion autoencoder --------------------------------------------------------
-    def chatface(self, name: str | None = None):
-        """The semantic encoder + decoder LoRA + attribute directions (toy-chatface offline)."""
-        from .methods.chatface import ChatFaceModel
-
-        name = name or config.EMBEDDED_CHATFACE_MODEL
-        if name == config.EMBEDDED_CHATFACE_MODEL and not (config.MODELS_DIR / name).is_dir():
-            raise ModelLoadError(f"the embedded ChatFace model {name!r} is not trained yet: run "
-                                 "scripts/train_toy_chatface.py (about 15 min on 2 CPU cores)")
-        if self.base_model != config.EMBEDDED_BASE_MODEL and name == config.EMBEDDED_CHATFACE_MODEL:
-            raise ModelLoadError(f"toy-chatface decodes through toy-sd; the base model is {self.base_model!r}. "
-                                 "Train a ChatFace model for it with scripts/train_toy_chatface.py")
-
-        def load():
-            model = ChatFaceModel.load(Path(resolve(name, self.allow_local).location))
-            model.encoder.to(self.device, self.dtype)
-            return model
-
-        return self._cached(("ChatFace", name), load)
 
     def recommended(self, tab: str):
         """What the base model recommends for `tab` (core.recommended): its folder's studio.json, if any."""

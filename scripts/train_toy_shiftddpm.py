@@ -174,8 +174,8 @@ def main() -> None:
         return
     report = {"variant": args.variant, "code": args.code, "shift_trained": bool(args.train_shift), "steps": args.steps, "batch": BATCH,
               "train_seconds": round(ckpt.elapsed()),
-              "ddpm_1000_accuracy": shift_class_accuracy(reloaded, "DDPM", 1000, EVAL_PER_CLASS, EVAL_SEED),
-              "ddim_50_accuracy": shift_class_accuracy(reloaded, "DDIM", 50, EVAL_PER_CLASS, EVAL_SEED),
+              "ddpm_1000_accuracy": shift_class_accuracy(reloaded, shiftddpm.sample, "DDPM", 1000, EVAL_PER_CLASS, EVAL_SEED),
+              "ddim_50_accuracy": shift_class_accuracy(reloaded, shiftddpm.sample, "DDIM", 50, EVAL_PER_CLASS, EVAL_SEED),
               "per_class": EVAL_PER_CLASS}
     (args.out / "metrics.json").write_text(json.dumps(report, indent=2))
     write_card(args.out, report)

@@ -50,7 +50,7 @@ def build(models) -> None:
         pixels = load_image(image)
         progress(0, desc="loading models")
         pipe = models.pipeline()
-        model = models.chatface()
+        model = chatface.load_model(models)
         pixels = square_image(pixels, pipe.unet.config.sample_size * pipe.vae_scale_factor)
         result = chatface.edit(pipe, model, pixels, instruction, float(strength_scale), int(steps),
                                on_step=step_progress(progress, "inverting and decoding"))

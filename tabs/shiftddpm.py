@@ -59,7 +59,7 @@ def build(models) -> None:
         if not 1 <= int(n) <= D.max_n:
             raise ValueError(f"n must be between 1 and {D.max_n}")
         progress(0, desc="loading model")
-        model = models.shift_model(config.SHIFTDDPM_VARIANT_MODELS[variant])
+        model = shiftddpm.load_model(models, config.SHIFTDDPM_VARIANT_MODELS[variant])
         weights = model.class_weights(class_name, interpolate_to or None, float(mix))
         result = shiftddpm.sample(model, weights, n=int(n), sampler=sampler, steps=int(steps), seed=int(seed),
                                   snapshots=D.snapshots, on_step=step_progress(progress, sampler))

@@ -58,7 +58,7 @@ UNTRAINED = pytest.mark.xfail(not (config.MODELS_DIR / config.EMBEDDED_CHATFACE_
 @pytest.mark.xfail(strict=True, reason="toy-chatface's z edits are entangled: colour and position drift")
 def test_make_it_blue_and_a_bit_bigger():
     models = Models()
-    pipe, model = models.pipeline(), models.chatface()
+    pipe, model = models.pipeline(), chatface.load_model(models)
     rng = np.random.default_rng(11)
     blue = bigger = kept = 0
     cases = 4
@@ -91,4 +91,4 @@ def test_missing_chatface_model_is_a_clear_error(tmp_path, monkeypatch):
     """A checkout without the trained folder gets a message that says how to make it."""
     monkeypatch.setattr(config, "MODELS_DIR", tmp_path)
     with pytest.raises(ModelLoadError, match="not trained yet"):
-        Models(device="cpu").chatface()
+        chatface.load_model(Models(device="cpu"))

@@ -264,18 +264,19 @@ def test_nothing_non_finite_is_returned_or_saved(tiny_pipe, tmp_path):
 def test_the_model_cache_evicts_the_least_recently_used_companions_beyond_its_budget():
     """Companions (CLIP, a Face0 mapper, a ShiftDDPM …) stay within the cache's budget of weight bytes, least
     recently used out first; the base pipeline always stays; the one just asked for is always kept."""
+    from core.methods import shiftddpm
     from core.models import Models, weight_bytes
 
     models = Models("toy-sd", device="cpu")
     pipe = models.pipeline()
     clip = models.clip("toy-clip")
-    shift = models.shift_model()
+    shift = shiftddpm.load_model(models)
     sizes = {"clip": weight_bytes(clip), "shift": weight_bytes(shift)}
     assert all(size > 0 for size in sizes.values()) and models.companion_bytes() == sum(sizes.values())
     models.companion_budget = max(sizes.values())  # room for one of the two
     assert models.clip("toy-clip") is clip  # asked for again: the most recently used, so the other goes
     assert list(models._aux) == [("CLIP", "toy-clip")] and models.companion_bytes() == sizes["clip"]
-    assert models.shift_model() is not shift  # it was evicted: loaded anew, and now CLIP goes
+    assert shiftddpm.load_model(models) is not shift  # it was evicted: loaded anew, and now CLIP goes
     assert list(models._aux) == [("ShiftDDPM", "toy-shiftddpm")]
     models.companion_budget = 1  # smaller than anything: the one just asked for still stays
     assert models.clip("toy-clip") is not clip and list(models._aux) == [("CLIP", "toy-clip")]

@@ -125,8 +125,8 @@ def test_toy_shiftddpm_takes_no_class_input_and_has_one_shift_per_class(toy_mode
 # DDIM-50 at 8 per class, seeds 500 / 1000 / 7: 0.882 / 0.875 / 0.833 (chance 0.056).
 @pytest.fixture(scope="module")
 def accuracies(toy_model):
-    result = {"DDPM-1000": shift_class_accuracy(toy_model, "DDPM", 1000, per_class=4, seed=500),
-              "DDIM-50": shift_class_accuracy(toy_model, "DDIM", 50, per_class=4, seed=500)}
+    result = {"DDPM-1000": shift_class_accuracy(toy_model, shiftddpm.sample, "DDPM", 1000, per_class=4, seed=500),
+              "DDIM-50": shift_class_accuracy(toy_model, shiftddpm.sample, "DDIM", 50, per_class=4, seed=500)}
     print(f"toy-shiftddpm class accuracy: {result}")
     return result
 

@@ -24,10 +24,10 @@ from safetensors.torch import load_file, save_file
 
 from .. import calls, config
 from ..chat_plan import EditPlan, parse_instruction
+from ..identity import insert_identity
 from ..inversion import DDIMSchedule, _epsilon, ddim_invert, ddim_move
 from ..sampling import decode, encode_images, encode_prompts, to_model_pixels
 from ..validate import check_finite, check_range
-from .face0 import insert_identity
 
 D = config.ChatFaceDefaults
 ADAPTER = "chatface-dae"
@@ -232,3 +232,24 @@ def dae_loss(pipe, encoder: SemanticEncoder, images: np.ndarray, generator: torc
     from ..training.epsilon import epsilon_loss, image_latents
     pixels = to_model_pixels(images).to(pipe.unet.device)
     return epsilon_loss(pipe, image_latents(pipe, pixels), context(pipe, encoder, encoder.encode(pixels)), generator)
+
+
+def load_model(models, name: str | None = None) -> ChatFaceModel:
+    """The semantic encoder + decoder LoRA + attribute directions through the app's model cache (`models`):
+    toy-chatface offline, which decodes through toy-sd only."""
+    from ..models import ModelLoadError, resolve
+
+    name = name or config.EMBEDDED_CHATFACE_MODEL
+    if name == config.EMBEDDED_CHATFACE_MODEL and not (config.MODELS_DIR / name).is_dir():
+        raise ModelLoadError(f"the embedded ChatFace model {name!r} is not trained yet: run "
+                             "scripts/train_toy_chatface.py (about 15 min on 2 CPU cores)")
+    if models.base_model != config.EMBEDDED_BASE_MODEL and name == config.EMBEDDED_CHATFACE_MODEL:
+        raise ModelLoadError(f"toy-chatface decodes through toy-sd; the base model is {models.base_model!r}. "
+                             "Train a ChatFace model for it with scripts/train_toy_chatface.py")
+
+    def load():
+        model = ChatFaceModel.load(Path(resolve(name, models.allow_local).location))
+        model.encoder.to(models.device, models.dtype)
+        return model
+
+    return models.cached(("ChatFace", name), load)

@@ -250,3 +250,26 @@ def shift_image(shift: np.ndarray, scale: int = 4) -> np.ndarray:
 def k_curves(num_train_timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> dict[str, np.ndarray]:
     alphas = linear_alphas_cumprod(num_train_timesteps, beta_start, beta_end)
     return {variant: shift_coefficients(alphas, variant).numpy() for variant in VARIANTS}
+
+
+def load_model(models, name: str | None = None) -> ShiftModel:
+    """A trained ShiftDDPM folder through the app's model cache (`models`): toy-shiftddpm by default."""
+    from ..models import ModelLoadError, resolve
+
+    name = name or config.EMBEDDED_SHIFTDDPM_MODEL
+    variants = {model: variant for variant, model in config.SHIFTDDPM_VARIANT_MODELS.items()}
+    if name in variants and not (config.MODELS_DIR / name).is_dir():
+        raise ModelLoadError(f"no ShiftDDPM with the {variants[name]} variant is trained here ({name!r} is missing): "
+                             f"train it with scripts/train_toy_shiftddpm.py --variant {variants[name]} "
+                             f"--out assets/models/{name}")
+
+    def load():
+        source = resolve(name, models.allow_local)
+        if source.kind == "hub":
+            raise ModelLoadError(f"{name!r}: ShiftDDPM models load from a local folder (train one with "
+                                 "scripts/train_toy_shiftddpm.py --data FOLDER)")
+        model = ShiftModel.load(Path(source.location), dtype=models.dtype)
+        model.unet.to(models.device), model.predictor.to(models.device)
+        return model
+
+    return models.cached(("ShiftDDPM", name), load)

@@ -7,7 +7,6 @@ import cv2
 import numpy as np
 import torch
 
-from ..methods import shiftddpm
 from ..sampling import to_model_pixels
 from ..tokenizer import TOKENIZER_LOCK
 from . import dataset, reader
@@ -101,12 +100,13 @@ def direction_score(frames, prompt: str, min_shift: float = 3.0) -> dict:
     return {"moved": bool(displacement >= min_shift), "kept": bool(kept), "displacement": round(float(displacement), 1)}
 
 
-def shift_class_accuracy(model: shiftddpm.ShiftModel, sampler: str, steps: int, per_class: int, seed: int) -> float:
-    """ShiftDDPM: share of samples whose colour and shape (read from pixels) are their class's ("red
-    circle"); every class in one batch (one UNet call per step), one row of class weights per sample."""
+def shift_class_accuracy(model, sample, sampler: str, steps: int, per_class: int, seed: int) -> float:
+    """ShiftDDPM (`model`, sampled by `sample`, core.methods.shiftddpm's): share of samples whose colour and shape
+    (read from pixels) are their class's ("red circle"); every class in one batch (one UNet call per step), one row
+    of class weights per sample."""
     names = [name for name in model.class_names for _ in range(per_class)]
     weights = torch.cat([model.class_weights(name) for name in names])
-    images = shiftddpm.sample(model, weights, n=len(names), sampler=sampler, steps=steps, seed=seed).images
+    images = sample(model, weights, n=len(names), sampler=sampler, steps=steps, seed=seed).images
     right = 0
     for name, image in zip(names, images):
         color, shape = name.split()

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..guidance import ClipInputs
-from ..methods.face0 import IdentityMapper, identity_embedding, insert_identity
+from ..identity import IdentityMapper, identity_embedding, insert_identity
 from ..sampling import encode_prompts
 from .epsilon import epsilon_loss, image_latents
 
