@@ -34,6 +34,10 @@ from core.sampling import encode_prompts, to_model_pixels  # noqa: E402
 from core.shapes import dataset  # noqa: E402
 from core.training.epsilon import X0_WEIGHT_CAP, epsilon_loss, frozen_pipeline, loss_words, video_latents  # noqa: E402
 from core.training.loop import CONTINUED_FROM, Checkpoint, optimizer_step, steps_trained  # noqa: E402
+from core.methods.gen1 import Gen1Params, edit  # noqa: E402
+from core.methods.videocomposer import VideoComposerParams, generate  # noqa: E402
+from core.shapes import reader  # noqa: E402
+from core.shapes.dataset import moving_reference  # noqa: E402
 from core.videocomposer import ComposedUNet, VideoComposer, condition_sequences, to_tensors, widen_input  # noqa: E402
 
 SEED = 0
@@ -193,9 +197,45 @@ def main() -> None:
     evaluate_saved(args.out)
 
 
+def evaluate(models, seeds: int = 8, steps: int = 25, weights: str | None = None) -> dict:
+    """The model card's measurements of the embedded model, or of `weights`."""
+    pipe = models.pipeline()
+    unet, composer = models.videocomposer(weights=weights)
+    reference = moving_reference("red", "circle", "right")
+    sequences = condition_sequences(reference, ["motion"])
+    masks = [reader.read_single(f).mask for f in reference]
+    motion_dx = float(np.mean([s[..., 0][m].mean() for s, m in zip(sequences["motion"][1:], masks[1:])]) * config.VideoComposerDefaults.motion_scale)
+    right, kept, ious, gen1_iou, gen1_blue = [], [], [], [], []
+    for seed in range(seeds):
+        params = VideoComposerParams("a blue square", ["motion"], frames=len(reference), steps=steps, seed=100 + seed)
+        blobs = [reader.read_single(f) for f in generate(pipe, unet, composer, reference, params).frames]
+        ok = all(b is not None for b in blobs)
+        right.append(ok and blobs[-1].cx - blobs[0].cx >= 3.0)
+        kept.append(ok and all(b.color == "blue" and b.shape == "square" for b in blobs))
+        params = VideoComposerParams("a blue square", ["single_sketch"], frames=len(reference), steps=steps, seed=100 + seed)
+        first = reader.read_single(generate(pipe, unet, composer, reference, params).frames[0])
+        ious.append(0.0 if first is None else reader.mask_iou(first.mask, masks[0]))
+        edited = edit(pipe, unet, composer, reference, Gen1Params("a blue circle", frames=len(reference), steps=steps,
+                                                                  seed=100 + seed)).frames
+        blobs = [reader.read_single(f) for f in edited]  # read once for IoU and colour
+        gen1_iou.append(float(np.mean(reader.blob_ious(blobs, masks))))
+        gen1_blue.append(all(b is not None and b.color == "blue" for b in blobs))
+    by_level = {0: round(float(np.mean(gen1_iou)), 3)}  # the runs above are structure_level 0
+    for level in (3, config.Gen1Defaults.max_structure_level):
+        values = []
+        for seed in range(seeds):
+            edited = edit(pipe, unet, composer, reference, Gen1Params("a blue circle", structure_level=level,
+                                                                      frames=len(reference), steps=steps, seed=100 + seed)).frames
+            values.append(np.mean(reader.frame_ious(edited, masks)))
+        by_level[level] = round(float(np.mean(values)), 3)
+    return {"eval_steps": steps, "eval_seeds": f"100–{99 + seeds}", "motion_dx": motion_dx,
+            "motion_right": float(np.mean(right)), "motion_kept": float(np.mean(kept)),
+            "sketch_iou": float(np.mean(ious)), "gen1_iou": float(np.mean(gen1_iou)),
+            "gen1_blue": float(np.mean(gen1_blue)), "gen1_iou_by_level": by_level}
+
+
 def evaluate_saved(out: Path) -> None:
-    """Measure the saved model (core.methods.videocomposer.evaluate) and write metrics + card."""
-    from core.methods.videocomposer import evaluate
+    """Measure the saved model (evaluate) and write metrics + card."""
     models = Models(config.EMBEDDED_BASE_MODEL, device="cpu", allow_local=True)
     report = json.loads((out / "training.json").read_text()) | evaluate(models, weights=str(out.resolve()))
     (out / "metrics.json").write_text(json.dumps(report, indent=2))

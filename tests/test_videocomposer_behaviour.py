@@ -8,6 +8,7 @@ from core import config
 from core.methods import gen1, videocomposer
 from core.models import Models
 from core.shapes import reader
+from core.shapes.dataset import moving_reference
 
 SEEDS = range(100, 105)
 STEPS = 20
@@ -31,7 +32,7 @@ def models():
 
 @pytest.fixture(scope="module")
 def reference():
-    clip = videocomposer.moving_reference("red", "circle", "right")
+    clip = moving_reference("red", "circle", "right")
     return clip, [reader.read_single(frame).mask for frame in clip]
 
 

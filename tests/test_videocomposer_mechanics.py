@@ -8,7 +8,7 @@ from diffusers import UNet2DConditionModel
 
 from core import config
 from core.conditions import coarsen, pseudo_depth
-from core.methods.videocomposer import moving_reference
+from core.shapes.dataset import moving_reference
 from core.models import ModelLoadError, Models
 from core.motion import inflate, new_motion_adapter
 from core.shapes import reader

@@ -18,7 +18,7 @@ import torch
 
 from .. import config
 from ..validate import check_prompt, check_range, check_sampling
-from .videocomposer import ComposedVideo, VideoComposerParams, generate
+from ..video_composition import ComposedVideo, VideoComposerParams, generate
 
 D = config.Gen1Defaults
 

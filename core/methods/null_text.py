@@ -17,10 +17,15 @@ import torch
 from diffusers import DDIMScheduler
 
 from .. import config
-from ..inversion import DDIMSchedule, ddim_invert, negative_prompt_embeddings, null_text_optimize
+from ..control import prompt_to_prompt as p2p
+from ..inversion import (
+    DDIMSchedule,
+    ddim_invert,
+    negative_prompt_embeddings,
+    null_text_optimize,
+)
 from ..sampling import encode_images, encode_prompts, square_image
 from ..validate import check_range
-from . import p2p
 
 INVERSIONS = ("null-text", "negative-prompt", "ddim")
 D = config.NullTextDefaults

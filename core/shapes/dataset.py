@@ -164,3 +164,13 @@ def scenes_matching(text: str, rng: np.random.Generator, n: int, size: int = 64)
     background = next((b for b in BACKGROUNDS if b in words and f"{b} background" in text.lower()), None)
     return [random_scene(rng, size, two_object_prob=0.0, color=color, shape=shape, background=background)
             for _ in range(n)]
+
+
+def moving_reference(color: str = "red", shape: str = "circle", direction: str = "right", frames: int = 8,
+                     seed: int = 0) -> np.ndarray:
+    """A procedural reference clip: one object moving 2.5 px per frame."""
+    rng = np.random.default_rng(seed)
+    while True:
+        clip, caption = moving_clip(rng, frames=frames, speed=2.5, direction=direction)
+        if f"{color} {shape}" in caption and "white background" in caption:
+            return clip
