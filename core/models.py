@@ -99,6 +99,12 @@ class Models:
             except Exception as error:  # diffusers raises OSError, ValueError, EnvironmentError …
                 raise ModelLoadError(load_failure("base", f"{name} ({source.kind})", error)) from error
             check_tokenizer(pipe.tokenizer, source.location)
+            # the cached weights are never trained in place (methods train adapters or copies): without this every
+            # backward through the UNet or VAE (FreeDoM's energy, DiffusionCLIP's loss) also made weight gradients,
+            # memory for a second UNet, and on a CPU in float16 a 100× slower convolution backward
+            for module in pipe.components.values():
+                if isinstance(module, torch.nn.Module):
+                    module.requires_grad_(False)
             pipe = pipe.to(self.device)
             pipe.set_progress_bar_config(disable=True)
             if self.gpu_configuration and config.ENABLE_VAE_SLICING:
@@ -167,7 +173,7 @@ class Models:
             source = resolve(name, self.allow_local)
             model = ControlNetModel.from_pretrained(source.location, torch_dtype=self.dtype, use_safetensors=True,
                                                     local_files_only=source.kind != "hub")
-            return model.to(self.device).eval()
+            return model.to(self.device).eval().requires_grad_(False)
 
         return self._cached(("ControlNet", name), load)
 

@@ -281,3 +281,16 @@ def test_the_model_cache_evicts_the_least_recently_used_companions_beyond_its_bu
     models.companion_budget = 1  # smaller than anything: the one just asked for still stays
     assert models.clip("toy-clip") is not clip and list(models._aux) == [("CLIP", "toy-clip")]
     assert models.pipeline() is pipe  # the base pipeline is never evicted
+
+
+def test_the_cached_pipeline_and_companions_are_frozen():
+    """Methods train adapters or copies, never the cached weights: a backward through the UNet or VAE (FreeDoM's
+    energy, DiffusionCLIP's loss) must not build weight gradients (a second UNet of memory; in float16 on a CPU a
+    100× slower convolution backward)."""
+    from core.models import Models
+
+    models = Models("toy-sd", device="cpu")
+    pipe = models.pipeline()
+    clip_model, _ = models.clip()
+    modules = [pipe.unet, pipe.vae, pipe.text_encoder, clip_model, models.motion_unet()]
+    assert not any(p.requires_grad for module in modules for p in module.parameters())
