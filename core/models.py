@@ -476,3 +476,6 @@ def load_lora(unet, location: str, adapter_name: str, local: bool, weight_name: 
                                                      weight_name=weight_name)
     state_dict = state_dict[0] if isinstance(state_dict, tuple) else state_dict
     unet.load_lora_adapter(state_dict, prefix="unet", adapter_name=adapter_name)
+    for name, parameter in unet.named_parameters():  # loaded to run, not to train (peft makes them trainable)
+        if f".{adapter_name}." in name:
+            parameter.requires_grad_(False)
