@@ -187,11 +187,16 @@ def serve(port: int, budget: int | None, converted: Path) -> None:
     demo.launch(server_name="127.0.0.1", server_port=port, show_error=True, quiet=True)
 
 
-def start_server(hub: Path, work: Path, budget: int | None, log) -> tuple[subprocess.Popen, str]:
+# glibc keeps freed heap memory for reuse, so a server's resident set stays at its highest; allocations above this
+# size are mapped on their own and returned when freed, so the resident set follows the memory in use
+LIVE_MEMORY_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536"}
+
+
+def start_server(hub: Path, work: Path, budget: int | None, log, keep_freed: bool = False) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(hub), "GRADIO_TEMP_DIR": str(work / "gradio"),
            "STUDIO_DIRECTIONS": str(work / "directions"), "STUDIO_TUNED_VIDEO": str(work / "tuned"),
-           "PYTHONPATH": str(config.ROOT)}
+           "PYTHONPATH": str(config.ROOT), **({} if keep_freed else LIVE_MEMORY_ENV)}
     command = [sys.executable, "-m", "bench.rehearsal", "serve", "--port", str(port), "--converted",
                str(work / "converted")] + ([] if budget is None else ["--budget-bytes", str(budget)])
     server = subprocess.Popen(command, cwd=config.ROOT, env=env, stdout=open(work / "server.log", "w"),
@@ -213,14 +218,15 @@ def start_server(hub: Path, work: Path, budget: int | None, log) -> tuple[subpro
     raise RuntimeError("the server did not start in 600 s")
 
 
-def run_sequence(hub: Path, budget: int | None, timeout: float, only: list[str] | None, log, log_file: Path) -> tuple[list[Outcome], float, float]:
+def run_sequence(hub: Path, budget: int | None, timeout: float, only: list[str] | None, log, log_file: Path,
+                 keep_freed: bool = False) -> tuple[list[Outcome], float, float]:
     """Start the server, make every call in order; returns the outcomes, the overall peak (GiB) and seconds."""
     from gradio_client import Client, handle_file
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
-        server, url = start_server(hub, work, budget, log)
+        server, url = start_server(hub, work, budget, log, keep_freed)
         watch = MemoryWatch(server.pid)
         outcomes = []
         try:
@@ -321,6 +327,7 @@ def main(argv=None) -> int:
                         "real size); 256 costs a quarter of the compute with the same weights")
     parser.add_argument("--only", nargs="*", help="only calls whose label has one of these words")
     parser.add_argument("--out", type=Path, default=HERE / "REHEARSAL.md")
+    parser.add_argument("--keep-freed", action="store_true", help="leave glibc's default (freed heap stays resident)")
     args = parser.parse_args(argv)
     if args.command == "serve":
         serve(args.port, args.budget_bytes, args.converted)
@@ -343,10 +350,10 @@ def main(argv=None) -> int:
             print(message, flush=True)
 
         runs = {f"With the companion budget ({budget / 2**30:.2f} GiB)": run_sequence(
-            hub, budget, args.timeout, args.only, log, args.out.with_name(f"{args.out.stem}-budget.log"))}
+            hub, budget, args.timeout, args.only, log, args.out.with_name(f"{args.out.stem}-budget.log"), args.keep_freed)}
         if not args.no_unbudgeted:
             runs["Without a budget"] = run_sequence(hub, None, args.timeout, args.only, log,
-                                                     args.out.with_name(f"{args.out.stem}-unbudgeted.log"))
+                                                     args.out.with_name(f"{args.out.stem}-unbudgeted.log"), args.keep_freed)
     args.out.write_text(report(args.scale, runs, build_seconds, budget, args.side))
     args.out.with_suffix(".json").write_text(json.dumps(
         {name: {"calls": [asdict(o) for o in outcomes], "peak_gib": peak, "seconds": seconds}
