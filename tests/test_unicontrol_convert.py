@@ -2,9 +2,12 @@
 (ControlLDM / LDM) key layout from that layout's own conventions, for a tiny configuration."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
+from bench.fake_hub import unicontrol_layout
 from core.unicontrol import UniControlModel
 from core.unicontrol_convert import convert
 
@@ -15,61 +18,12 @@ TINY = dict(tasks=TASKS, instruction_dim=INSTRUCTION, task_token="first", hint_d
             layers_per_block=1, cross_attention_dim=CTX, attention_head_dim=2, norm_num_groups=16)
 
 
-def res_block(prefix, cin, cout):
-    keys = {f"{prefix}.in_layers.0.weight": (cin,), f"{prefix}.in_layers.0.bias": (cin,),
-            f"{prefix}.in_layers.2.weight": (cout, cin, 3, 3), f"{prefix}.in_layers.2.bias": (cout,),
-            f"{prefix}.emb_layers.1.weight": (cout, T), f"{prefix}.emb_layers.1.bias": (cout,),
-            f"{prefix}.out_layers.0.weight": (cout,), f"{prefix}.out_layers.0.bias": (cout,),
-            f"{prefix}.out_layers.3.weight": (cout, cout, 3, 3), f"{prefix}.out_layers.3.bias": (cout,)}
-    if cin != cout:
-        keys |= {f"{prefix}.skip_connection.weight": (cout, cin, 1, 1), f"{prefix}.skip_connection.bias": (cout,)}
-    return keys
-
-
-def spatial_transformer(prefix, ch):
-    block = f"{prefix}.transformer_blocks.0"
-    keys = {f"{prefix}.norm.weight": (ch,), f"{prefix}.norm.bias": (ch,),
-            f"{prefix}.proj_in.weight": (ch, ch, 1, 1), f"{prefix}.proj_in.bias": (ch,),
-            f"{prefix}.proj_out.weight": (ch, ch, 1, 1), f"{prefix}.proj_out.bias": (ch,),
-            f"{block}.ff.net.0.proj.weight": (8 * ch, ch), f"{block}.ff.net.0.proj.bias": (8 * ch,),
-            f"{block}.ff.net.2.weight": (ch, 4 * ch), f"{block}.ff.net.2.bias": (ch,)}
-    for attn, kv in (("attn1", ch), ("attn2", CTX)):
-        keys |= {f"{block}.{attn}.to_q.weight": (ch, ch), f"{block}.{attn}.to_k.weight": (ch, kv),
-                 f"{block}.{attn}.to_v.weight": (ch, kv), f"{block}.{attn}.to_out.0.weight": (ch, ch),
-                 f"{block}.{attn}.to_out.0.bias": (ch,)}
-    for norm in ("norm1", "norm2", "norm3"):
-        keys |= {f"{block}.{norm}.weight": (ch,), f"{block}.{norm}.bias": (ch,)}
-    return keys
-
-
-def conv(prefix, cout, cin, k):
-    return {f"{prefix}.weight": (cout, cin, k, k), f"{prefix}.bias": (cout,)}
-
-
-def linear(prefix, cout, cin):
-    return {f"{prefix}.weight": (cout, cin), f"{prefix}.bias": (cout,)}
-
-
 def official_layout() -> dict[str, tuple]:
     """Key → shape of the official ControlNet (cldm_unicontrol) for TINY: two levels, one ResBlock each,
     attention at level 0, a Downsample between, a middle block; zero convs after each input block."""
-    keys = linear("time_embed.0", T, C0) | linear("time_embed.2", T, T) | conv("input_blocks.0.0", C0, 4, 3)
-    keys |= res_block("input_blocks.1.0", C0, C0) | spatial_transformer("input_blocks.1.1", C0)
-    keys |= conv("input_blocks.2.0.op", C0, C0, 3) | res_block("input_blocks.3.0", C0, C1)
-    keys |= res_block("middle_block.0", C1, C1) | spatial_transformer("middle_block.1", C1)
-    keys |= res_block("middle_block.2", C1, C1) | conv("middle_block_out.0", C1, C1, 1)
-    for index, ch in enumerate([C0, C0, C0, C1]):
-        keys |= conv(f"zero_convs.{index}.0", ch, ch, 1) | linear(f"task_id_layernet.{index}", ch, T)
-    for task in range(len(TASKS)):
-        keys |= (conv(f"input_hint_block_list_moe.{task}.0", 16, 3, 3) | conv(f"input_hint_block_list_moe.{task}.2", 16, 16, 3)
-                 | conv(f"input_hint_block_list_moe.{task}.4", 32, 16, 3))
-    keys |= conv("input_hint_block_zeroconv_0.0", 32, 32, 3) | conv("input_hint_block_zeroconv_0.1", 32, 32, 3)
-    keys |= (conv("input_hint_block_share.0", 32, 32, 3) | conv("input_hint_block_share.2", 96, 32, 3)
-             | conv("input_hint_block_share.4", 96, 96, 3) | conv("input_hint_block_share.6", 256, 96, 3))
-    keys |= conv("input_hint_block_zeroconv_1.0", C0, 256, 3) | conv("input_hint_block_zeroconv_1.1", C0, 256, 3)
-    keys |= linear("task_id_layernet_zeroconv_0", 32, T) | linear("task_id_layernet_zeroconv_1", 256, T)
-    keys |= linear("task_id_hypernet.0", T, INSTRUCTION) | linear("task_id_hypernet.2", T, T)
-    return keys
+    unet = SimpleNamespace(block_out_channels=(C0, C1), layers_per_block=1, cross_attention_dim=CTX,
+                           down_block_types=TINY["down_block_types"])
+    return unicontrol_layout(unet, INSTRUCTION, len(TASKS))
 
 
 def synthetic_checkpoint():

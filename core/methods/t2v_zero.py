@@ -26,9 +26,15 @@ from diffusers import DDIMScheduler, EulerAncestralDiscreteScheduler
 
 from .. import config
 from ..attention import FrameMode, active_state, install
-from ..sampling import decode_frames, denoise, encode_images, encode_prompts, prepare_latents
-from ..video import resize_frames
+from ..sampling import (
+    decode_frames,
+    denoise,
+    encode_images,
+    encode_prompts,
+    prepare_latents,
+)
 from ..validate import check_prompt, check_range
+from ..video import resize_frames
 
 NOISE_MODES = ("warped", "shared", "per-frame")
 MOTION_REFERENCE = 512  # motion_x/y are pixels of a 512-px frame, whatever the model's size
@@ -79,7 +85,7 @@ def latent_shift(flow: float, side: int) -> int:
     """A flow of `flow` pixels of a 512-px frame → whole latent pixels on a latent `side` wide, as the official
     warp lands: its 512² coordinates resized to the latent put latent pixel i at i + (flow − ½)/(512/side)."""
     scale = MOTION_REFERENCE / side
-    return int(torch.round(torch.tensor((flow - 0.5) / scale)))
+    return round((flow - 0.5) / scale)  # Python's round, like grid_sample's nearest, rounds halves to even
 
 
 def translate(latent: torch.Tensor, flows: list[tuple[float, float]]) -> torch.Tensor:
