@@ -218,7 +218,7 @@ def start_server(hub: Path, work: Path, budget: int | None, log, keep_freed: boo
     raise RuntimeError("the server did not start in 600 s")
 
 
-def run_sequence(hub: Path, budget: int | None, timeout: float, only: list[str] | None, log, log_file: Path,
+def run_sequence(hub: Path, budget: int | None, timeout: float, sequence: list[Call], log, log_file: Path,
                  keep_freed: bool = False) -> tuple[list[Outcome], float, float]:
     """Start the server, make every call in order; returns the outcomes, the overall peak (GiB) and seconds."""
     from gradio_client import Client, handle_file
@@ -231,9 +231,7 @@ def run_sequence(hub: Path, budget: int | None, timeout: float, only: list[str] 
         outcomes = []
         try:
             client = Client(url, verbose=False)
-            for call in calls():
-                if only and not any(word in call.label for word in only):
-                    continue
+            for call in sequence:
                 arguments = {k: handle_file(v[1]) if isinstance(v, tuple) else
                              [handle_file(x[1]) for x in v] if isinstance(v, list) and v and isinstance(v[0], tuple)
                              else v for k, v in call.arguments.items()}
@@ -273,6 +271,24 @@ def run_sequence(hub: Path, budget: int | None, timeout: float, only: list[str] 
     return outcomes, watch.overall / 2**30, time.monotonic() - started
 
 
+def run_alone(hub: Path, budget: int, timeout: float, sequence: list[Call], outcomes: list[Outcome], count: int,
+              log, log_file: Path, keep_freed: bool = False) -> list[Outcome]:
+    """A call's own need is what it takes alone: a fresh server (the app, the base pipeline, the call's companion
+    models, its work), so measured for the `count` calls that peaked highest in the sequence. A sequence's peak
+    beyond the largest of these is what the cache keeps of other calls' companions, which the budget bounds.
+    Measuring only some calls can make the largest own need smaller, never larger: the check stays conservative."""
+    by_label = {call.label: call for call in sequence}
+    highest = sorted((o for o in outcomes if o.outcome == "works" and o.label in by_label),
+                     key=lambda o: -o.peak_gib)[:count]
+    alone = []
+    for outcome in highest:
+        log(f"alone: {outcome.label}")
+        single, _, _ = run_sequence(hub, budget, timeout, [by_label[outcome.label]], log,
+                                    log_file.with_name(f"{log_file.stem}-{len(alone)}.log"), keep_freed)
+        alone += single
+    return alone
+
+
 def summary(outcomes: list[Outcome]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for outcome in outcomes:
@@ -280,7 +296,8 @@ def summary(outcomes: list[Outcome]) -> dict[str, int]:
     return counts
 
 
-def report(scale: str, runs: dict[str, tuple], build_seconds: float, budget: int, side: int | None) -> str:
+def report(scale: str, runs: dict[str, tuple], build_seconds: float, budget: int, side: int | None,
+           alone: list[Outcome] = (), budgeted: str = "") -> str:
     from bench.fake_hub import REPOS
 
     lines = ["# Rehearsal of the GPU stack on this CPU", "",
@@ -304,6 +321,21 @@ def report(scale: str, runs: dict[str, tuple], build_seconds: float, budget: int
         lines += [f"| {o.label} | `{o.endpoint}` | {o.repos} | {o.outcome} | {o.output} | {o.seconds} | {o.start_gib} | "
                   f"{o.peak_gib} | {o.detail.replace('|', '/')} |" for o in outcomes]
         lines.append("")
+    works_alone = [o for o in alone if o.outcome == "works"]
+    if works_alone:
+        in_sequence = {o.label: o for o in runs[budgeted][0]}
+        largest = max(works_alone, key=lambda o: o.peak_gib)
+        peak, bound = runs[budgeted][1], budget / 2**30 + largest.peak_gib
+        lines += ["## Each call's own need", "",
+                  "The calls that peaked highest in the budgeted sequence, each run again alone on a fresh server with "
+                  "the same budget: its peak is what the call needs on its own (the app, the base pipeline, its "
+                  "companion models, its work).", "",
+                  "| call | outcome | s | peak alone GiB | peak in the sequence GiB |", "|---|---|---|---|---|"]
+        lines += [f"| {o.label} | {o.outcome} | {o.seconds} | {o.peak_gib} | {in_sequence[o.label].peak_gib} |"
+                  for o in alone]
+        lines += ["", f"**The budget's bound: peak over the sequence {peak:.2f} GiB ≤ budget {budget / 2**30:.2f} GiB "
+                  f"+ the largest own need {largest.peak_gib:.2f} GiB ({largest.label}) = {bound:.2f} GiB: "
+                  f"{'holds' if peak <= bound else 'does not hold'}.**", ""]
     lines += ["## The fake repos", "", "| repo | files | fidelity |", "|---|---|---|"]
     lines += [f"| `{r.id}` | {r.files} | {r.fidelity} |" for r in REPOS]
     lines += ["", f"Budget: `config.COMPANION_CACHE_BYTES` = {config.COMPANION_CACHE_BYTES / 2**30:.1f} GiB; "
@@ -326,6 +358,8 @@ def main(argv=None) -> int:
     parser.add_argument("--side", type=int, help="pixels the SD pipelines draw at (default: their config's, 512 at "
                         "real size); 256 costs a quarter of the compute with the same weights")
     parser.add_argument("--only", nargs="*", help="only calls whose label has one of these words")
+    parser.add_argument("--solo", type=int, default=3, help="the calls with the highest peaks in the budgeted sequence "
+                        "run again, each alone on a fresh server: their own need (default 3)")
     parser.add_argument("--out", type=Path, default=HERE / "REHEARSAL.md")
     parser.add_argument("--keep-freed", action="store_true", help="leave glibc's default (freed heap stays resident)")
     args = parser.parse_args(argv)
@@ -349,15 +383,19 @@ def main(argv=None) -> int:
         def log(message):
             print(message, flush=True)
 
-        runs = {f"With the companion budget ({budget / 2**30:.2f} GiB)": run_sequence(
-            hub, budget, args.timeout, args.only, log, args.out.with_name(f"{args.out.stem}-budget.log"), args.keep_freed)}
+        sequence = [c for c in calls() if not args.only or any(word in c.label for word in args.only)]
+        budgeted = f"With the companion budget ({budget / 2**30:.2f} GiB)"
+        runs = {budgeted: run_sequence(hub, budget, args.timeout, sequence, log,
+                                       args.out.with_name(f"{args.out.stem}-budget.log"), args.keep_freed)}
         if not args.no_unbudgeted:
-            runs["Without a budget"] = run_sequence(hub, None, args.timeout, args.only, log,
+            runs["Without a budget"] = run_sequence(hub, None, args.timeout, sequence, log,
                                                      args.out.with_name(f"{args.out.stem}-unbudgeted.log"), args.keep_freed)
-    args.out.write_text(report(args.scale, runs, build_seconds, budget, args.side))
+        alone = run_alone(hub, budget, args.timeout, sequence, runs[budgeted][0], args.solo, log,
+                          args.out.with_name(f"{args.out.stem}-alone.log"), args.keep_freed)
+    args.out.write_text(report(args.scale, runs, build_seconds, budget, args.side, alone, budgeted))
     args.out.with_suffix(".json").write_text(json.dumps(
         {name: {"calls": [asdict(o) for o in outcomes], "peak_gib": peak, "seconds": seconds}
-         for name, (outcomes, peak, seconds) in runs.items()}, indent=1))
+         for name, (outcomes, peak, seconds) in runs.items()} | {"alone": [asdict(o) for o in alone]}, indent=1))
     print(f"wrote {args.out}")
     return 0
 

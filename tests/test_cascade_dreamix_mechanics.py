@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from core.attention import FrameMode
 from core.methods import dreamix, imagen_video
 from core.motion import inflate, new_motion_adapter, temporal_parameters
 from core.sampling import denoise, encode_prompts, prepare_latents
@@ -74,6 +75,27 @@ def test_still_frame_loss_leaves_temporal_layers_untouched(tiny_pipe, motion_une
     # the video loss does reach them
     run_to_end(tune_on_clip(tiny_pipe, unet, clip, "a red circle", steps=1, lr=1e-2, seed=0, video_weight=1.0))
     assert any(not torch.equal(before[n], after[n]) for n in temporal)
+
+
+@pytest.mark.parametrize("frame_mode", [FrameMode.NONE, FrameMode.SPARSE_CAUSAL])
+def test_gradient_checkpointing_trains_the_same_weights(tiny_pipe, motion_unet, frame_mode):
+    """Recomputing activations in the backward pass (in the step's frame mode) changes memory, not the result:
+    both losses, Tune-A-Video's sparse-causal attention and Dreamix's stills, train the same weights."""
+    import copy
+    clip = np.random.default_rng(0).integers(0, 255, (4, 32, 32, 3), dtype=np.uint8)
+    trained = {}
+    for checkpointing in (False, True):
+        unet = copy.deepcopy(motion_unet)
+        names = run_to_end(tune_on_clip(tiny_pipe, unet, clip, "a red circle", steps=2, lr=1e-2, seed=0,
+                                        still_weight=0.5, frame_mode=frame_mode,
+                                        gradient_checkpointing=checkpointing))
+        parameters = dict(unet.named_parameters())
+        trained[checkpointing] = {n: parameters[n].detach().clone() for n in names}
+        assert not unet.is_gradient_checkpointing  # left as it was found
+    moved = [n for n in trained[True] if not torch.equal(trained[True][n], dict(motion_unet.named_parameters())[n])]
+    assert moved
+    for name in trained[True]:
+        torch.testing.assert_close(trained[True][name], trained[False][name], rtol=1e-3, atol=1e-5)  # Adam steps ~1e-2
 
 
 @pytest.mark.parametrize("mode", dreamix.MODES)

@@ -16,11 +16,12 @@ from core import config
 
 def test_every_endpoint_runs_on_the_hub_base_model_over_a_fake_offline_hub(tmp_path):
     out = tmp_path / "rehearsal.md"
-    done = subprocess.run([sys.executable, "-m", "bench.rehearsal", "--scale", "tiny", "--no-unbudgeted",
+    done = subprocess.run([sys.executable, "-m", "bench.rehearsal", "--scale", "tiny", "--no-unbudgeted", "--solo", "1",
                            "--hub", str(tmp_path / "hub"), "--out", str(out), "--timeout", "300"],
                           cwd=config.ROOT, capture_output=True, text=True, timeout=1500)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    run = next(iter(json.loads(out.with_suffix(".json").read_text()).values()))
+    written = json.loads(out.with_suffix(".json").read_text())
+    run = next(iter(written.values()))
     outcomes = run["calls"]
     assert {o["endpoint"] for o in outcomes} == set(CHEAP)  # every endpoint of the app
     loaded = {repo for o in outcomes for repo in o["repos"].split(", ") if repo}
@@ -32,6 +33,10 @@ def test_every_endpoint_runs_on_the_hub_base_model_over_a_fake_offline_hub(tmp_p
         if o["endpoint"] in rehearsal.PUBLIC_WEIGHTS_TABS:
             assert config.HUB_BASE_MODEL in o["detail"] and ("train" in o["detail"] or "weights" in o["detail"]), o
     assert "| t2i_adapter (canny + palette + depth) |" in out.read_text()
+    # the call that peaked highest, again alone on a fresh server: its own need, which the budget's bound uses
+    [alone] = written["alone"]
+    assert alone["outcome"] == "works" and alone["label"] == max(outcomes, key=lambda o: o["peak_gib"])["label"]
+    assert "The budget's bound: peak over the sequence" in out.read_text()
 
 
 LOAD = """

@@ -43,7 +43,7 @@ def select_trainable(unet) -> dict[str, torch.nn.Parameter]:
 
 def tune_on_clip(pipe, unet, frames: np.ndarray, prompt: str, steps: int, lr: float, seed: int,
                  video_weight: float = 1.0, still_weight: float = 0.0,
-                 frame_mode: FrameMode = FrameMode.NONE):
+                 frame_mode: FrameMode = FrameMode.NONE, gradient_checkpointing: bool = True):
     """A generator: one StepReport per optimisation step (stop iterating to cancel); returns the
     trained parameters' names. frames: uint8 (F, H, W, 3)."""
     trainable = select_trainable(unet)
@@ -58,15 +58,19 @@ def tune_on_clip(pipe, unet, frames: np.ndarray, prompt: str, steps: int, lr: fl
     generator = torch.Generator().manual_seed(int(seed))
     state = install(unet)
     unet.train()
+    # activations recomputed in the backward pass (the official Tune-A-Video configs' gradient_checkpointing):
+    # the same gradients for a fraction of the memory, which is what a clip of frames needs on a GPU
+    if gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
     try:
         for step in range(int(steps)):
             calls.step()
             optimizer.zero_grad(set_to_none=True)
             total = 0.0
             if video_weight > 0:
-                with state.use(frames=count, frame_mode=frame_mode):
+                with state.use(frames=count, frame_mode=frame_mode):  # the backward recomputes in this mode too
                     loss = epsilon_loss(pipe, clip, text.repeat(count, 1, 1), generator, unet=unet) * video_weight
-                precision.scaled(loss).backward()
+                    precision.scaled(loss).backward()
                 total += float(loss.detach())
             if still_weight > 0:
                 loss = epsilon_loss(pipe, stills, text.repeat(count, 1, 1), generator, unet=unet) * still_weight
@@ -78,6 +82,7 @@ def tune_on_clip(pipe, unet, frames: np.ndarray, prompt: str, steps: int, lr: fl
             precision.step(optimizer, max_grad_norm=1.0)
             yield StepReport(step + 1, int(steps), total)
     finally:
+        unet.disable_gradient_checkpointing()
         unet.eval()
         unet.requires_grad_(False)
     return list(trainable)
