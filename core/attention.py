@@ -270,7 +270,9 @@ def install(unet) -> AttentionState:
     """Give every attention layer of `unet` (a UNet or a companion model such as a ControlNet) our
     processor, again if a pipeline replaced it; returns a new state for the caller's call to `use`."""
     with _installing:
-        processors = unet.attn_processors
+        processors = getattr(unet, "attn_processors", None)
+        if processors is None:  # a model without diffusers' processor interface (UNet2DModel): nothing to install
+            return AttentionState()
         if not all(isinstance(p, StudioAttnProcessor) for p in processors.values()):
             unet.set_attn_processor({name: StudioAttnProcessor(name.removesuffix(".processor")) for name in processors})
     return AttentionState()

@@ -44,6 +44,30 @@ class DDIMSchedule:
         """The timestep after step `index` (−1 past the last)."""
         return self.timesteps[index + 1] if index + 1 < len(self.timesteps) else -1
 
+    # the scheduler interface of core.sampling.denoise: deterministic DDIM over these timesteps
+    init_noise_sigma = 1.0
+
+    @property
+    def config(self) -> dict:
+        return {"prediction_type": self.prediction_type}
+
+    def scale_model_input(self, sample: torch.Tensor, timestep) -> torch.Tensor:
+        return sample
+
+    def step(self, model_output: torch.Tensor, timestep, sample: torch.Tensor, return_dict: bool = True) -> DDIMStep:
+        """One step from `timestep` to the next of `timesteps` (to final_alpha after the last)."""
+        t = int(timestep)
+        alpha = self.alpha(t).to(sample)
+        epsilon = to_epsilon(model_output, sample, alpha, self.prediction_type)
+        return DDIMStep(ddim_move(sample, epsilon, alpha, self.alpha(self.previous(self.timesteps.index(t)))),
+                        (sample - (1 - alpha).sqrt() * epsilon) / alpha.sqrt())
+
+
+@dataclass
+class DDIMStep:
+    prev_sample: torch.Tensor
+    pred_original_sample: torch.Tensor
+
 
 def to_epsilon(output: torch.Tensor, sample: torch.Tensor, alpha: torch.Tensor, prediction_type: str) -> torch.Tensor:
     if prediction_type == "epsilon":

@@ -1,15 +1,15 @@
 """The one denoising loop, and the prompt-encoding / latent / decoding steps around it.
 
-`denoise` runs any diffusers scheduler with classifier-free guidance, per-step unconditional
-embeddings (null-text inversion), per-step hooks (local blend, energy guidance, latent
-blending) and x_t / x̂0 snapshots. With no extras it computes exactly what
-`StableDiffusionPipeline.__call__` computes (tests/test_sampling.py holds it to that).
+`denoise` steps any diffusers scheduler (or core.inversion.DDIMSchedule) over a model function —
+a UNet under a guidance wrapper from core.denoisers — with step hooks (latent blending, snapshots)
+and energy guidance; attention controllers see every step. With classifier-free guidance and no
+extras it computes exactly what `StableDiffusionPipeline.__call__` computes (tests/test_sampling.py).
 """
 from __future__ import annotations
 
 import contextlib
 import inspect
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import cv2
@@ -37,7 +37,18 @@ class Snapshot:
 class DenoiseResult:
     latents: torch.Tensor
     timesteps: list[int]
-    snapshots: list[Snapshot] = field(default_factory=list)
+
+
+class Snapshots:
+    """A step hook that keeps x_t and x̂0 after the chosen steps (`taken`)."""
+
+    def __init__(self, steps: Sequence[int]):
+        self.steps, self.taken = set(steps), []
+
+    def __call__(self, step, timestep, latents, x0) -> None:
+        if step in self.steps:
+            self.taken.append(Snapshot(step, int(timestep), latents.detach().clone(),
+                                       None if x0 is None else x0.detach().clone()))
 
 
 @torch.no_grad()
@@ -67,7 +78,8 @@ def prepare_latents(pipe, batch: int, height: int, width: int, generator: torch.
 
 
 def _step_kwargs(scheduler, eta: float, generator) -> dict:
-    accepted = set(inspect.signature(scheduler.step).parameters)
+    inner = getattr(scheduler, "scheduler", scheduler)  # a wrapper's (core.thresholding.RewrittenX0) scheduler
+    accepted = set(inspect.signature(inner.step).parameters)
     kwargs = {}
     if "eta" in accepted:
         kwargs["eta"] = eta
@@ -85,99 +97,34 @@ def predict_x0(scheduler, latents, noise_pred, timestep) -> torch.Tensor | None:
     return (latents - (1 - alpha).sqrt() * noise_pred) / alpha.sqrt()
 
 
-@dataclass
-class GuidanceBranches:
-    """Several conditionings run in one batch and mixed: combine([ε per context]) → ε."""
-    contexts: Sequence[torch.Tensor]
-    combine: Callable[[list[torch.Tensor]], torch.Tensor]
+def denoise(model, scheduler, latents: torch.Tensor, num_steps: int | None = None,
+            span: tuple[int, int | None] = (0, None), eta: float = 0.0, generator: torch.Generator | None = None,
+            hooks: Sequence[StepHook] = (), energy_guidance=None,
+            on_step: Callable[[int, int], None] | None = None) -> DenoiseResult:
+    """The one denoising loop: `model(x, step, timestep)` → the noise prediction at the scheduler-scaled x_t
+    (core.denoisers: classifier-free guidance, Instruct-Pix2Pix, mixed branches — guidance lives in the model
+    wrapper, as in k-diffusion), stepped by `scheduler` from `latents` (already scaled by init_noise_sigma).
 
-
-def denoise(unet, scheduler, latents: torch.Tensor, cond_embeds: torch.Tensor,
-            uncond_embeds: torch.Tensor | Sequence[torch.Tensor] | None = None, guidance_scale: float = 7.5,
-            num_steps: int = 50, eta: float = 0.0, generator: torch.Generator | None = None,
-            hooks: Sequence[StepHook] = (), snapshot_steps: Sequence[int] = (), start_step: int = 0,
-            on_step: Callable[[int, int], None] | None = None, unet_kwargs: dict | None = None,
-            set_timesteps: bool = True, end_step: int | None = None,
-            unet_kwargs_fn: Callable | None = None, image_latents: torch.Tensor | None = None,
-            image_guidance_scale: float = 1.5, energy_guidance=None,
-            branches: "GuidanceBranches | None" = None,
-            x0_transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> DenoiseResult:
-    """Sample from `latents` (already scaled by init_noise_sigma) with classifier-free guidance.
-
-    uncond_embeds: one tensor for every step, or one per step (null-text inversion); None or
-    guidance_scale ≤ 1 runs the conditional branch alone. Steps before `start_step` are skipped
-    (img2img, inversion-based edits start part-way); steps from `end_step` on are left for a later
-    call (Text2Video-Zero stops part-way). `unet_kwargs_fn(step, t, model_input, context)` adds
-    per-step UNet inputs (ControlNet residuals). `image_latents` switches to Instruct-Pix2Pix's
-    three branches (text+image, image, neither) with `image_guidance_scale`. `energy_guidance`
-    (core.guidance.EnergyGuidance) steers x_t by an energy's gradient and time-travels in its
-    windows. `branches` replaces classifier-free guidance by any mix of several conditionings
-    (Face0's three-way guidance). `guidance_scale` may be one value per step (oscillating guidance).
-    `x0_transform` rewrites each step's x̂0 (dynamic thresholding; ε-prediction models), the
-    step then moves towards the rewritten x̂0. Attention controllers are those of the call's active
-    `AttentionState` (core.attention); the loop tells it where steps begin and end, and checks the
-    call's cancel signal before each step (core.calls).
+    num_steps: set the scheduler's timesteps (None: the caller has set them). span: the steps to run, from the
+    first up to (not including) the second — img2img and inversion-based edits start part-way, Text2Video-Zero
+    stops part-way. hooks: `hook(step, timestep, latents, x̂0)` after each step, may return new latents (latent
+    blending, snapshots). energy_guidance (core.guidance.EnergyGuidance): steers x_t by an energy's gradient and
+    time-travels in its windows. Attention controllers are those of the call's active `AttentionState`
+    (core.attention); the loop tells it where steps begin and end, and checks the call's cancel signal before
+    each step (core.calls). With a classifier-free-guided model and no extras it computes exactly what
+    `StableDiffusionPipeline.__call__` computes (tests/test_sampling.py).
     """
-    install(unet)
+    install(model.unet)
     with ensure_active() as state:  # the call's attention state, or this loop's own
-        if set_timesteps:
-            scheduler.set_timesteps(num_steps, device=latents.device)
+        if num_steps is not None:
+            scheduler.set_timesteps(int(num_steps), device=latents.device)
         timesteps = scheduler.timesteps
-        per_step_uncond = isinstance(uncond_embeds, (list, tuple))
-        pix2pix = image_latents is not None
-        per_step_guidance = isinstance(guidance_scale, (list, tuple))
-        highest_guidance = max(guidance_scale) if per_step_guidance else guidance_scale
-        guided = uncond_embeds is not None and highest_guidance > 1.0 and not pix2pix and branches is None
-        state.guided = guided
+        state.guided = bool(getattr(model, "guided", False))
         step_kwargs = _step_kwargs(scheduler, eta, generator)
         result = DenoiseResult(latents, [int(t) for t in timesteps])
-        snapshot_steps = set(snapshot_steps)
-        end_step = len(timesteps) if end_step is None else end_step
-        def predict(x, i, t):
-            """Guided noise prediction at x_t, and the guidance term (ε_c − ε_u)·w when guided."""
-            noise_pred, term = guided_prediction(x, i, t)
-            if x0_transform is not None:
-                noise_pred = epsilon_for_x0(scheduler, x, noise_pred, t, x0_transform)
-            return noise_pred, term
-
-        def guided_prediction(x, i, t):
-            scale = guidance_scale[i] if per_step_guidance else guidance_scale
-            if guided or pix2pix:
-                uncond = uncond_embeds[i] if per_step_uncond else uncond_embeds
-                uncond = uncond.expand(cond_embeds.shape[0], *uncond.shape[1:]) if uncond.shape[0] == 1 else uncond
-            if branches is not None:
-                model_input = torch.cat([x] * len(branches.contexts))
-                context = torch.cat(list(branches.contexts))
-            elif pix2pix:
-                model_input = torch.cat([x] * 3)
-                context = torch.cat([cond_embeds, uncond, uncond])
-            elif guided:
-                model_input = torch.cat([x] * 2)
-                context = torch.cat([uncond, cond_embeds])
-            else:
-                model_input, context = x, cond_embeds
-            model_input = scheduler.scale_model_input(model_input, t)
-            if pix2pix:
-                model_input = torch.cat([model_input, torch.cat([image_latents, image_latents,
-                                                                 torch.zeros_like(image_latents)])], dim=1)
-            extra = dict(unet_kwargs or {})
-            if unet_kwargs_fn is not None:
-                extra.update(unet_kwargs_fn(i, t, model_input, context))
-            noise_pred = unet(model_input, t, encoder_hidden_states=context, return_dict=False, **extra)[0]
-            if branches is not None:
-                return branches.combine(list(noise_pred.chunk(len(branches.contexts)))), None
-            if pix2pix:
-                noise_text, noise_image, noise_uncond = noise_pred.chunk(3)
-                return (noise_uncond + scale * (noise_text - noise_image)
-                        + image_guidance_scale * (noise_image - noise_uncond)), None
-            if guided:
-                noise_uncond, noise_text = noise_pred.chunk(2)
-                term = scale * (noise_text - noise_uncond)
-                return noise_uncond + term, term
-            return noise_pred, None
-
+        first, end = span[0], len(timesteps) if span[1] is None else span[1]
         for i, t in enumerate(timesteps):
-            if i < start_step or i >= end_step:
+            if i < first or i >= end:
                 continue
             calls.step()  # counts the step, or stops here if the call was cancelled
             state.step_begin(i, len(timesteps))
@@ -187,12 +134,13 @@ def denoise(unet, scheduler, latents: torch.Tensor, cond_embeds: torch.Tensor,
                 previous = latents
                 with torch.enable_grad() if steering else contextlib.nullcontext():
                     x_t = latents.detach().requires_grad_(True) if steering else latents
-                    noise_pred, term = predict(x_t, i, t)
+                    noise_pred = model(scheduler.scale_model_input(x_t, t), i, t)
                     output = scheduler.step(noise_pred, t, x_t, **step_kwargs, return_dict=True)
                     x0 = getattr(output, "pred_original_sample", None)
                     if steering:
                         x0 = x0 if x0 is not None else predict_x0(scheduler, x_t, noise_pred, t)
-                        latents = energy_guidance.apply(i, t, x_t, x0, output.prev_sample, term)
+                        latents = energy_guidance.apply(i, t, x_t, x0, output.prev_sample,
+                                                        getattr(model, "guidance_term", None))
                         noise_pred, x0 = noise_pred.detach(), x0.detach()
                     else:
                         latents = output.prev_sample
@@ -200,15 +148,13 @@ def denoise(unet, scheduler, latents: torch.Tensor, cond_embeds: torch.Tensor,
                     next_t = timesteps[i + 1] if i + 1 < len(timesteps) else -1
                     latents = energy_guidance.renoise(latents, t, next_t, generator)
             latents = state.step_end(latents, i)
+            if hooks and x0 is None:
+                x0 = predict_x0(scheduler, previous, noise_pred, t)
             for hook in hooks:
                 changed = hook(i, t, latents, x0)
                 latents = changed if changed is not None else latents
-            if i in snapshot_steps:
-                if x0 is None:
-                    x0 = predict_x0(scheduler, previous, noise_pred, t)
-                result.snapshots.append(Snapshot(i, int(t), latents.detach().clone(), None if x0 is None else x0.detach().clone()))
             if on_step is not None:
-                on_step(i + 1 - start_step, end_step - start_step)
+                on_step(i + 1 - first, end - first)
         state.guided = False
         result.latents = latents
         return result

@@ -10,6 +10,7 @@ from diffusers import DDIMScheduler
 
 from . import config
 from .attention import FrameMode, install
+from .denoisers import TextGuided
 from .sampling import decode_video, denoise, encode_prompts, frame_context, prepare_latents, square_image
 from .validate import check_prompt, check_range, check_sampling
 from .video import draw_motion, sample_frames
@@ -103,7 +104,7 @@ def generate(pipe, unet, composer, reference: np.ndarray | None, params: VideoCo
         state = install(unet)
         mode = FrameMode.FIRST if cross_frame_attention else FrameMode.NONE
         with state.use(frames=frames, frame_mode=mode):
-            result = denoise(model, scheduler, latents, cond, uncond if guidance > 1 else None, guidance, steps,
-                             on_step=on_step)
+            result = denoise(TextGuided(model, cond, uncond if guidance > 1 else None, guidance), scheduler, latents,
+                             steps, on_step=on_step)
         video = decode_video(pipe, result.latents)
     return ComposedVideo(video, condition_views(reference, sequences) if sequences else {})

@@ -94,3 +94,18 @@ def tiny_controlnet(tiny_pipe):
 
     torch.manual_seed(0)
     return ControlNetModel.from_unet(tiny_pipe.unet, conditioning_embedding_out_channels=(16, 32)).eval()
+
+
+@pytest.fixture()
+def step_log():
+    """An attention controller that records every (step, num_steps) a loop announces to it."""
+    from core.attention import AttentionController
+
+    class StepLog(AttentionController):
+        def __init__(self):
+            self.steps = []
+
+        def step_begin(self, step, num_steps):
+            self.steps.append((step, num_steps))
+
+    return StepLog()

@@ -8,8 +8,9 @@ import torch
 from core.attention import FrameMode
 from core.methods import dreamix, imagen_video
 from core.motion import inflate, new_motion_adapter, temporal_parameters
-from core.sampling import denoise, encode_prompts, prepare_latents
-from core.thresholding import dynamic_threshold, saturated_share, static_clip
+from core.denoisers import TextGuided
+from core.sampling import Snapshots, denoise, encode_prompts, prepare_latents
+from core.thresholding import RewrittenX0, dynamic_threshold, saturated_share, static_clip
 from core.training.video_tuning import TEMPORAL, run_to_end, tune_on_clip
 
 
@@ -48,14 +49,15 @@ def test_dynamic_threshold_keeps_the_bound_and_saturates_less():
 
 
 def test_the_loop_moves_towards_the_rewritten_x0(tiny_pipe):
-    """x0_transform: every step's reported x̂0 is the transformed one."""
+    """RewrittenX0: every step's reported x̂0 is the transformed one."""
     from diffusers import DDIMScheduler
     scheduler = DDIMScheduler.from_config(tiny_pipe.scheduler.config)
     latents = prepare_latents(tiny_pipe, 1, 32, 32, torch.Generator().manual_seed(0))
     text = encode_prompts(tiny_pipe, ["a red circle"])
-    result = denoise(tiny_pipe.unet, scheduler, latents * 30, text, encode_prompts(tiny_pipe, [""]), 20.0, 4,
-                     snapshot_steps=range(4), x0_transform=lambda x0: static_clip(x0, 0.5))
-    assert all(s.x0.abs().max() <= 0.5 + 1e-4 for s in result.snapshots)
+    snapshots = Snapshots(range(4))
+    denoise(TextGuided(tiny_pipe.unet, text, encode_prompts(tiny_pipe, [""]), 20.0),
+            RewrittenX0(scheduler, lambda x0: static_clip(x0, 0.5)), latents * 30, 4, hooks=[snapshots])
+    assert len(snapshots.taken) == 4 and all(s.x0.abs().max() <= 0.5 + 1e-4 for s in snapshots.taken)
 
 
 def test_still_frame_loss_leaves_temporal_layers_untouched(tiny_pipe, motion_unet):

@@ -49,6 +49,19 @@ UNTRAINED = pytest.mark.xfail(not (config.MODELS_DIR / config.EMBEDDED_CHATFACE_
                               reason="toy-chatface is not trained yet")
 
 
+def test_a_controller_sees_every_step_of_the_edit(step_log):
+    """ChatFace samples with the one loop: the call's attention controllers see the inversion's steps, then the
+    reconstruction's and the edit's."""
+    from core.attention import install
+    models = Models()
+    pipe, model = models.pipeline(), chatface.load_model(models)
+    image = dataset.render(dataset.random_scene(np.random.default_rng(0), two_object_prob=0.0, color="red"))
+    with install(pipe.unet).use([step_log]):
+        result = chatface.edit(pipe, model, image, "make it blue", steps=4)
+    assert step_log.steps == [(i, 4) for i in range(4)] * 3
+    assert result.edited.shape == image.shape
+
+
 # Measured on the shipped toy-chatface (800 steps, 469 s): its card's 12 held-out red objects give
 # blue 0.25, bigger 0.50, position kept 0.75. Moving z along the class-mean directions also moves
 # and reshapes the object (the DAE's z is entangled; the decoder is toy-sd + a LoRA reading 4 z

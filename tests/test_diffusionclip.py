@@ -97,6 +97,20 @@ def test_weight_zero_is_the_inversion_reconstruction(toy, library):
     assert all(reader.read_single(image).color == "red" for image in zero)
 
 
+def test_a_controller_sees_every_step_of_the_differentiable_sampling(toy, step_log):
+    """DiffusionCLIP's differentiable DDIM (what its LoRA trains through) is the one loop: controllers see each
+    step, and gradients reach the input."""
+    from core.attention import install
+    pipe, _ = toy
+    plan = dc.schedule(pipe.scheduler, 200, 4)
+    x_t0 = torch.randn(1, 4, 8, 8, requires_grad=True)
+    with install(pipe.unet).use([step_log]):
+        pixels = dc.generate(pipe, x_t0, 200, 4)
+    assert step_log.steps == [(i, len(plan.timesteps)) for i in range(len(plan.timesteps))]
+    pixels.mean().backward()
+    assert x_t0.grad is not None and x_t0.grad.abs().sum() > 0
+
+
 def test_parse_directions():
     assert dc.parse_directions("colour: 1, size:0.5 ,bg") == {"colour": 1.0, "size": 0.5, "bg": 1.0}
     with pytest.raises(ValueError, match="name: weight"):

@@ -12,6 +12,7 @@ from core import config
 from core.methods import face0
 from core.guidance import clip_inputs
 from core.models import Models
+from core.denoisers import TextGuided
 from core.sampling import decode, denoise, encode_prompts, prepare_latents
 from core.shapes import dataset, reader
 
@@ -90,8 +91,9 @@ def test_c0_a0_is_text_only_generation(toy):
     latents = prepare_latents(pipe, 1, 64, 64, generator)
     scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
     with torch.no_grad():
-        plain = denoise(pipe.unet, scheduler, latents, encode_prompts(pipe, [prompt]), encode_prompts(pipe, [""]),
-                        config.Face0Defaults.guidance_scale, 20, generator=generator)
+        model = TextGuided(pipe.unet, encode_prompts(pipe, [prompt]), encode_prompts(pipe, [""]),
+                           config.Face0Defaults.guidance_scale)
+        plain = denoise(model, scheduler, latents, 20, generator=generator)
     text_only = decode(pipe, plain.latents)[0]
     assert np.abs(with_face.astype(int) - text_only.astype(int)).max() <= 2
     face_weighted = run(toy, reference, 3, prompt=prompt, c=1.0, steps=20)

@@ -8,6 +8,7 @@ import torch
 from core.guidance import MaskEnergy, clip_inputs
 from core.methods import freedom
 from core.models import Models
+from core.denoisers import TextGuided
 from core.sampling import denoise, encode_prompts, prepare_latents
 from core.shapes import reader
 
@@ -36,9 +37,9 @@ def test_guidance_off_is_the_plain_loop(tiny_pipe):
     generator = torch.Generator().manual_seed(0)
     latents = prepare_latents(tiny_pipe, 1, 32, 32, generator)
     cond, uncond = encode_prompts(tiny_pipe, ["a red circle"]), encode_prompts(tiny_pipe, [""])
-    plain = denoise(tiny_pipe.unet, tiny_pipe.scheduler, latents, cond, uncond, 7.5, 5).latents
+    plain = denoise(TextGuided(tiny_pipe.unet, cond, uncond, 7.5), tiny_pipe.scheduler, latents, 5).latents
     idle = EnergyGuidance(lambda x: x.sum(), lambda z: z, tiny_pipe.scheduler.alphas_cumprod, window=(0, 0))
-    assert torch.equal(denoise(tiny_pipe.unet, tiny_pipe.scheduler, latents, cond, uncond, 7.5, 5,
+    assert torch.equal(denoise(TextGuided(tiny_pipe.unet, cond, uncond, 7.5), tiny_pipe.scheduler, latents, 5,
                                energy_guidance=idle).latents, plain)
 
 

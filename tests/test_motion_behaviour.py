@@ -119,16 +119,18 @@ def test_dynamic_thresholding_bounds_x0_and_saturates_less_than_clipping(models)
     import torch
     from diffusers import DDIMScheduler
 
-    from core.sampling import denoise, encode_prompts, prepare_latents
+    from core.denoisers import TextGuided
+    from core.sampling import Snapshots, denoise, encode_prompts, prepare_latents
     from core.thresholding import dynamic_threshold, saturated_share, static_clip
     pipe, unet = models.pipeline(), models.motion_unet()
     bound = config.CascadeDefaults.latent_bound
     text = animatediff.frame_context(encode_prompts(pipe, ["a red circle moving right on a white background"]), 4)
     empty = animatediff.frame_context(encode_prompts(pipe, [""]), 4)
     latents = prepare_latents(pipe, 1, 64, 64, torch.Generator().manual_seed(0), frames=4)
-    result = denoise(unet, DDIMScheduler.from_config(pipe.scheduler.config), latents, text, empty, 20.0, 25,
-                     snapshot_steps=range(25))
-    x0 = torch.cat([s.x0 for s in result.snapshots])
+    snapshots = Snapshots(range(25))
+    denoise(TextGuided(unet, text, empty, 20.0), DDIMScheduler.from_config(pipe.scheduler.config), latents, 25,
+            hooks=[snapshots])
+    x0 = torch.cat([s.x0 for s in snapshots.taken])
     over = float((x0.abs() > bound).float().mean())
     clipped, thresholded = static_clip(x0, bound), dynamic_threshold(x0, 0.995, bound)
     print(f"x̂0 at guidance 20: {over:.4f} past ±{bound}; saturated after clipping {saturated_share(clipped, bound):.4f}, "

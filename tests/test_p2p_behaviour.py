@@ -8,6 +8,7 @@ import torch
 
 from core.methods import null_text, p2p
 from core.models import Models
+from core.denoisers import TextGuided
 from core.sampling import decode, denoise, encode_images, encode_prompts, prepare_latents, square_image
 from core.shapes import reader
 from core.shapes.dataset import Scene, ShapeObject, render
@@ -63,8 +64,8 @@ def test_without_injection_the_edit_is_a_plain_generation(pipe):
     result = edit(pipe, source, target, cross_replace_steps=0.0, self_replace_steps=0.0, seed=7)
     generator = torch.Generator().manual_seed(7)
     latents = prepare_latents(pipe, 1, 64, 64, generator)
-    plain = denoise(pipe.unet, pipe.scheduler, latents, encode_prompts(pipe, [target]), encode_prompts(pipe, [""]),
-                    GUIDANCE, STEPS)
+    plain = denoise(TextGuided(pipe.unet, encode_prompts(pipe, [target]), encode_prompts(pipe, [""]), GUIDANCE),
+                    pipe.scheduler, latents, STEPS)
     expected = decode(pipe, plain.latents)[0]
     assert np.abs(result.edited_image.astype(int) - expected.astype(int)).max() <= 2
 

@@ -12,6 +12,7 @@ from core.control.blend import LocalBlend, overlay_source
 from core.control.schedule import cross_replace_alpha, parse_steps, step_window
 from core.control.store import AttentionStore
 from core.methods import p2p
+from core.denoisers import TextGuided
 from core.sampling import decode, denoise, encode_prompts, prepare_latents
 from core.tokenizer import clip_tokenizer
 
@@ -86,8 +87,9 @@ def test_no_injection_equals_plain_target_generation(tiny_pipe):
     result = p2p.edit(tiny_pipe, params)
     generator = torch.Generator().manual_seed(4)
     latents = prepare_latents(tiny_pipe, 1, 32, 32, generator)
-    plain = denoise(tiny_pipe.unet, tiny_pipe.scheduler, latents, encode_prompts(tiny_pipe, [params.target_prompt]),
-                    encode_prompts(tiny_pipe, [""]), 7.5, 6)
+    model = TextGuided(tiny_pipe.unet, encode_prompts(tiny_pipe, [params.target_prompt]), encode_prompts(tiny_pipe, [""]),
+                       7.5)
+    plain = denoise(model, tiny_pipe.scheduler, latents, 6)
     expected = decode(tiny_pipe, plain.latents)[0]
     assert np.abs(result.edited_image.astype(int) - expected.astype(int)).max() <= 2
 
@@ -189,9 +191,9 @@ def test_the_store_records_the_edited_maps(tiny_pipe):
     from core.attention import install
     latents = prepare_latents(tiny_pipe, 1, 32, 32, torch.Generator().manual_seed(0))
     with install(tiny_pipe.unet).use(controllers.as_list()):
-        denoise(tiny_pipe.unet, tiny_pipe.scheduler, latents.expand(2, -1, -1, -1).clone(),
-                encode_prompts(tiny_pipe, [params.source_prompt, params.target_prompt]), encode_prompts(tiny_pipe, [""]),
-                7.5, 3)
+        model = TextGuided(tiny_pipe.unet, encode_prompts(tiny_pipe, [params.source_prompt, params.target_prompt]),
+                           encode_prompts(tiny_pipe, [""]), 7.5)
+        denoise(model, tiny_pipe.scheduler, latents.expand(2, -1, -1, -1).clone(), 3)
     total = controllers.store.total
     torch.testing.assert_close(total[1], total[0])
 

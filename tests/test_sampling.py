@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from core.methods.sampler import snapshot_indices
-from core.sampling import decode, denoise, encode_prompts, prepare_latents
+from core.denoisers import TextGuided
+from core.sampling import Snapshots, decode, denoise, encode_prompts, prepare_latents
 from core.schedulers import SCHEDULERS, make_scheduler
 
 PROMPT = "a red circle on a white background"
@@ -25,8 +26,8 @@ def test_denoise_reproduces_the_pipeline(tiny_pipe, scheduler_name, eta):
 
     generator = torch.Generator().manual_seed(3)
     latents = prepare_latents(pipe, 1, size, size, generator)
-    result = denoise(pipe.unet, pipe.scheduler, latents, encode_prompts(pipe, [PROMPT]), encode_prompts(pipe, [""]),
-                     guidance_scale=7.5, num_steps=6, eta=eta, generator=generator)
+    model = TextGuided(pipe.unet, encode_prompts(pipe, [PROMPT]), encode_prompts(pipe, [""]), guidance_scale=7.5)
+    result = denoise(model, pipe.scheduler, latents, num_steps=6, eta=eta, generator=generator)
     ours = decode(pipe, result.latents)[0].astype(np.float32) / 255
     # the pipeline returns floats; ours is rounded to uint8, so allow half a grey level
     assert np.abs(ours - expected).max() <= 0.5 / 255 + 1e-4
@@ -39,8 +40,8 @@ def test_denoise_latents_match_pipeline_latents(tiny_pipe):
     expected = pipe(PROMPT, num_inference_steps=5, guidance_scale=5.0, height=32, width=32,
                     generator=torch.Generator().manual_seed(1), output_type="latent").images
     generator = torch.Generator().manual_seed(1)
-    result = denoise(pipe.unet, pipe.scheduler, prepare_latents(pipe, 1, 32, 32, generator),
-                     encode_prompts(pipe, [PROMPT]), encode_prompts(pipe, [""]), 5.0, 5)
+    result = denoise(TextGuided(pipe.unet, encode_prompts(pipe, [PROMPT]), encode_prompts(pipe, [""]), 5.0),
+                     pipe.scheduler, prepare_latents(pipe, 1, 32, 32, generator), 5)
     assert (result.latents - expected).abs().max().item() < 1e-4
 
 
@@ -51,12 +52,13 @@ def test_snapshots_hooks_and_per_step_uncond(tiny_pipe):
     latents = prepare_latents(pipe, 1, 32, 32, generator)
     cond, uncond = encode_prompts(pipe, [PROMPT]), encode_prompts(pipe, [""])
     seen = []
-    result = denoise(pipe.unet, pipe.scheduler, latents, cond, [uncond] * 8, 7.5, 8,
-                     hooks=[lambda i, t, x, x0: seen.append(i)], snapshot_steps=snapshot_indices(8, 4))
+    snapshots = Snapshots(snapshot_indices(8, 4))
+    result = denoise(TextGuided(pipe.unet, cond, [uncond] * 8, 7.5), pipe.scheduler, latents, 8,
+                     hooks=[lambda i, t, x, x0: seen.append(i), snapshots])
     assert seen == list(range(8))
-    assert [s.step for s in result.snapshots] == [0, 2, 5, 7]
-    assert all(s.x0 is not None and s.x0.shape == latents.shape for s in result.snapshots)
-    same = denoise(pipe.unet, pipe.scheduler, latents, cond, uncond, 7.5, 8)
+    assert [s.step for s in snapshots.taken] == [0, 2, 5, 7]
+    assert all(s.x0 is not None and s.x0.shape == latents.shape for s in snapshots.taken)
+    same = denoise(TextGuided(pipe.unet, cond, uncond, 7.5), pipe.scheduler, latents, 8)
     assert torch.allclose(result.latents, same.latents, atol=1e-6)  # a list of equal embeddings = one embedding
 
 

@@ -58,12 +58,13 @@ def test_strength_zero_is_plain_generation_and_the_task_routes(tiny_pipe, tiny_c
     ran.clear()
     seg = tiny_run(tiny_pipe, tiny_control, "segmentation map to image")
     assert set(ran) == {1}  # only the instruction changed, and another expert ran
+    from core.denoisers import TextGuided
     from core.sampling import decode, denoise, encode_prompts, prepare_latents  # plain generation, same loop
     generator = torch.Generator().manual_seed(2)
     latents = prepare_latents(tiny_pipe, 1, 32, 32, generator)
     scheduler = type(tiny_pipe.scheduler).from_config(tiny_pipe.scheduler.config)
-    reference = denoise(tiny_pipe.unet, scheduler, latents, encode_prompts(tiny_pipe, ["a blue square"]),
-                        encode_prompts(tiny_pipe, [""]), 5.0, 5, generator=generator)
+    model = TextGuided(tiny_pipe.unet, encode_prompts(tiny_pipe, ["a blue square"]), encode_prompts(tiny_pipe, [""]), 5.0)
+    reference = denoise(model, scheduler, latents, 5, generator=generator)
     assert np.abs(decode(tiny_pipe, reference.latents)[0].astype(int) - plain.astype(int)).max() <= 1
     assert np.abs(canny.image.astype(int) - plain.astype(int)).max() > 10
     assert not np.array_equal(canny.image, seg.image)

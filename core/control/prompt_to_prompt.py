@@ -16,6 +16,7 @@ from diffusers import DDIMScheduler
 
 from .. import config
 from ..attention import install
+from ..denoisers import TextGuided
 from ..heatmaps import token_heatmaps
 from ..sampling import decode, denoise, encode_prompts, prepare_latents
 from ..tokenizer import TOKENIZER_LOCK
@@ -161,8 +162,8 @@ def edit(pipe, params: P2PParams, latents: torch.Tensor | None = None, uncond_em
     scheduler = DDIMScheduler.from_config(pipe.scheduler.config)  # the paper's sampler; inversion assumes it
     state = install(pipe.unet)
     with torch.no_grad(), state.use(controllers.as_list()):
-        result = denoise(pipe.unet, scheduler, latents.expand(2, *latents.shape[1:]).clone(), cond,
-                         uncond_embeds, params.guidance_scale, num_steps, on_step=on_step)
+        result = denoise(TextGuided(pipe.unet, cond, uncond_embeds, params.guidance_scale), scheduler,
+                         latents.expand(2, *latents.shape[1:]).clone(), num_steps, on_step=on_step)
     images = decode(pipe, result.latents)
     with TOKENIZER_LOCK:
         source_tokens = pipe.tokenizer.tokenize(params.source_prompt)

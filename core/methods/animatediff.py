@@ -16,6 +16,7 @@ import torch
 from diffusers import DDIMScheduler
 
 from .. import config
+from ..denoisers import TextGuided
 from ..motion import use_loras
 from ..sampling import decode_video, denoise, encode_prompts, frame_context, prepare_latents
 from ..validate import check_prompt, check_range, check_sampling
@@ -60,5 +61,5 @@ def generate(pipe, motion_unet, params: AnimateDiffParams, loras: dict[str, floa
         generator = torch.Generator().manual_seed(int(params.seed))
         latents = prepare_latents(pipe, 1, size, size, generator, frames=frames)
         # 5. the loop, 6. decode
-        result = denoise(motion_unet, scheduler, latents, cond, uncond, guidance, steps, on_step=on_step)
+        result = denoise(TextGuided(motion_unet, cond, uncond, guidance), scheduler, latents, steps, on_step=on_step)
         return decode_video(pipe, result.latents)

@@ -22,11 +22,12 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from .. import calls, config
+from .. import config
 from ..chat_plan import EditPlan, parse_instruction
+from ..denoisers import TextGuided
 from ..identity import insert_identity
-from ..inversion import DDIMSchedule, _epsilon, ddim_invert, ddim_move
-from ..sampling import decode, encode_images, encode_prompts, to_model_pixels
+from ..inversion import DDIMSchedule, ddim_invert
+from ..sampling import decode, denoise, encode_images, encode_prompts, to_model_pixels
 from ..validate import check_finite, check_range
 
 D = config.ChatFaceDefaults
@@ -215,14 +216,11 @@ def edit(pipe, model: ChatFaceModel, image: np.ndarray, instruction: str, streng
         latents = encode_images(pipe, image[None])
         x_T = ddim_invert(pipe.unet, latents, context(pipe, encoder, z), plan_schedule)[-1]
         outputs = []
-        for shares in (np.zeros_like(weights), weights):
-            x = x_T
-            for i, t in enumerate(plan_schedule.timesteps):
-                calls.step()
-                eps = _epsilon(pipe.unet, x, t, context(pipe, encoder, z + float(shares[i]) * delta), plan_schedule)
-                x = ddim_move(x, eps, plan_schedule.alpha(t), plan_schedule.alpha(plan_schedule.previous(i)))
-                if on_step is not None:
-                    on_step(i + 1 + (len(outputs) * len(weights)), 2 * len(weights))
+        for shares in (np.zeros_like(weights), weights):  # the reconstruction, then the edit
+            codes = [context(pipe, encoder, z + float(share) * delta) for share in shares]  # z_t: one per step
+            done = len(outputs) * len(weights)
+            progress = None if on_step is None else (lambda d, n, done=done: on_step(done + d, 2 * n))
+            x = denoise(TextGuided(pipe.unet, codes), plan_schedule, x_T, on_step=progress).latents
             outputs.append(decode(pipe, x)[0])
     return ChatFaceResult(outputs[1], outputs[0], plan, weights)
 

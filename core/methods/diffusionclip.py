@@ -20,10 +20,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import calls, config
+from .. import config
+from ..denoisers import TextGuided
 from ..guidance import ClipInputs, clip_image_features, clip_text_features
-from ..inversion import DDIMSchedule, _epsilon, ddim_invert, ddim_move
-from ..sampling import encode_images, encode_prompts, to_model_pixels
+from ..inversion import DDIMSchedule, ddim_invert
+from ..sampling import denoise, encode_images, encode_prompts, to_model_pixels
 from ..sampling import pixels_to_uint8 as to_uint8
 from ..training.precision import MixedPrecision
 from ..validate import check_finite, check_prompt, check_range
@@ -84,11 +85,7 @@ def generate(pipe, x_t0: torch.Tensor, t0: int, steps: int) -> torch.Tensor:
     """x_t0 → decoded pixels in [-1, 1] by DDIM, differentiable (gradients reach any LoRA)."""
     plan = schedule(pipe.scheduler, t0, steps)
     context = unconditional(pipe).expand(x_t0.shape[0], -1, -1)
-    x = x_t0
-    for i, t in enumerate(plan.timesteps):
-        calls.step()
-        eps = _epsilon(pipe.unet, x, t, context, plan)
-        x = ddim_move(x, eps, plan.alpha(t), plan.alpha(plan.previous(i)))
+    x = denoise(TextGuided(pipe.unet, context), plan, x_t0).latents
     vae = pipe.vae
     return vae.decode(x.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0].float()
 

@@ -23,6 +23,7 @@ import torch
 from diffusers import DDIMScheduler
 
 from .. import config
+from ..denoisers import TextGuided
 from ..motion import use_loras
 from ..sampling import decode_video, denoise, encode_prompts, frame_context, noise_to_strength, prepare_latents
 from ..training.epsilon import video_latents
@@ -136,8 +137,8 @@ def generate(pipe, unet, clip: np.ndarray, params: DreamixParams, loras: dict | 
                                                float(params.strength))
         cond = frame_context(encode_prompts(pipe, [params.prompt]), frames)
         uncond = frame_context(encode_prompts(pipe, [""]), frames) if guidance > 1 else None
-        result = denoise(unet, scheduler, latents, cond, uncond, guidance, steps, start_step=start,
-                         set_timesteps=False, on_step=on_step)
+        result = denoise(TextGuided(unet, cond, uncond, guidance), scheduler, latents, span=(start, None),
+                         on_step=on_step)
     return decode_video(pipe, result.latents)
 
 

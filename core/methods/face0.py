@@ -20,7 +20,8 @@ from .. import config
 from ..guidance import ClipInputs
 from ..identity import IdentityMapper, identity_embedding, insert_identity  # noqa: F401 (part of Face0's API)
 from ..validate import check_prompt, check_range, check_sampling
-from ..sampling import GuidanceBranches, decode, denoise, encode_prompts, prepare_latents
+from ..denoisers import Branches
+from ..sampling import decode, denoise, encode_prompts, prepare_latents
 
 D = config.Face0Defaults
 
@@ -125,7 +126,6 @@ def generate(pipe, mapper: IdentityMapper, clip_model, inputs: ClipInputs, face_
     generator = torch.Generator().manual_seed(int(params.seed))
     latents = prepare_latents(pipe, 1, size, size, generator)
     scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
-    branches = GuidanceBranches([empty] + [contexts[n] for n in names], combine)
-    result = denoise(pipe.unet, scheduler, latents, text, None, scale, int(params.steps), generator=generator,
-                     branches=branches, on_step=on_step)
+    model = Branches(pipe.unet, [empty] + [contexts[n] for n in names], combine)
+    result = denoise(model, scheduler, latents, int(params.steps), generator=generator, on_step=on_step)
     return Face0Result(decode(pipe, result.latents)[0], crop, box, found)

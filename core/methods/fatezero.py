@@ -19,6 +19,7 @@ from ..attention import FrameMode, install
 from ..control.alignment import refinement_alignment, replacement_mapper, token_positions
 from ..control.fusion import AttentionFusion, InversionMapStore
 from ..control.schedule import cross_replace_alpha, parse_steps, step_window
+from ..denoisers import TextGuided
 from ..inversion import DDIMSchedule, ddim_invert
 from ..sampling import decode_frames, denoise, encode_images, encode_prompts
 from ..validate import check_prompt, check_range, check_sampling
@@ -111,7 +112,7 @@ def run(pipe, video: np.ndarray, params: FateZeroParams, reconstruct: bool = Tru
             fusion = build_fusion(pipe.tokenizer, store, params, target, mask_side)
             target_embeds = encode_prompts(pipe, [target]).expand(count, -1, -1)
             with state.use([fusion], frames=count, frame_mode=FrameMode.MIDDLE):
-                result = denoise(pipe.unet, scheduler, noise.clone(), target_embeds, uncond, guidance, steps,
-                                 on_step=progress(index + 1))
+                result = denoise(TextGuided(pipe.unet, target_embeds, uncond, guidance), scheduler, noise.clone(),
+                                 steps, on_step=progress(index + 1))
             outputs.append(decode_frames(pipe, result.latents[:count]))
     return FateZeroResult(outputs[0], outputs[1] if reconstruct else None, frames, store.nbytes())

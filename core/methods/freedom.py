@@ -16,6 +16,7 @@ import torch
 from diffusers import DDIMScheduler
 
 from .. import config, plots
+from ..denoisers import TextGuided
 from ..guidance import ClipStyleEnergy, ClipTextEnergy, EnergyGuidance, MaskEnergy, WeightedEnergy
 from ..sampling import decode, denoise, encode_prompts, prepare_latents, to_model_pixels
 from ..validate import check_prompt, check_range, check_sampling
@@ -116,7 +117,7 @@ def run(pipe, params: FreeDoMParams, clip=None, on_step=None) -> FreeDoMResult:
         scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
         progress = None if on_step is None else (lambda done, total, g=guided: on_step(done + g * total, 2 * total))
         with torch.no_grad():
-            result = denoise(pipe.unet, scheduler, latents, cond, uncond, params.guidance_scale, steps,
+            result = denoise(TextGuided(pipe.unet, cond, uncond, params.guidance_scale), scheduler, latents, steps,
                              generator=generator, energy_guidance=guidance if guided else None, on_step=progress)
             images.append(decode(pipe, result.latents)[0])
     with torch.no_grad():

@@ -24,9 +24,10 @@ import torch
 from diffusers import DDIMScheduler
 
 from .. import config
+from ..denoisers import TextGuided
 from ..motion import use_loras
 from ..sampling import decode_video, denoise, encode_prompts, frame_context, noise_to_strength, prepare_latents
-from ..thresholding import dynamic_threshold
+from ..thresholding import RewrittenX0, dynamic_threshold
 from ..training.epsilon import video_latents
 from ..validate import check_prompt, check_range, check_sampling
 from ..video import resize_frames
@@ -119,8 +120,9 @@ class Cascade:
         if self.on_step is not None:
             base, total = self.done, 3 * steps
             progress = lambda d, t: self.on_step(base + d, total)  # noqa: E731
-        result = denoise(self.unet, scheduler, latents, frame_context(self.text, frames), uncond, guidance, steps,
-                         start_step=start, set_timesteps=False, hooks=hooks, on_step=progress, x0_transform=transform)
+        model = TextGuided(self.unet, frame_context(self.text, frames), uncond, guidance)
+        result = denoise(model, scheduler if transform is None else RewrittenX0(scheduler, transform), latents,
+                         span=(start, None), hooks=hooks, on_step=progress)
         self.done += steps
         return result.latents
 

@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from .. import config, plots
-from ..sampling import decode, denoise, encode_prompts, prepare_latents
+from ..denoisers import TextGuided
+from ..sampling import Snapshots, decode, denoise, encode_prompts, prepare_latents
 from ..schedulers import make_scheduler
 from ..validate import check_prompt, check_range, check_sampling
 
@@ -54,18 +55,17 @@ def run(pipe, params: SamplerParams, on_step=None) -> SamplerResult:
     latents = prepare_latents(pipe, 1, size, size, generator) / pipe.scheduler.init_noise_sigma
     scheduler.set_timesteps(int(params.steps), device=latents.device)
     latents = latents * scheduler.init_noise_sigma
-    wanted = snapshot_indices(len(scheduler.timesteps), int(params.snapshots))
+    snapshots = Snapshots(snapshot_indices(len(scheduler.timesteps), int(params.snapshots)))
     with torch.no_grad():
-        result = denoise(pipe.unet, scheduler, latents, cond, uncond, params.guidance_scale, int(params.steps),
-                         eta=params.eta, generator=generator, snapshot_steps=wanted, on_step=on_step,
-                         set_timesteps=False)
+        result = denoise(TextGuided(pipe.unet, cond, uncond, params.guidance_scale), scheduler, latents,
+                         eta=params.eta, generator=generator, hooks=[snapshots], on_step=on_step)
     trajectory = []
-    for snap in result.snapshots:
+    for snap in snapshots.taken:
         trajectory.append((f"x_t after step {snap.step + 1} (t={snap.timestep})", decode(pipe, snap.latents)[0]))
         if snap.x0 is not None:
             trajectory.append((f"predicted x̂0 at step {snap.step + 1} (t={snap.timestep})", decode(pipe, snap.x0)[0]))
     alphas = pipe.scheduler.alphas_cumprod.float().cpu().numpy() if hasattr(pipe.scheduler, "alphas_cumprod") else \
         make_scheduler("DDPM", pipe.scheduler.config).alphas_cumprod.numpy()
     timesteps = [min(int(t), len(alphas) - 1) for t in result.timesteps]
-    plot = plots.schedule_plot(alphas, timesteps, [s.timestep for s in result.snapshots])
+    plot = plots.schedule_plot(alphas, timesteps, [s.timestep for s in snapshots.taken])
     return SamplerResult(decode(pipe, result.latents)[0], trajectory, plot)

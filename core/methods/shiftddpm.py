@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from .. import calls, config
+from .. import config
+from ..sampling import denoise
 from ..sampling import pixels_to_uint8 as to_uint8
 from ..validate import check_finite
 
@@ -172,48 +173,84 @@ class ShiftSample:
 
 
 
+class ShiftedEpsilon:
+    """The model function of the one loop: ε of the shifted process, the UNet's output less the shift's term."""
+    guided = False
+
+    def __init__(self, model: ShiftModel, shift: torch.Tensor):
+        self.model, self.shift, self.unet = model, shift, model.unet
+        parameter = next(model.unet.parameters())
+        self.dtype, self.device = parameter.dtype, parameter.device
+
+    def __call__(self, x: torch.Tensor, step: int, timestep) -> torch.Tensor:
+        t = torch.full((x.shape[0],), int(timestep))
+        return (self.unet(x.to(self.dtype), t.to(self.device)).sample.float()
+                - shift_term(self.model, self.shift, t).to(self.device))
+
+
+@dataclass
+class ShiftedStep:
+    prev_sample: torch.Tensor
+    pred_original_sample: torch.Tensor
+
+
+class ShiftedSchedule:
+    """Shifted DDPM (ancestral, respaced when steps < T) or shifted DDIM (η = 0 deterministic), as a scheduler of
+    the one loop: each step works on y_t = x_t − k_t·E(c) — the plain DDPM/DDIM update with x̂0 clipped to
+    [−1, 1] — then adds k_{t'}·E(c) back."""
+    init_noise_sigma = 1.0
+    config = {"prediction_type": "epsilon"}
+
+    def __init__(self, model: ShiftModel, shift: torch.Tensor, timesteps: list[int], sampler: str):
+        self.model, self.shift, self.timesteps, self.sampler = model, shift, timesteps, sampler
+        self.alphas_cumprod = model.alphas_cumprod
+
+    def scale_model_input(self, sample: torch.Tensor, timestep) -> torch.Tensor:
+        return sample
+
+    def step(self, epsilon: torch.Tensor, timestep, sample: torch.Tensor, eta: float = 0.0,
+             generator: torch.Generator | None = None, return_dict: bool = True) -> ShiftedStep:
+        model, t = self.model, int(timestep)
+        index = self.timesteps.index(t)
+        t_prev = self.timesteps[index + 1] if index + 1 < len(self.timesteps) else -1
+        a_t = model.alphas_cumprod[t]
+        a_prev = model.alphas_cumprod[t_prev] if t_prev >= 0 else torch.tensor(1.0)
+        k_prev = model.shifts[t_prev] if t_prev >= 0 else torch.tensor(0.0)
+        y = sample - model.shifts[t] * self.shift
+        x0 = ((y - (1 - a_t).sqrt() * epsilon) / a_t.sqrt()).clamp(-1, 1)
+        epsilon = (y - a_t.sqrt() * x0) / (1 - a_t).sqrt()  # consistent with the clipped x̂0
+        if self.sampler == "DDIM":
+            sigma = eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)).clamp_min(0).sqrt()
+        else:  # DDPM posterior variance of the (respaced) step
+            sigma = ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)).clamp_min(0).sqrt()
+        y_prev = a_prev.sqrt() * x0 + (1 - a_prev - sigma ** 2).clamp_min(0).sqrt() * epsilon
+        if t_prev >= 0:
+            y_prev = y_prev + sigma * torch.randn(y.shape, generator=generator).to(y.device)
+        return ShiftedStep(y_prev + k_prev * self.shift, x0)
+
+
 @torch.no_grad()
 def sample(model: ShiftModel, class_weights: torch.Tensor, n: int = 8, sampler: str = "DDIM", steps: int = 50,
            seed: int = 0, eta: float = 0.0, snapshots: int = 6, on_step=None) -> ShiftSample:
-    """Shifted DDPM (ancestral, respaced when steps < T) or shifted DDIM (η = 0 deterministic).
-
-    Each step works on y_t = x_t − k_t·E(c): the plain DDPM/DDIM update, then k_{t'}·E(c) added back."""
+    """n samples of the class mix `class_weights` by the one loop over ShiftedSchedule; a few x_t of the first."""
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; expected one of {SAMPLERS}")
     generator = torch.Generator().manual_seed(int(seed))  # CPU noise: the same samples on any device
     parameter = next(model.unet.parameters())
-    dtype, device = parameter.dtype, parameter.device
-    shift = model.predictor(class_weights.to(device, dtype)).float()  # one row, or one per sample
+    shift = model.predictor(class_weights.to(parameter.device, parameter.dtype)).float()  # one row, or one per sample
     shift = shift.expand(n, -1, -1, -1) if shift.shape[0] == 1 else shift
     size, channels = model.image_size, model.predictor.channels
     ts = timesteps(model.num_train_timesteps, steps)
-    x = torch.randn(n, channels, size, size, generator=generator).to(device) + model.shifts[ts[0]] * shift
+    x = torch.randn(n, channels, size, size, generator=generator).to(parameter.device) + model.shifts[ts[0]] * shift
     keep = set(np.linspace(0, len(ts) - 1, min(snapshots, len(ts))).round().astype(int).tolist())
     trajectory = []
-    for i, t in enumerate(ts):
-        calls.step()
-        t_prev = ts[i + 1] if i + 1 < len(ts) else -1
-        a_t = model.alphas_cumprod[t]
-        a_prev = model.alphas_cumprod[t_prev] if t_prev >= 0 else torch.tensor(1.0)
-        k_t = model.shifts[t]
-        k_prev = model.shifts[t_prev] if t_prev >= 0 else torch.tensor(0.0)
-        tt = torch.full((n,), t)
-        eps = model.unet(x.to(dtype), tt.to(device)).sample.float() - shift_term(model, shift, tt).to(device)
-        y = x - k_t * shift
-        x0 = ((y - (1 - a_t).sqrt() * eps) / a_t.sqrt()).clamp(-1, 1)
-        eps = (y - a_t.sqrt() * x0) / (1 - a_t).sqrt()  # consistent with the clipped x̂0
-        if sampler == "DDIM":
-            sigma = eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)).clamp_min(0).sqrt()
-        else:  # DDPM posterior variance of the (respaced) step
-            sigma = ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)).clamp_min(0).sqrt()
-        y_prev = a_prev.sqrt() * x0 + (1 - a_prev - sigma ** 2).clamp_min(0).sqrt() * eps
-        if t_prev >= 0:
-            y_prev = y_prev + sigma * torch.randn(y.shape, generator=generator).to(device)
-        x = y_prev + k_prev * shift
-        if i in keep:
-            trajectory.append((t, to_uint8(x[:1])[0]))
-        if on_step is not None:
-            on_step(i + 1, len(ts))
+
+    def keep_trajectory(step, timestep, latents, x0):
+        if step in keep:
+            trajectory.append((int(timestep), to_uint8(latents[:1])[0]))
+
+    x = denoise(ShiftedEpsilon(model, shift), ShiftedSchedule(model, shift, ts, sampler), x, eta=eta,
+                generator=generator, hooks=[keep_trajectory], on_step=on_step).latents
     return ShiftSample(to_uint8(x), trajectory, shift[0].cpu().numpy())
 
 

@@ -15,6 +15,7 @@ import torch
 
 from .. import config
 from ..conditions import extract
+from ..denoisers import TextGuided
 from ..sampling import decode, denoise, encode_prompts, prepare_latents, square_image, to_unit_pixels
 from ..validate import check_prompt, check_range, check_sampling
 
@@ -93,7 +94,7 @@ def active_steps(num_steps: int, cond_tau: float) -> int:
 
 
 def residuals_for_steps(features: list[torch.Tensor] | None, num_steps: int, cond_tau: float):
-    """unet_kwargs_fn for core.sampling.denoise: adapter residuals while the step is inside cond_tau."""
+    """unet_kwargs_fn for core.denoisers.TextGuided: adapter residuals while the step is inside cond_tau."""
     cutoff = active_steps(num_steps, cond_tau)
 
     def unet_kwargs(step, timestep, model_input, context):
@@ -123,7 +124,7 @@ def generate(pipe, adapters: list, condition_images: list[np.ndarray], params: A
     generator = torch.Generator().manual_seed(int(params.seed))
     latents = prepare_latents(pipe, 1, size, size, generator)
     scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
-    result = denoise(pipe.unet, scheduler, latents, text, uncond, float(params.guidance_scale), int(params.steps),
-                     generator=generator, on_step=on_step,
-                     unet_kwargs_fn=residuals_for_steps(features, int(params.steps), float(params.cond_tau)))
+    model = TextGuided(pipe.unet, text, uncond, float(params.guidance_scale),
+                       unet_kwargs_fn=residuals_for_steps(features, int(params.steps), float(params.cond_tau)))
+    result = denoise(model, scheduler, latents, int(params.steps), generator=generator, on_step=on_step)
     return AdapterResult(decode(pipe, result.latents)[0], maps)

@@ -26,6 +26,7 @@ from diffusers import DDIMScheduler, EulerAncestralDiscreteScheduler
 
 from .. import config
 from ..attention import FrameMode, active_state, install
+from ..denoisers import InstructPix2Pix, TextGuided
 from ..sampling import (
     decode_frames,
     denoise,
@@ -138,11 +139,11 @@ def generate(pipe, params: T2VZeroParams, on_step=None, unet_kwargs_fn=None, con
 
     with torch.no_grad():
         if params.motion and frames > 1:
-            x_t1 = denoise(pipe.unet, scheduler, latent, cond, uncond, params.guidance_scale, steps, end_step=first_t1,
-                           generator=generator, on_step=progress(0), unet_kwargs_fn=unet_kwargs_fn).latents
-            x_t0 = denoise(pipe.unet, scheduler, x_t1, cond, uncond, params.guidance_scale, steps, start_step=first_t1,
-                           end_step=first_t0, generator=generator, on_step=progress(first_t1),
-                           unet_kwargs_fn=unet_kwargs_fn).latents
+            model = TextGuided(pipe.unet, cond, uncond, params.guidance_scale, unet_kwargs_fn)
+            x_t1 = denoise(model, scheduler, latent, steps, span=(0, first_t1), generator=generator,
+                           on_step=progress(0)).latents
+            x_t0 = denoise(model, scheduler, x_t1, steps, span=(first_t1, first_t0), generator=generator,
+                           on_step=progress(first_t1)).latents
             flows = [(params.motion_x * k, params.motion_y * k) for k in range(frames)]
             ratio = scheduler.alphas[int(timesteps[first_t0]):int(timesteps[first_t1])].prod()
             if params.noise == "warped":  # one re-noised latent, noise and all, moved to every frame
@@ -156,8 +157,8 @@ def generate(pipe, params: T2VZeroParams, on_step=None, unet_kwargs_fn=None, con
             latents, start = latent.expand(frames, -1, -1, -1).clone(), 0
         mode = FrameMode.FIRST if params.cross_frame else FrameMode.NONE
         with state.use([], frames=frames, frame_mode=mode):
-            result = denoise(pipe.unet, scheduler, latents, cond.expand(frames, -1, -1), uncond, params.guidance_scale,
-                             steps, start_step=start, generator=generator, unet_kwargs_fn=unet_kwargs_fn,
+            model = TextGuided(pipe.unet, cond.expand(frames, -1, -1), uncond, params.guidance_scale, unet_kwargs_fn)
+            result = denoise(model, scheduler, latents, steps, span=(start, None), generator=generator,
                              on_step=None if on_step is None else (lambda done, n: on_step(first_t0 + done * frames, total)))
     return decode_frames(pipe, result.latents[:frames])
 
@@ -211,8 +212,7 @@ def edit_pix2pix(pipe, frames: np.ndarray, instruction: str, params: T2VZeroPara
     latents = torch.randn(shape, generator=generator).to(pipe.unet.device, pipe.unet.dtype) * scheduler.init_noise_sigma
     state = install(pipe.unet)
     with torch.no_grad(), state.use([], frames=count, frame_mode=FrameMode.FIRST):
-        result = denoise(pipe.unet, scheduler, latents,
-                         encode_prompts(pipe, [instruction]).expand(count, -1, -1), encode_prompts(pipe, [""]),
-                         params.guidance_scale, int(params.steps), generator=generator, image_latents=image_latents,
-                         image_guidance_scale=image_guidance_scale, on_step=on_step, set_timesteps=False)
+        model = InstructPix2Pix(pipe.unet, encode_prompts(pipe, [instruction]).expand(count, -1, -1),
+                                encode_prompts(pipe, [""]), image_latents, params.guidance_scale, image_guidance_scale)
+        result = denoise(model, scheduler, latents, generator=generator, on_step=on_step)
     return decode_frames(pipe, result.latents[:count])

@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from .. import config
 from ..attention import FrameMode, install
+from ..denoisers import TextGuided
 from ..inversion import DDIMSchedule, ddim_invert
 from ..motion import inflate, new_motion_adapter
 from ..sampling import decode_video, denoise, encode_prompts, frame_context, prepare_latents
@@ -162,7 +163,7 @@ def generate(pipe, unet, model: TunedVideoModel, params: GenerateParams, on_step
             latents = prepare_latents(pipe, 1, size, size, torch.Generator().manual_seed(int(params.seed)), count)
         cond = frame_context(encode_prompts(pipe, [params.prompt]), count)
         progress = None if on_step is None else (lambda d, t: on_step((passes - 1) * t + d, passes * t))
-        result = denoise(unet, scheduler, latents, cond, uncond, guidance, steps, on_step=progress)
+        result = denoise(TextGuided(unet, cond, uncond, guidance), scheduler, latents, steps, on_step=progress)
     return decode_video(pipe, result.latents)
 
 

@@ -14,6 +14,7 @@ import torch
 
 from .. import config
 from ..conditions import EXTRACTORS, extract
+from ..denoisers import TextGuided
 from ..sampling import decode, denoise, encode_prompts, prepare_latents, square_image, to_unit_pixels
 from ..tokenizer import TOKENIZER_LOCK
 from ..unicontrol import INSTRUCTIONS
@@ -75,7 +76,7 @@ def condition_map(image: np.ndarray, task: str, size: int, run_extractor: bool) 
 
 
 def control_residuals(control_model, hint: torch.Tensor, task: str, features: torch.Tensor, strength: float):
-    """unet_kwargs_fn for core.sampling.denoise: the control model's residuals at every step."""
+    """unet_kwargs_fn for core.denoisers.TextGuided: the control model's residuals at every step."""
     def unet_kwargs(step, timestep, model_input, context):
         down, mid = control_model(model_input, timestep, context, hint.expand(model_input.shape[0], -1, -1, -1),
                                   task, features, strength)
@@ -104,7 +105,7 @@ def generate(pipe, control_model, condition_image: np.ndarray, params: UniContro
     generator = torch.Generator().manual_seed(int(params.seed))
     latents = prepare_latents(pipe, 1, size, size, generator)
     scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
-    result = denoise(pipe.unet, scheduler, latents, text, uncond, float(params.guidance_scale), int(params.steps),
-                     generator=generator, on_step=on_step,
-                     unet_kwargs_fn=control_residuals(control_model, hint, task, features, float(params.strength)))
+    model = TextGuided(pipe.unet, text, uncond, float(params.guidance_scale),
+                       unet_kwargs_fn=control_residuals(control_model, hint, task, features, float(params.strength)))
+    result = denoise(model, scheduler, latents, int(params.steps), generator=generator, on_step=on_step)
     return UniControlResult(decode(pipe, result.latents)[0], condition, task)
