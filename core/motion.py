@@ -31,7 +31,7 @@ def new_motion_adapter(unet: UNet2DConditionModel, heads: int = 8, max_frames: i
                             motion_num_attention_heads=heads, motion_norm_num_groups=groups,
                             motion_max_seq_length=max_frames, use_motion_mid_block=True)
     zero_init_outputs(adapter)
-    return adapter
+    return adapter.to(unet.dtype)  # initialised in float32 (its frame positions too), kept in the UNet's dtype
 
 
 @torch.no_grad()
@@ -47,9 +47,18 @@ def zero_init_outputs(module: torch.nn.Module) -> None:
 def inflate(unet: UNet2DConditionModel, adapter: MotionAdapter | None) -> UNetMotionModel:
     """A UNetMotionModel with `unet`'s spatial weights and `adapter`'s temporal ones, on `unet`'s
     device and dtype, with the engine's attention processor installed."""
-    if adapter is not None:
+    plain = without_adapters(unet)
+    if adapter is None or adapter.config.get("conv_in_channels"):  # fresh motion modules, or PIA's own conv_in
+        motion = UNetMotionModel.from_unet2d(plain, adapter)
+    else:
         check_compatible(unet, adapter)
-    motion = UNetMotionModel.from_unet2d(without_adapters(unet), adapter)
+        # built empty (meta, a thread's own mode) in the UNet's dtype and filled from `unet` and `adapter`, whose
+        # weights are together exactly the motion UNet's (strict): what from_unet2d computes, without first
+        # initialising a float32 motion UNet at random (5 GiB more and most of the time at SD1.5's size)
+        with torch.device("meta"):
+            motion = UNetMotionModel.from_unet2d(plain, adapter, load_weights=False)
+        motion = motion.to(dtype=unet.dtype).to_empty(device=unet.device)
+        motion.load_state_dict(plain.state_dict() | adapter.state_dict(), strict=True)
     motion = motion.to(unet.device, unet.dtype).eval()
     install(motion)
     return motion

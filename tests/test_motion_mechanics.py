@@ -35,6 +35,22 @@ def test_zero_initialised_temporal_layers_start_as_the_image_unet(tiny_pipe, mot
     assert torch.allclose(video_eps[0].transpose(0, 1), image_eps, atol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_inflate_builds_what_diffusers_from_unet2d_builds(dtype):
+    """Our motion UNet is built empty and filled: the same weights, buffers and dtypes as from_unet2d's."""
+    from diffusers import UNetMotionModel
+
+    from conftest import make_tiny_pipe
+    unet = make_tiny_pipe().unet.to(dtype)
+    adapter = new_motion_adapter(unet, max_frames=8)
+    torch.manual_seed(0)
+    for parameter in adapter.parameters():
+        parameter.data.normal_()  # no zero outputs: every motion weight matters
+    expected, ours = UNetMotionModel.from_unet2d(unet, adapter).to(dtype).state_dict(), inflate(unet, adapter).state_dict()
+    assert set(ours) == set(expected)
+    assert all(ours[k].dtype == expected[k].dtype and torch.equal(ours[k], expected[k]) for k in expected)
+
+
 class Recorder(AttentionController):
     def __init__(self):
         self.layers = set()
