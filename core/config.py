@@ -108,6 +108,7 @@ class P2PDefaults:
     blend_exclude_words: str = ""  # the official LocalBlend's substruct_words: regions that must stay
     reweight_words: str = ""
     reweight_value: float = 2.0
+    reweight_range: tuple[float, float] = (-10.0, 20.0)  # the slider's and check()'s
     steps: int = DEFAULT_STEPS
     guidance_scale: float = DEFAULT_GUIDANCE
     seed: int = 0
@@ -161,6 +162,7 @@ class FateZeroDefaults:
     blend_threshold: float = 0.3
     amplify_words: str = ""
     amplify_value: float = 10.0
+    max_amplify: float = 50.0
     frames: int = 8
     max_frames: int = 24
     steps: int = DEFAULT_STEPS
@@ -180,9 +182,11 @@ class FreeDoMDefaults:
     energy: str = "text"
     reference_text: str = "a blue circle on a white background"
     rho_scale: float = 0.2
+    max_rho_scale: float = 5.0
     guidance_start: float = 0.3
     guidance_end: float = 0.7
     time_travel: int = 3
+    max_time_travel: int = 10
     travel_start: float = 0.4
     travel_end: float = 0.7
     steps: int = 100

@@ -43,7 +43,7 @@ def build(models) -> None:
                 blend_threshold = CheckedSlider(0, 1, D.blend_threshold, step=0.05, label="blend_threshold")
             with gr.Row():
                 amplify_words = gr.Textbox(D.amplify_words, label="amplify_words")
-                amplify_value = CheckedSlider(0, 20, D.amplify_value, step=1, label="amplify_value")
+                amplify_value = CheckedSlider(0, D.max_amplify, D.amplify_value, step=1, label="amplify_value")
             with gr.Row():
                 frames = CheckedSlider(1, D.max_frames, D.frames, step=1, precision=0, label="frames")
                 steps = CheckedSlider(1, config.MAX_STEPS, D.steps, step=1, precision=0, label="steps")

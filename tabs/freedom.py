@@ -36,8 +36,8 @@ def build(models) -> None:
                 reference_image = image_upload("reference_image", "reference_image (style energy)")
                 mask = image_upload("mask", "mask (mask energy: white = where the object should be)")
             with gr.Row():
-                rho_scale = CheckedSlider(0, 5, D.rho_scale, step=0.05, label="rho_scale")
-                time_travel = CheckedSlider(1, 10, D.time_travel, step=1, precision=0, label="time_travel")
+                rho_scale = CheckedSlider(0, D.max_rho_scale, D.rho_scale, step=0.05, label="rho_scale")
+                time_travel = CheckedSlider(1, D.max_time_travel, D.time_travel, step=1, precision=0, label="time_travel")
                 steps = CheckedSlider(1, config.MAX_STEPS, D.steps, step=1, precision=0, label="steps")
                 seed = seed_input(D.seed)
             with gr.Accordion("windows (fractions of the steps)", open=False):

@@ -29,7 +29,7 @@ def build(models) -> None:
         with gr.Column():
             prompt = gr.Textbox(D.prompt, label="prompt")
             with gr.Row():
-                base_frames = CheckedSlider(2, 16, D.base_frames, step=1, precision=0, label="base_frames")
+                base_frames = CheckedSlider(2, D.max_frames, D.base_frames, step=1, precision=0, label="base_frames")
                 tsr_factor = CheckedSlider(1, D.max_factor, D.tsr_factor, step=1, precision=0, label="tsr_factor")
                 ssr_factor = CheckedSlider(1, D.max_factor, D.ssr_factor, step=1, precision=0, label="ssr_factor")
             with gr.Row():

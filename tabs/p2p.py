@@ -63,7 +63,7 @@ def edit_controls() -> EditControls:
         blend_threshold = CheckedSlider(0, 1, D.blend_threshold, step=0.05, label="blend_threshold")
     with gr.Row():
         reweight_words = gr.Textbox(D.reweight_words, label="reweight_words", info="words of the target to strengthen/weaken")
-        reweight_value = CheckedSlider(-5, 10, D.reweight_value, step=0.25, label="reweight_value")
+        reweight_value = CheckedSlider(*D.reweight_range, D.reweight_value, step=0.25, label="reweight_value")
     with gr.Accordion("sampling and per-word schedules", open=False):
         with gr.Row():
             steps = CheckedSlider(1, config.MAX_STEPS, D.steps, step=1, precision=0, label="steps")

@@ -60,7 +60,7 @@ class P2PParams:
         check_range("blend_threshold", self.blend_threshold, 0.0, 1.0)
         if self.blend_exclude_words.strip() and not self.blend_words.strip():
             raise ValueError("blend_exclude_words needs blend_words (it takes words out of local blend's region)")
-        check_range("reweight_value", self.reweight_value, -10.0, 20.0)
+        check_range("reweight_value", self.reweight_value, *D.reweight_range)
         check_sampling(self.steps, self.guidance_scale, self.seed)
         check_range("blend_start", self.blend_start, 0.0, 1.0)
 

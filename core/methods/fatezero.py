@@ -52,7 +52,7 @@ class FateZeroParams:
         self.cross_replace_steps = parse_steps(self.cross_replace_steps)
         self.self_replace_steps = parse_steps(self.self_replace_steps)
         check_range("blend_threshold", self.blend_threshold, 0.0, 1.0)
-        check_range("amplify_value", self.amplify_value, 0.0, 50.0)
+        check_range("amplify_value", self.amplify_value, 0.0, D.max_amplify)
         check_range("frames", self.frames, 1, D.max_frames)
         check_sampling(self.steps, self.guidance_scale, self.seed)
 

@@ -61,10 +61,10 @@ class FreeDoMParams:
             raise ValueError("the style energy needs a reference_image")
         if "mask" in weights and (self.mask is None or not np.asarray(self.mask).any()):
             raise ValueError("the mask energy needs a non-empty mask (draw it or upload a mask image)")
-        check_range("rho_scale", self.rho_scale, 0.0, 100.0)
+        check_range("rho_scale", self.rho_scale, 0.0, D.max_rho_scale)
         for name in ("guidance_start", "guidance_end", "travel_start", "travel_end"):
             check_range(name, getattr(self, name), 0.0, 1.0)
-        check_range("time_travel", self.time_travel, 1, 20)
+        check_range("time_travel", self.time_travel, 1, D.max_time_travel)
         check_sampling(self.steps, self.guidance_scale, self.seed)
 
 
