@@ -83,7 +83,7 @@ class ServerConfig:
 
 @dataclass
 class SamplerDefaults:
-    """/sampler (METHODS.md §5)."""
+    """/sampler (docs/METHODS.md §5)."""
     prompt: str = "a red circle on a white background"
     scheduler: str = "DDIM"
     eta: float = 0.0
@@ -96,7 +96,7 @@ class SamplerDefaults:
 
 @dataclass
 class P2PDefaults:
-    """/p2p (METHODS.md §0); the official notebook's values."""
+    """/p2p (docs/METHODS.md §0); the official notebook's values."""
     source_prompt: str = "a red circle on a white background"
     target_prompt: str = "a blue circle on a white background"
     edit_mode: str = "auto"
@@ -116,7 +116,7 @@ class P2PDefaults:
 
 @dataclass
 class NullTextDefaults:
-    """/null_text (METHODS.md §13)."""
+    """/null_text (docs/METHODS.md §13)."""
     inversion: str = "null-text"  # "null-text" | "negative-prompt" | "ddim"
     num_inner_steps: int = 10
     early_stop_epsilon: float = 1e-5
@@ -128,7 +128,7 @@ class NullTextDefaults:
 
 @dataclass
 class T2VZeroDefaults:
-    """/t2v_zero (METHODS.md §15); the official code's values."""
+    """/t2v_zero (docs/METHODS.md §15); the official code's values."""
     prompt: str = "a red circle on a white background"
     frames: int = 8
     max_frames: int = 24
@@ -153,7 +153,7 @@ class T2VZeroDefaults:
 
 @dataclass
 class FateZeroDefaults:
-    """/fatezero (METHODS.md §11); the official configs' values."""
+    """/fatezero (docs/METHODS.md §11); the official configs' values."""
     source_prompt: str = "a red circle moving right on a white background"
     target_prompt: str = "a blue circle moving right on a white background"
     cross_replace_steps: float = 0.8
@@ -177,7 +177,7 @@ class FateZeroDefaults:
 
 @dataclass
 class FreeDoMDefaults:
-    """/freedom (METHODS.md §6); FreeDoM's SD-style code: DDIM 100, guided 30–70, travel r=3 on 40–70."""
+    """/freedom (docs/METHODS.md §6); FreeDoM's SD-style code: DDIM 100, guided 30–70, travel r=3 on 40–70."""
     prompt: str = "a red circle on a white background"
     energy: str = "text"
     reference_text: str = "a blue circle on a white background"
@@ -196,7 +196,7 @@ class FreeDoMDefaults:
 
 @dataclass
 class ShiftDDPMDefaults:
-    """/shiftddpm (METHODS.md §2); T = 1000 linear β as the official configs. Their default variant is
+    """/shiftddpm (docs/METHODS.md §2); T = 1000 linear β as the official configs. Their default variant is
     the quadratic shift; on our CPU budget (3,500 steps) a quadratic toy model did not learn class
     control (10% right vs 5.6% chance), so the embedded model is a prior-shift one."""
     class_name: str = "red circle"
@@ -214,7 +214,7 @@ class ShiftDDPMDefaults:
 
 @dataclass
 class Face0Defaults:
-    """/face0 (METHODS.md §1); the paper: c = 1 (photoreal), w = 7.5, 3 identity tokens."""
+    """/face0 (docs/METHODS.md §1); the paper: c = 1 (photoreal), w = 7.5, 3 identity tokens."""
     prompt: str = "an object on a white background"
     c: float = 1.0  # weight of ε(z, d, f); 1 − c goes to the face-only / text-only mix
     a: float = 0.5  # within that mix, the face-only share
@@ -235,7 +235,7 @@ FACE0_MAPPERS = {"toy-sd": "toy-face0"}
 
 @dataclass
 class DiffusionCLIPDefaults:
-    """/diffusionclip_train and /diffusionclip_edit (METHODS.md §3); official: t0 400, 40 inversion
+    """/diffusionclip_train and /diffusionclip_edit (docs/METHODS.md §3); official: t0 400, 40 inversion
     steps, 6 generation steps with gradients, λ_clip 3, 40 test steps; the README example's λ_L1 = 1."""
     source_text: str = "a red circle"
     target_text: str = "a blue circle"
@@ -267,7 +267,7 @@ DIRECTIONS_DIR = ROOT / "runs" / "directions"  # the direction library (app.py: 
 
 @dataclass
 class ChatFaceDefaults:
-    """/chatface (METHODS.md §4); diffae-style semantic code, SMS-like z_t schedule."""
+    """/chatface (docs/METHODS.md §4); diffae-style semantic code, SMS-like z_t schedule."""
     instruction: str = "make it blue and a bit bigger"
     strength_scale: float = 1.0
     max_strength_scale: float = 3.0
@@ -296,7 +296,7 @@ class ConditionDefaults:
 
 @dataclass
 class VideoComposerDefaults:
-    """/videocomposer (METHODS.md §8). The official model makes 16 frames; toy-videocomposer learnt 8 (toy-sd's
+    """/videocomposer (docs/METHODS.md §8). The official model makes 16 frames; toy-videocomposer learnt 8 (toy-sd's
     studio.json starts the tab there)."""
     prompt: str = "a blue square on a white background"
     conditions: tuple[str, ...] = ("motion",)
@@ -333,7 +333,7 @@ VIDEOCOMPOSER_DEPTH_MODELS: dict[str, str] = {}
 
 @dataclass
 class Gen1Defaults:
-    """/gen1 (METHODS.md §12): structure = depth sequence (coarsened `structure_level` times), content =
+    """/gen1 (docs/METHODS.md §12): structure = depth sequence (coarsened `structure_level` times), content =
     text or an image; `temporal_guidance` between the video and the frame-wise prediction."""
     prompt: str = "a blue circle on a white background"
     structure_level: int = 0
@@ -354,7 +354,7 @@ CONDITION_MODELS = {"depth": "Intel/dpt-hybrid-midas"}
 
 @dataclass
 class T2IAdapterDefaults:
-    """/t2i_adapter (METHODS.md §9); official demo: 50 steps, guidance 7.5, cond_tau 1.0, weight 1."""
+    """/t2i_adapter (docs/METHODS.md §9); official demo: 50 steps, guidance 7.5, cond_tau 1.0, weight 1."""
     prompt: str = "a red object on a white background"
     condition_types: tuple[str, ...] = ("canny",)
     weight: float = 1.0
@@ -388,7 +388,7 @@ T2I_ADAPTERS = {
 
 @dataclass
 class UniControlDefaults:
-    """/unicontrol (METHODS.md §7); official demo: strength 1.0, 30 steps (toy: 25), guidance 9.0."""
+    """/unicontrol (docs/METHODS.md §7); official demo: strength 1.0, 30 steps (toy: 25), guidance 9.0."""
     prompt: str = "a red object on a white background"
     task: str = "canny edge to image"
     strength: float = 1.0
@@ -413,7 +413,7 @@ UNICONTROL_OFFICIAL_FILE = "unicontrol_v1.1.st"  # the repo's safetensors checkp
 
 @dataclass
 class AnimateDiffDefaults:
-    """/animatediff (METHODS.md §14); the official inference configs: 16 frames, 25 steps, guidance 7.5."""
+    """/animatediff (docs/METHODS.md §14); the official inference configs: 16 frames, 25 steps, guidance 7.5."""
     prompt: str = "a red circle moving right on a white background"
     base_model: str = ""  # "" = the app's base model; else any SD1.5 fine-tune (Hub id)
     motion_lora: str = ""  # "" = none; a motion LoRA's Hub id or embedded name
@@ -447,7 +447,7 @@ LORA_FILE = "pytorch_lora_weights.safetensors"
 
 @dataclass
 class TuneAVideoDefaults:
-    """/tune_a_video_train, /tune_a_video_generate (METHODS.md §10); official: lr 3e-5, 500 steps, 24
+    """/tune_a_video_train, /tune_a_video_generate (docs/METHODS.md §10); official: lr 3e-5, 500 steps, 24
     frames, DDIM 50 with inversion, guidance 12.5. METHODS asks 300 steps and 8 frames for the app."""
     prompt: str = "a red circle moving right on a white background"
     target_prompt: str = "a blue circle moving right on a white background"
@@ -477,7 +477,7 @@ class Folders:
 
 @dataclass
 class DreamixDefaults:
-    """/dreamix (METHODS.md §17). No official code or weights; the paper's recipe on the app's motion model."""
+    """/dreamix (docs/METHODS.md §17). No official code or weights; the paper's recipe on the app's motion model."""
     prompt: str = "a blue circle moving right on a white background"
     downsample: int = 4
     max_downsample: int = 32
@@ -498,7 +498,7 @@ class DreamixDefaults:
 
 @dataclass
 class CascadeDefaults:
-    """/imagen_video (METHODS.md §16): an open cascade after Imagen Video (no public weights)."""
+    """/imagen_video (docs/METHODS.md §16): an open cascade after Imagen Video (no public weights)."""
     prompt: str = "a red circle moving right on a white background"
     base_frames: int = 4
     tsr_factor: int = 2

@@ -1,4 +1,4 @@
-"""Tab: AnimateDiff (METHODS.md §14) — endpoint /animatediff."""
+"""Tab: AnimateDiff (docs/METHODS.md §14) — endpoint /animatediff."""
 from __future__ import annotations
 
 import gradio as gr

@@ -1,4 +1,4 @@
-"""Tab: ChatFace (METHODS.md §4) — endpoint /chatface."""
+"""Tab: ChatFace (docs/METHODS.md §4) — endpoint /chatface."""
 from __future__ import annotations
 
 import gradio as gr

@@ -1,4 +1,4 @@
-"""Tab: DiffusionCLIP (METHODS.md §3) — endpoints /diffusionclip_train and /diffusionclip_edit."""
+"""Tab: DiffusionCLIP (docs/METHODS.md §3) — endpoints /diffusionclip_train and /diffusionclip_edit."""
 from __future__ import annotations
 
 import gradio as gr

@@ -1,4 +1,4 @@
-"""Tab: Dreamix (METHODS.md §17) — endpoint /dreamix."""
+"""Tab: Dreamix (docs/METHODS.md §17) — endpoint /dreamix."""
 from __future__ import annotations
 
 from pathlib import Path

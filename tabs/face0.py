@@ -1,4 +1,4 @@
-"""Tab: Face0 (METHODS.md §1) — endpoint /face0."""
+"""Tab: Face0 (docs/METHODS.md §1) — endpoint /face0."""
 from __future__ import annotations
 
 import gradio as gr

@@ -1,4 +1,4 @@
-"""Tab: FateZero (METHODS.md §11) — endpoint /fatezero."""
+"""Tab: FateZero (docs/METHODS.md §11) — endpoint /fatezero."""
 from __future__ import annotations
 
 import gradio as gr

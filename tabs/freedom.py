@@ -1,4 +1,4 @@
-"""Tab: FreeDoM training-free energy guidance (METHODS.md §6) — endpoint /freedom."""
+"""Tab: FreeDoM training-free energy guidance (docs/METHODS.md §6) — endpoint /freedom."""
 from __future__ import annotations
 
 import cv2

@@ -1,4 +1,4 @@
-"""Tab: structure- and content-guided video, Gen-1 style (METHODS.md §12) — endpoint /gen1."""
+"""Tab: structure- and content-guided video, Gen-1 style (docs/METHODS.md §12) — endpoint /gen1."""
 from __future__ import annotations
 
 import gradio as gr

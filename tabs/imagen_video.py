@@ -1,4 +1,4 @@
-"""Tab: Imagen-Video-style cascade (METHODS.md §16) — endpoint /imagen_video."""
+"""Tab: Imagen-Video-style cascade (docs/METHODS.md §16) — endpoint /imagen_video."""
 from __future__ import annotations
 
 import gradio as gr

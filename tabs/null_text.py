@@ -1,4 +1,4 @@
-"""Tab: Null-text inversion for real-image editing (METHODS.md §13) — endpoint /null_text."""
+"""Tab: Null-text inversion for real-image editing (docs/METHODS.md §13) — endpoint /null_text."""
 from __future__ import annotations
 
 import gradio as gr

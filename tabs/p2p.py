@@ -1,4 +1,4 @@
-"""Tab: Prompt-to-Prompt (METHODS.md §0) — endpoint /p2p. Also the edit controls /null_text reuses."""
+"""Tab: Prompt-to-Prompt (docs/METHODS.md §0) — endpoint /p2p. Also the edit controls /null_text reuses."""
 from __future__ import annotations
 
 from dataclasses import dataclass

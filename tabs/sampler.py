@@ -1,4 +1,4 @@
-"""Tab: score-based sampler inspector (METHODS.md §5) — endpoint /sampler."""
+"""Tab: score-based sampler inspector (docs/METHODS.md §5) — endpoint /sampler."""
 from __future__ import annotations
 
 import gradio as gr

@@ -1,4 +1,4 @@
-"""Tab: ShiftDDPM (METHODS.md §2) — endpoint /shiftddpm."""
+"""Tab: ShiftDDPM (docs/METHODS.md §2) — endpoint /shiftddpm."""
 from __future__ import annotations
 
 import gradio as gr

@@ -1,4 +1,4 @@
-"""Tab: T2I-Adapter (METHODS.md §9) — endpoint /t2i_adapter."""
+"""Tab: T2I-Adapter (docs/METHODS.md §9) — endpoint /t2i_adapter."""
 from __future__ import annotations
 
 import gradio as gr

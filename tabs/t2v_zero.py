@@ -1,4 +1,4 @@
-"""Tab: Text2Video-Zero (METHODS.md §15) — endpoint /t2v_zero."""
+"""Tab: Text2Video-Zero (docs/METHODS.md §15) — endpoint /t2v_zero."""
 from __future__ import annotations
 
 import gradio as gr

@@ -1,4 +1,4 @@
-"""Tab: Tune-A-Video (METHODS.md §10) — endpoints /tune_a_video_train and /tune_a_video_generate."""
+"""Tab: Tune-A-Video (docs/METHODS.md §10) — endpoints /tune_a_video_train and /tune_a_video_generate."""
 from __future__ import annotations
 
 import re

@@ -1,4 +1,4 @@
-"""Tab: UniControl (METHODS.md §7) — endpoint /unicontrol."""
+"""Tab: UniControl (docs/METHODS.md §7) — endpoint /unicontrol."""
 from __future__ import annotations
 
 import gradio as gr

@@ -1,4 +1,4 @@
-"""Tab: VideoComposer (METHODS.md §8) — endpoint /videocomposer."""
+"""Tab: VideoComposer (docs/METHODS.md §8) — endpoint /videocomposer."""
 from __future__ import annotations
 
 import gradio as gr

@@ -1,4 +1,4 @@
-"""AnimateDiff (Guo et al. 2023, METHODS.md §14): animate a personalised text-to-image model with a
+"""AnimateDiff (Guo et al. 2023, docs/METHODS.md §14): animate a personalised text-to-image model with a
 motion module trained once.
 
 The base model's UNet is inflated with a `MotionAdapter` (core.motion: temporal transformers after

@@ -1,4 +1,4 @@
-"""Dreamix (Molad et al. 2023, METHODS.md §17): edit a video, animate an image or render a subject
+"""Dreamix (Molad et al. 2023, docs/METHODS.md §17): edit a video, animate an image or render a subject
 with a video diffusion model.
 
 Sampling does not start from pure noise but from the input video downsampled by `downsample` (and

@@ -1,4 +1,4 @@
-"""FateZero (Qi et al. 2023, METHODS.md §11): zero-shot text-driven video editing.
+"""FateZero (Qi et al. 2023, docs/METHODS.md §11): zero-shot text-driven video editing.
 
 Invert the source video with DDIM while storing its attention maps (≤ 32×32 queries, fp16, on
 the CPU), then sample the target prompt from the inverted noise, fusing the stored maps in

@@ -1,4 +1,4 @@
-"""FreeDoM (Yu et al. 2023, METHODS.md §6): training-free guidance by energy functions built from
+"""FreeDoM (Yu et al. 2023, docs/METHODS.md §6): training-free guidance by energy functions built from
 off-the-shelf networks, with time travel in the "semantic" middle stage of sampling.
 
 Energies offered here: "text" (CLIP text vs CLIP image of x̂0), "style" (Gram matrix of CLIP's

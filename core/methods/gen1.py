@@ -1,4 +1,4 @@
-"""Structure- and content-guided video editing in the manner of Gen-1 (Esser et al. 2023, METHODS.md
+"""Structure- and content-guided video editing in the manner of Gen-1 (Esser et al. 2023, docs/METHODS.md
 §12): an open re-implementation — Gen-1 has no public weights.
 
 Structure is the source video's depth sequence (a depth model on a GPU; offline, a stand-in read

@@ -1,4 +1,4 @@
-"""An Imagen-Video-style cascade (Ho et al. 2022, METHODS.md §16) on the app's motion model.
+"""An Imagen-Video-style cascade (Ho et al. 2022, docs/METHODS.md §16) on the app's motion model.
 
 Imagen Video has no public weights. This open cascade keeps its structure with one text-to-video
 model (the base model + motion adapter, core.motion) used training-free at every stage:

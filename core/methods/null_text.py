@@ -1,4 +1,4 @@
-"""Null-text inversion for real-image editing (Mokady et al. 2022, METHODS.md §13).
+"""Null-text inversion for real-image editing (Mokady et al. 2022, docs/METHODS.md §13).
 
 Invert the image with its caption (DDIM pivots, then per-step null-text optimisation — or the
 fast negative-prompt inversion, or plain DDIM), then edit with Prompt-to-Prompt from the

@@ -1,4 +1,4 @@
-"""Prompt-to-Prompt (Hertz et al. 2022, METHODS.md §0): a source prompt and an edited one from the same noise,
+"""Prompt-to-Prompt (Hertz et al. 2022, docs/METHODS.md §0): a source prompt and an edited one from the same noise,
 the edited prompt's attention maps taken from the source's. The editing itself lives in
 core.control.prompt_to_prompt, which null-text inversion's edits share; this is the method's API."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Score-based sampler inspector (METHODS.md §5): sample with a chosen scheduler and show the
+"""Score-based sampler inspector (docs/METHODS.md §5): sample with a chosen scheduler and show the
 trajectory — x_t and the predicted x̂0 = (x_t − √(1−ᾱ_t)·ε)/√ᾱ_t at evenly spaced steps."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Text2Video-Zero (Khachatryan et al. 2023, METHODS.md §15): zero-shot video from an image model.
+"""Text2Video-Zero (Khachatryan et al. 2023, docs/METHODS.md §15): zero-shot video from an image model.
 
 Motion dynamics, as the official code (and diffusers' TextToVideoZeroPipeline, which the suite compares
 against): denoise frame 1's x_T to step t1 and on to t0 (DDIM step indices counted from the end, 47 and

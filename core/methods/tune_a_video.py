@@ -1,4 +1,4 @@
-"""Tune-A-Video (Wu et al. 2023, METHODS.md §10): one-shot tuning of an image model on one video.
+"""Tune-A-Video (Wu et al. 2023, docs/METHODS.md §10): one-shot tuning of an image model on one video.
 
 The UNet is inflated (core.motion) with zero-initialised temporal attention layers and its spatial
 self-attention made sparse-causal (each frame's queries read the keys/values of the first and the

@@ -1,4 +1,4 @@
-"""VideoComposer (Wang et al. 2023, METHODS.md §8): a video composed from text, a style image and
+"""VideoComposer (Wang et al. 2023, docs/METHODS.md §8): a video composed from text, a style image and
 conditions extracted from a reference video — motion vectors, depth, sketch, mask sequences, a
 single image or sketch repeated over the frames.
 

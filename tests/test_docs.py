@@ -1,0 +1,56 @@
+"""The design lives in the repo: docs/METHODS.md has a section for every endpoint naming each of its API
+parameters, every "docs/METHODS.md §N" the code cites exists, and nothing points outside the repository."""
+from __future__ import annotations
+
+import inspect
+import re
+import subprocess
+
+from core import config
+
+METHODS = config.ROOT / "docs" / "METHODS.md"
+
+
+def sections() -> dict[str, str]:
+    """{"§N": the section's text}"""
+    text = METHODS.read_text()
+    parts = re.split(r"^## (\d+)\. ", text, flags=re.M)
+    return {f"§{number}": body for number, body in zip(parts[1::2], parts[2::2])}
+
+
+def test_every_endpoint_and_parameter_is_documented():
+    import app
+    from core.models import Models
+
+    found = sections()
+    demo = app.build_demo(Models(), app.folders_from_environment())
+    missing = []
+    for event in demo.fns.values():
+        fn = getattr(event.fn, "__wrapped__", None)
+        if not event.api_name or fn is None:
+            continue
+        section = next((body for body in found.values() if f"`/{event.api_name}`" in body.splitlines()[0]), None)
+        if section is None:
+            missing.append(f"/{event.api_name}: no section")
+            continue
+        # null-text inversion takes every Prompt-to-Prompt parameter, which §0 lists
+        shared = found["§0"] if "every parameter of §0" in section else ""
+        missing += [f"/{event.api_name}: {name}" for name in inspect.signature(fn).parameters
+                    if name != "progress" and f"`{name}`" not in section + shared]
+    assert not missing, missing
+
+
+def test_cited_sections_exist_and_nothing_points_outside_the_repo():
+    files = subprocess.run(["git", "ls-files", "*.py", "*.md", "*.json", "*.toml", "*.txt", "*.yml", "*.cfg"],
+                           cwd=config.ROOT, capture_output=True, text=True, check=True).stdout.split()
+    found, cited, outside = sections(), set(), []
+    for name in files:
+        path = config.ROOT / name
+        if not path.is_file():  # deleted in the working tree, not yet committed
+            continue
+        text = path.read_text(errors="replace")
+        cited |= set(re.findall(r"METHODS\.md\s+(§\d+)", text))
+        if "../shared" in text and name != "tests/test_docs.py":
+            outside.append(name)
+    assert cited and cited <= set(found), cited - set(found)
+    assert not outside, outside
