@@ -169,6 +169,23 @@ def test_fatezero_stores_small_fp16_maps_and_edits(tiny_pipe):
     assert not np.array_equal(result.edited, result.reconstruction)
 
 
+def test_fatezero_amplifies_a_new_word_of_the_target(tiny_pipe):
+    """amplify_words are the target's (the reconstruction, target = source, is not amplified where the source lacks
+    them, rather than refused); the amplification changes the edit."""
+    video, caption = moving_clip(np.random.default_rng(1), frames=6, size=32)
+    words = caption.split()
+    new = "blue" if words[1] != "blue" else "red"
+    target = caption.replace(words[1], new)
+    plain = fatezero.run(tiny_pipe, video, fatezero.FateZeroParams(caption, target, frames=2, steps=3))
+    amplified = fatezero.run(tiny_pipe, video, fatezero.FateZeroParams(caption, target, frames=2, steps=3,
+                                                                     amplify_words=new, amplify_value=8.0))
+    assert not np.array_equal(plain.edited, amplified.edited)
+    np.testing.assert_array_equal(plain.reconstruction, amplified.reconstruction)
+    with pytest.raises(ValueError, match="amplify_words"):
+        fatezero.run(tiny_pipe, video, fatezero.FateZeroParams(caption, target, frames=2, steps=3,
+                                                               amplify_words="zebra"))
+
+
 def test_inversion_store_keeps_only_small_layers_in_fp16():
     from core.attention import AttentionContext
 

@@ -43,16 +43,10 @@ class LocalBlend(AttentionController):
         maps = maps.view(prompts, -1, *maps.shape[1:])
         side = self.store.side
         word_maps = torch.stack([maps[p][..., pos].sum(-1) for p, pos in enumerate(positions)])
-        word_maps = word_maps.view(-1, 1, side, side)  # (prompts·frames, 1, side, side)
-        if pool:  # grown a little: the region that may change reaches the object's soft edge
-            word_maps = F.max_pool2d(word_maps, 3, stride=1, padding=1)
-        word_maps = F.interpolate(word_maps, size=latent_hw, mode="nearest")  # the official's
         # min–max normalisation: the official divides by the max alone, which on diffuse maps
         # (small models, early steps) leaves the whole image above any threshold
-        low = word_maps.flatten(1).amin(1)[:, None, None, None]
-        high = word_maps.flatten(1).amax(1)[:, None, None, None]
-        word_maps = (word_maps - low) / (high - low).clamp(min=1e-8)
-        mask = (word_maps > self.threshold).view(prompts, -1, 1, *latent_hw)
+        region = normalised_region(word_maps.view(-1, 1, side, side), pool, min_max=True)
+        mask = binary_region(region, latent_hw, self.threshold, "nearest").view(prompts, -1, 1, *latent_hw)
         return mask[:1] | mask  # a pixel may change where either prompt's word is
 
     def step_end(self, latents: torch.Tensor, step: int) -> torch.Tensor:
@@ -64,6 +58,23 @@ class LocalBlend(AttentionController):
         x = latents.view(prompts, -1, *latents.shape[1:])
         x = x[:1] + mask.to(latents.dtype) * (x - x[:1])
         return x.reshape(latents.shape)
+
+
+def normalised_region(word_maps: torch.Tensor, pool: bool, min_max: bool) -> torch.Tensor:
+    """(N, 1, side, side) summed attention maps of some words → [0, 1]: grown a little by a 3×3 max-pool (`pool`:
+    the region reaches the object's soft edge), then divided by the maximum, less the minimum first (`min_max`)."""
+    if pool:
+        word_maps = F.max_pool2d(word_maps, 3, stride=1, padding=1)
+    low = word_maps.flatten(1).amin(1)[:, None, None, None] if min_max else 0
+    high = word_maps.flatten(1).amax(1)[:, None, None, None]
+    return (word_maps - low) / (high - low).clamp(min=1e-8)
+
+
+def binary_region(region: torch.Tensor, size: tuple[int, int], threshold: float, mode: str) -> torch.Tensor:
+    """A normalised region resized to `size` (`mode`: Prompt-to-Prompt's nearest, FateZero's bilinear) and
+    thresholded: (N, 1, *size) bool."""
+    kwargs = {} if mode == "nearest" else {"align_corners": False}
+    return F.interpolate(region, size=size, mode=mode, **kwargs) > threshold
 
 
 def overlay_source(source: np.ndarray, edited: np.ndarray, latent_mask: np.ndarray, feather: int) -> np.ndarray:

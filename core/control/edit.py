@@ -10,19 +10,25 @@ from __future__ import annotations
 import torch
 
 from ..attention import AttentionContext, AttentionController
+from .alignment import refinement_alignment, replacement_mapper
 from .store import conditional_rows
 
 
 class AttentionEdit(AttentionController):
+    """The source's maps are the batch's first prompt's (Prompt-to-Prompt), or — with `stored` — those stored while
+    inverting the source (FateZero: every prompt of the batch is edited). `self_mask(step, side)`: (frames,
+    queries) where the edit keeps its own self-attention (FateZero's attention blending); None: all replaced."""
+
     def __init__(self, cross_alpha: torch.Tensor, self_window: tuple[int, int], max_self_queries: int,
-                 prompts: int = 2):
+                 prompts: int = 2, stored=None, self_mask=None):
         self.cross_alpha = cross_alpha  # (num_steps, tokens)
         self.self_window = self_window
         self.max_self_queries = max_self_queries
         self.prompts = prompts
+        self.stored, self.self_mask = stored, self_mask  # stored: core.control.fusion.InversionMapStore
 
     def wants(self, ctx: AttentionContext) -> bool:
-        if ctx.step < 0:
+        if ctx.step < 0 or (self.stored is not None and ctx.num_queries > self.stored.max_queries):
             return False
         if ctx.is_cross:
             return bool(self.cross_alpha[min(ctx.step, len(self.cross_alpha) - 1)].any())
@@ -36,14 +42,27 @@ class AttentionEdit(AttentionController):
         rows = conditional_rows(probs, ctx)
         cond = probs[rows]
         cond = cond.view(self.prompts, -1, *cond.shape[1:])  # (P, frames, heads, q, k)
-        base, edited = cond[0], cond[1:]
+        if self.stored is None:
+            base, edited = cond[0], cond[1:]
+        else:
+            base, edited = self.stored.replayed(ctx, len(self.cross_alpha)), cond
+            if base is None:
+                return probs
+            base = base.to(cond)
         if ctx.is_cross:
             alpha = self.cross_alpha[min(ctx.step, len(self.cross_alpha) - 1)].to(probs)
             edited = self.replace_cross(base, edited) * alpha + edited * (1 - alpha)
         else:
-            edited = base.unsqueeze(0).expand_as(edited)
+            source = base.unsqueeze(0).expand_as(edited)
+            mask = None if self.self_mask is None else self.self_mask(ctx.step, int(round(ctx.num_queries ** 0.5)))
+            if mask is None:
+                edited = source
+            else:  # queries inside the edited region keep their own maps
+                mask = mask.to(edited)[None, :, None, :, None]
+                edited = mask * edited + (1 - mask) * source
         probs = probs.clone()
-        probs[rows] = torch.cat([base.unsqueeze(0), edited]).reshape(probs[rows].shape)
+        probs[rows] = (edited if self.stored is not None else torch.cat([base.unsqueeze(0), edited])
+                       ).reshape(probs[rows].shape)
         return probs
 
 
@@ -75,17 +94,33 @@ class AttentionReweight(AttentionController):
     """Scale chosen tokens' cross-attention in the edited prompts (the equalizer), on top of any
     edit listed before it, in the steps where `active[step]` is set."""
 
-    def __init__(self, equalizer: torch.Tensor, active: torch.Tensor, prompts: int = 2):
+    def __init__(self, equalizer: torch.Tensor, active: torch.Tensor, prompts: int = 2, source_in_batch: bool = True,
+                 max_queries: int | None = None):
         self.equalizer, self.active, self.prompts = equalizer, active, prompts
+        self.first_edited = 1 if source_in_batch else 0  # FateZero's batch holds only edited prompts
+        self.max_queries = max_queries  # FateZero: only where the edit has stored maps
 
     def wants(self, ctx: AttentionContext) -> bool:
+        if self.max_queries is not None and ctx.num_queries > self.max_queries:
+            return False
         return ctx.is_cross and ctx.step >= 0 and bool(self.active[min(ctx.step, len(self.active) - 1)])
 
     def attention(self, probs: torch.Tensor, ctx: AttentionContext) -> torch.Tensor:
         rows = conditional_rows(probs, ctx)
         cond = probs[rows].view(self.prompts, -1, *probs.shape[1:])
         scale = torch.ones_like(self.equalizer).expand(self.prompts, -1).clone()
-        scale[1:] = self.equalizer
+        scale[self.first_edited:] = self.equalizer
         probs = probs.clone()
         probs[rows] = (cond * scale.to(probs)[:, None, None, None, :]).reshape(probs[rows].shape)
         return probs
+
+
+def same_word_count(source: str, target: str) -> bool:
+    return len(source.split()) == len(target.split())
+
+
+def cross_edit(tokenizer, source: str, target: str, **kwargs) -> AttentionEdit:
+    """The edit the prompts call for: a word swap (as many words: replace), or words added (refine)."""
+    if same_word_count(source, target):
+        return AttentionReplace(replacement_mapper(tokenizer, source, target), **kwargs)
+    return AttentionRefine(*refinement_alignment(tokenizer, source, target), **kwargs)

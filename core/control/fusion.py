@@ -1,18 +1,18 @@
-"""FateZero's attention fusion (Qi et al. 2023): maps stored while inverting the source video
-replace or blend with the maps of the edit.
+"""FateZero's attention fusion (Qi et al. 2023): Prompt-to-Prompt's edits with the source's maps taken from
+inverting the source video instead of from a source branch.
 
-`InversionMapStore` keeps, per inversion step and layer, the cross- and self-attention maps of
-layers with at most `max_queries` queries, in fp16 on the CPU (the official code keeps every
-map in fp32: 15–100 GB of host RAM for 8 frames). `AttentionFusion` replays them in reverse
-order while editing: cross-attention P2P-style (with amplified words), self-attention blended
-by the binarised source cross-attention mask of the edited words.
+`InversionMapStore` keeps, per inversion step and layer, the cross- and self-attention maps of layers with at
+most `max_queries` queries, in fp16 on the CPU (the official code keeps every map in fp32: 15–100 GB of host RAM
+for 8 frames); an edit (core.control.edit, `stored=`) replays them in reverse order. `SourceMask` is FateZero's
+attention blending: self-attention keeps the edit's own maps inside the binarised source cross-attention of the
+edited words, the source's outside.
 """
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ..attention import AttentionContext, AttentionController
+from .blend import binary_region, normalised_region
 from .store import conditional_rows
 
 
@@ -29,75 +29,35 @@ class InversionMapStore(AttentionController):
         self.maps.setdefault(ctx.step, {})[ctx.layer] = rows.detach().to(self.device, self.dtype)
         return probs
 
+    def at_edit_step(self, step: int, num_steps: int) -> dict[str, torch.Tensor]:
+        """The maps of the inversion step whose timestep editing step `step` runs at (N−1−step)."""
+        return self.maps.get(num_steps - 1 - step, {})
+
+    def replayed(self, ctx: AttentionContext, num_steps: int) -> torch.Tensor | None:
+        return self.at_edit_step(ctx.step, num_steps).get(ctx.layer)
+
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for step in self.maps.values() for t in step.values())
 
 
-class AttentionFusion(AttentionController):
-    def __init__(self, store: InversionMapStore, cross_mapper: torch.Tensor | None, refine: tuple | None,
-                 cross_alpha: torch.Tensor, self_window: tuple[int, int], equalizer: torch.Tensor,
-                 blend_positions: list[int], blend_threshold: float, mask_side: int):
-        self.store = store
-        self.cross_mapper, self.refine = cross_mapper, refine  # replace (same word count) or refine
-        self.cross_alpha, self.self_window = cross_alpha, self_window
-        self.equalizer = equalizer  # (tokens,) amplification of target words
-        self.blend_positions, self.blend_threshold, self.mask_side = blend_positions, blend_threshold, mask_side
-        self._masks: dict[int, torch.Tensor] = {}
-        self.num_steps = len(cross_alpha)
+class SourceMask:
+    """(frames, side·side) where the edited words are, read from the stored source cross-attention of the editing
+    step's inversion step at `map_side`: head- and layer-averaged, the words summed, pooled, divided by the maximum
+    (the official's), resized bilinearly to each layer's side and thresholded."""
 
-    def _stored(self, ctx: AttentionContext) -> torch.Tensor | None:
-        # editing step i runs at the timestep of inversion step N−1−i
-        step = self.store.maps.get(self.num_steps - 1 - ctx.step, {})
-        return step.get(ctx.layer)
+    def __init__(self, store: InversionMapStore, positions: list[int], threshold: float, map_side: int,
+                 num_steps: int):
+        self.store, self.positions, self.threshold = store, positions, threshold
+        self.map_side, self.num_steps = map_side, num_steps
+        self._regions: dict[int, torch.Tensor] = {}
 
-    def wants(self, ctx: AttentionContext) -> bool:
-        if ctx.step < 0 or ctx.num_queries > self.store.max_queries:
-            return False
-        if ctx.is_cross:
-            return bool(self.cross_alpha[min(ctx.step, self.num_steps - 1)].any())
-        return self.self_window[0] <= ctx.step < self.self_window[1]
-
-    def source_mask(self, step: int, side: int) -> torch.Tensor | None:
-        """(frames, side·side) binary mask of the blend words in the stored source cross-attention."""
-        if not self.blend_positions:
-            return None
-        if step not in self._masks:
-            stored = self.store.maps.get(self.num_steps - 1 - step, {})
-            cross = [m for name, m in stored.items() if name.endswith("attn2") and m.shape[2] == self.mask_side ** 2]
+    def __call__(self, step: int, side: int) -> torch.Tensor | None:
+        if step not in self._regions:
+            stored = self.store.at_edit_step(step, self.num_steps)
+            cross = [m for name, m in stored.items() if name.endswith("attn2") and m.shape[2] == self.map_side ** 2]
             if not cross:
                 return None
             maps = torch.stack([m.float().mean(1) for m in cross]).mean(0)  # (frames, q, tokens)
-            words = maps[..., self.blend_positions].sum(-1).view(-1, 1, self.mask_side, self.mask_side)
-            words = F.max_pool2d(words, 3, stride=1, padding=1)
-            self._masks[step] = words / words.flatten(1).amax(1).clamp(min=1e-8)[:, None, None, None]
-        words = F.interpolate(self._masks[step], size=(side, side), mode="bilinear", align_corners=False)
-        return (words > self.blend_threshold).flatten(1).float()
-
-    def attention(self, probs: torch.Tensor, ctx: AttentionContext) -> torch.Tensor:
-        base = self._stored(ctx)
-        if base is None:
-            return probs
-        rows = conditional_rows(probs, ctx)
-        edited = probs[rows]
-        base = base.to(edited)
-        if ctx.is_cross:
-            alpha = self.cross_alpha[min(ctx.step, self.num_steps - 1)].to(edited)
-            if self.cross_mapper is not None:
-                replaced = torch.einsum("bhqi,ij->bhqj", base, self.cross_mapper.to(edited))
-            else:
-                index, aligned = self.refine
-                aligned = aligned.to(edited)
-                replaced = base[..., index.to(edited.device)] * aligned + edited * (1 - aligned)
-            replaced = replaced * self.equalizer.to(edited)
-            fused = replaced * alpha + edited * (1 - alpha)
-        else:
-            side = int(round(ctx.num_queries ** 0.5))
-            mask = self.source_mask(ctx.step, side)
-            if mask is None:
-                fused = base
-            else:
-                mask = mask.to(edited)[:, None, :, None]  # queries inside the edited region keep theirs
-                fused = mask * edited + (1 - mask) * base
-        probs = probs.clone()
-        probs[rows] = fused
-        return probs
+            words = maps[..., self.positions].sum(-1).view(-1, 1, self.map_side, self.map_side)
+            self._regions[step] = normalised_region(words, pool=True, min_max=False)
+        return binary_region(self._regions[step], (side, side), self.threshold, "bilinear").flatten(1).float()

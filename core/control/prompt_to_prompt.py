@@ -23,7 +23,7 @@ from ..tokenizer import TOKENIZER_LOCK
 from ..validate import check_prompt, check_range, check_sampling
 from .alignment import refinement_alignment, replacement_mapper, token_positions
 from .blend import LocalBlend, overlay_source
-from .edit import AttentionRefine, AttentionReplace, AttentionReweight
+from .edit import AttentionRefine, AttentionReplace, AttentionReweight, cross_edit, same_word_count
 from .schedule import cross_replace_alpha, parse_steps, step_window
 from .store import AttentionStore
 
@@ -93,8 +93,7 @@ def resolve_mode(params: P2PParams) -> str:
         return params.edit_mode
     if params.source_prompt.strip() == params.target_prompt.strip() and params.reweight_words.strip():
         return "reweight"
-    same_count = len(params.source_prompt.split()) == len(params.target_prompt.split())
-    return "replace" if same_count else "refine"
+    return "replace" if same_word_count(params.source_prompt, params.target_prompt) else "refine"
 
 
 def heatmap_side(unet) -> int:
@@ -116,10 +115,7 @@ def build_controllers(tokenizer, params: P2PParams, num_steps: int, map_side: in
     elif mode == "refine":
         edit = AttentionRefine(*refinement_alignment(tokenizer, source, target), **common)
     else:  # reweight alone: the target attends as the source does, then reweighting applies
-        if len(source.split()) == len(target.split()):
-            edit = AttentionReplace(replacement_mapper(tokenizer, source, target), **common)
-        else:
-            edit = AttentionRefine(*refinement_alignment(tokenizer, source, target), **common)
+        edit = cross_edit(tokenizer, source, target, **common)
     reweight = None
     if params.reweight_words.strip():
         positions = token_positions(tokenizer, target, params.reweight_words)

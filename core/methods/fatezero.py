@@ -16,8 +16,10 @@ from diffusers import DDIMScheduler
 
 from .. import config
 from ..attention import FrameMode, install
-from ..control.alignment import refinement_alignment, replacement_mapper, token_positions
-from ..control.fusion import AttentionFusion, InversionMapStore
+from ..attention import AttentionController
+from ..control.alignment import token_positions
+from ..control.edit import AttentionReweight, cross_edit
+from ..control.fusion import InversionMapStore, SourceMask
 from ..control.schedule import cross_replace_alpha, parse_steps, step_window
 from ..denoisers import TextGuided
 from ..inversion import DDIMSchedule, ddim_invert
@@ -65,24 +67,30 @@ class FateZeroResult:
     stored_bytes: int  # memory held by the stored attention maps
 
 
-def build_fusion(tokenizer, store: InversionMapStore, params: FateZeroParams, target: str, mask_side: int):
+def build_fusion(tokenizer, store: InversionMapStore, params: FateZeroParams, target: str, mask_side: int,
+                 edit: bool = True) -> list[AttentionController]:
+    """Prompt-to-Prompt's controllers over the stored maps: the cross edit the prompts call for (with attention
+    blending by the source mask of blend_words), then amplification of amplify_words. `edit` False: the
+    reconstruction (target = source), amplified only where those words are the source's too."""
     source = params.source_prompt
     steps = int(params.steps)
-    same_count = len(source.split()) == len(target.split())
-    mapper = replacement_mapper(tokenizer, source, target) if same_count else None
-    refine = None if same_count else refinement_alignment(tokenizer, source, target)
-    equalizer = torch.ones(tokenizer.model_max_length)
-    if params.amplify_words.strip():
-        positions = token_positions(tokenizer, target, params.amplify_words)
-        if not positions:
-            raise ValueError(f"amplify_words {params.amplify_words!r} are not words of the target prompt")
-        equalizer[positions] = float(params.amplify_value)
+    alpha = cross_replace_alpha(tokenizer, target, params.cross_replace_steps, steps)
     blend = token_positions(tokenizer, source, params.blend_words) if params.blend_words.strip() else []
     if params.blend_words.strip() and not blend:
         raise ValueError(f"blend_words {params.blend_words!r} are not words of the source prompt")
-    return AttentionFusion(store, mapper, refine, cross_replace_alpha(tokenizer, target, params.cross_replace_steps, steps),
-                           step_window(params.self_replace_steps, steps), equalizer, blend, params.blend_threshold,
-                           mask_side)
+    mask = SourceMask(store, blend, params.blend_threshold, mask_side, steps) if blend else None
+    controllers = [cross_edit(tokenizer, source, target, cross_alpha=alpha,
+                              self_window=step_window(params.self_replace_steps, steps),
+                              max_self_queries=store.max_queries, prompts=1, stored=store, self_mask=mask)]
+    positions = token_positions(tokenizer, target, params.amplify_words) if params.amplify_words.strip() else []
+    if params.amplify_words.strip() and not positions and edit:
+        raise ValueError(f"amplify_words {params.amplify_words!r} are not words of the target prompt")
+    if positions:
+        equalizer = torch.ones(tokenizer.model_max_length)
+        equalizer[positions] = float(params.amplify_value)
+        controllers.append(AttentionReweight(equalizer, alpha.any(dim=1), prompts=1, source_in_batch=False,
+                                             max_queries=store.max_queries))
+    return controllers
 
 
 def run(pipe, video: np.ndarray, params: FateZeroParams, reconstruct: bool = True, on_step=None) -> FateZeroResult:
@@ -109,9 +117,9 @@ def run(pipe, video: np.ndarray, params: FateZeroParams, reconstruct: bool = Tru
         mask_side = min(config.P2P_MAP_SIDE, pipe.unet.config.sample_size)
         outputs = []
         for index, target in enumerate([params.target_prompt] + ([params.source_prompt] if reconstruct else [])):
-            fusion = build_fusion(pipe.tokenizer, store, params, target, mask_side)
+            fusion = build_fusion(pipe.tokenizer, store, params, target, mask_side, edit=index == 0)
             target_embeds = encode_prompts(pipe, [target]).expand(count, -1, -1)
-            with state.use([fusion], frames=count, frame_mode=FrameMode.MIDDLE):
+            with state.use(fusion, frames=count, frame_mode=FrameMode.MIDDLE):
                 result = denoise(TextGuided(pipe.unet, target_embeds, uncond, guidance), scheduler, noise.clone(),
                                  steps, on_step=progress(index + 1))
             outputs.append(decode_frames(pipe, result.latents[:count]))
