@@ -178,12 +178,17 @@ def noise_to_strength(scheduler, latents: torch.Tensor, noise: torch.Tensor, str
     return start, scheduler.add_noise(latents, noise, scheduler.timesteps[start:start + 1])
 
 
+def decode_pixels(pipe, latents: torch.Tensor) -> torch.Tensor:
+    """Latents (B, C, h, w) → pixels in [-1, 1] (B, 3, H, W) in the VAE's dtype; differentiable (energies, losses)."""
+    vae = pipe.vae
+    return vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
+
+
 @torch.no_grad()
 def decode(pipe, latents: torch.Tensor) -> np.ndarray:
     """Latents (B, C, h, w) → uint8 images (B, H, W, 3), as the pipeline's postprocessing does."""
-    vae = pipe.vae
     check_finite(latents, "the sampled latents")
-    images = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
+    images = decode_pixels(pipe, latents)
     check_finite(images, "the decoded image")
     images = (images / 2 + 0.5).clamp(0, 1)
     return (images.permute(0, 2, 3, 1).float().cpu().numpy() * 255).round().astype(np.uint8)

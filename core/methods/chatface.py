@@ -28,6 +28,7 @@ from ..denoisers import TextGuided
 from ..identity import insert_identity
 from ..inversion import DDIMSchedule, ddim_invert
 from ..sampling import decode, denoise, encode_images, encode_prompts, to_model_pixels
+from ..training.lora import lora_config
 from ..validate import check_finite, check_range
 
 D = config.ChatFaceDefaults
@@ -146,10 +147,7 @@ class ChatFaceModel:
                    settings["lora_rank"], directions)
 
 
-def lora_config(rank: int):
-    from peft import LoraConfig
-    return LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian",
-                      target_modules=["to_q", "to_k", "to_v", "to_out.0"])
+DECODER_LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]  # every attention projection of the UNet
 
 
 class decoder_adapter:
@@ -162,7 +160,7 @@ class decoder_adapter:
         from peft.utils import set_peft_model_state_dict
         if getattr(self.unet, "peft_config", None):
             self.unet.delete_adapters(list(self.unet.peft_config))
-        self.unet.add_adapter(lora_config(self.rank or self.model.lora_rank), adapter_name=ADAPTER)
+        self.unet.add_adapter(lora_config(self.rank or self.model.lora_rank, DECODER_LORA_TARGETS), adapter_name=ADAPTER)
         if self.model is not None:
             set_peft_model_state_dict(self.unet, self.model.lora, adapter_name=ADAPTER)
         self.unet.set_adapters([ADAPTER])

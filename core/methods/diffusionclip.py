@@ -24,8 +24,9 @@ from .. import config
 from ..denoisers import TextGuided
 from ..guidance import ClipInputs, clip_image_features, clip_text_features
 from ..inversion import DDIMSchedule, ddim_invert
-from ..sampling import denoise, encode_images, encode_prompts, to_model_pixels
+from ..sampling import decode_pixels, denoise, encode_images, encode_prompts, to_model_pixels
 from ..sampling import pixels_to_uint8 as to_uint8
+from ..training.lora import lora_config
 from ..training.precision import MixedPrecision
 from ..validate import check_finite, check_prompt, check_range
 
@@ -86,8 +87,7 @@ def generate(pipe, x_t0: torch.Tensor, t0: int, steps: int) -> torch.Tensor:
     plan = schedule(pipe.scheduler, t0, steps)
     context = unconditional(pipe).expand(x_t0.shape[0], -1, -1)
     x = denoise(TextGuided(pipe.unet, context), plan, x_t0).latents
-    vae = pipe.vae
-    return vae.decode(x.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0].float()
+    return decode_pixels(pipe, x).float()
 
 
 
@@ -117,11 +117,6 @@ class DirectionLibrary:
             known = ", ".join(self.names()) or "none yet: train one"
             raise ValueError(f"unknown direction {name!r}; saved directions: {known}")
         return load_file(str(self.folder / f"{name}.safetensors")), json.loads((self.folder / f"{name}.json").read_text())
-
-
-def _lora_config(rank: int):
-    from peft import LoraConfig
-    return LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=LORA_TARGETS)
 
 
 def _remove_adapters(unet) -> None:
@@ -174,7 +169,7 @@ def train(pipe, clip, images: np.ndarray, params: DiffusionCLIPParams, library: 
     # trains the same direction whatever ran before it
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        pipe.unet.add_adapter(_lora_config(int(params.lora_rank)), adapter_name=name)
+        pipe.unet.add_adapter(lora_config(int(params.lora_rank), LORA_TARGETS), adapter_name=name)
     trainable = [p for n, p in pipe.unet.named_parameters() if "lora_" in n]
     for p in trainable:
         p.requires_grad_(True)
@@ -230,7 +225,7 @@ def edit(pipe, images: np.ndarray, library: DirectionLibrary, directions: dict[s
     try:
         for name in active:
             weights, metadata = library.load(name)
-            pipe.unet.add_adapter(_lora_config(int(metadata["lora_rank"])), adapter_name=name)
+            pipe.unet.add_adapter(lora_config(int(metadata["lora_rank"]), LORA_TARGETS), adapter_name=name)
             from peft.utils import set_peft_model_state_dict
             set_peft_model_state_dict(pipe.unet, weights, adapter_name=name)
         if active:

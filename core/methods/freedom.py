@@ -18,7 +18,7 @@ from diffusers import DDIMScheduler
 from .. import config, plots
 from ..denoisers import TextGuided
 from ..guidance import ClipStyleEnergy, ClipTextEnergy, EnergyGuidance, MaskEnergy, WeightedEnergy
-from ..sampling import decode, denoise, encode_prompts, prepare_latents, to_model_pixels
+from ..sampling import decode, decode_pixels, denoise, encode_prompts, prepare_latents, to_model_pixels
 from ..validate import check_prompt, check_range, check_sampling
 
 ENERGIES = ("text", "style", "mask")
@@ -102,10 +102,9 @@ def run(pipe, params: FreeDoMParams, clip=None, on_step=None) -> FreeDoMResult:
     steps = int(params.steps)
     size = pipe.unet.config.sample_size * pipe.vae_scale_factor
     cond, uncond = encode_prompts(pipe, [params.prompt]), encode_prompts(pipe, [""])
-    vae = pipe.vae
 
     def decode_differentiable(latents):
-        return vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0].float()
+        return decode_pixels(pipe, latents).float()
 
     images = []
     guidance = EnergyGuidance(energy, decode_differentiable, DDIMScheduler.from_config(pipe.scheduler.config).alphas_cumprod,
