@@ -24,7 +24,7 @@ from ..validate import check_prompt, check_range, check_sampling
 from .alignment import refinement_alignment, replacement_mapper, token_positions
 from .blend import LocalBlend, overlay_source
 from .edit import AttentionRefine, AttentionReplace, AttentionReweight, cross_edit, same_word_count
-from .schedule import cross_replace_alpha, parse_steps, step_window
+from .schedule import check_steps, cross_replace_alpha, parse_steps, step_window
 from .store import AttentionStore
 
 EDIT_MODES = ("auto", "replace", "refine", "reweight")
@@ -55,6 +55,8 @@ class P2PParams:
             raise ValueError(f"edit_mode must be one of {', '.join(EDIT_MODES)}, got {self.edit_mode!r}")
         self.cross_replace_steps = parse_steps(self.cross_replace_steps)
         self.self_replace_steps = parse_steps(self.self_replace_steps)
+        check_steps("cross_replace_steps", self.cross_replace_steps)
+        check_steps("self_replace_steps", self.self_replace_steps)
         if isinstance(self.self_replace_steps, dict):
             raise ValueError("self_replace_steps takes a fraction or a (start, end) range, not per-word values")
         check_range("blend_threshold", self.blend_threshold, 0.0, 1.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from ..validate import check_range
 from .alignment import token_positions
 
 
@@ -37,6 +38,14 @@ def cross_replace_alpha(tokenizer, target: str, cross_replace_steps, num_steps: 
         alpha[:, positions] = 0.0
         alpha[start:end, positions] = 1.0
     return alpha[:num_steps]
+
+
+def check_steps(name: str, steps) -> None:
+    """Every fraction of a parsed schedule (a fraction, a (start, end) pair or per-word values) in [0, 1]."""
+    values = steps.values() if isinstance(steps, dict) else [steps]
+    for value in values:
+        for fraction in (value if isinstance(value, tuple) else (value,)):
+            check_range(name, fraction, 0.0, 1.0)
 
 
 def parse_steps(value):

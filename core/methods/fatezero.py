@@ -20,7 +20,7 @@ from ..attention import AttentionController
 from ..control.alignment import token_positions
 from ..control.edit import AttentionReweight, cross_edit
 from ..control.fusion import InversionMapStore, SourceMask
-from ..control.schedule import cross_replace_alpha, parse_steps, step_window
+from ..control.schedule import check_steps, cross_replace_alpha, parse_steps, step_window
 from ..denoisers import TextGuided
 from ..inversion import DDIMSchedule, ddim_invert
 from ..sampling import decode_frames, denoise, encode_images, encode_prompts
@@ -53,6 +53,8 @@ class FateZeroParams:
         check_prompt(self.target_prompt, "target_prompt")
         self.cross_replace_steps = parse_steps(self.cross_replace_steps)
         self.self_replace_steps = parse_steps(self.self_replace_steps)
+        check_steps("cross_replace_steps", self.cross_replace_steps)
+        check_steps("self_replace_steps", self.self_replace_steps)
         check_range("blend_threshold", self.blend_threshold, 0.0, 1.0)
         check_range("amplify_value", self.amplify_value, 0.0, D.max_amplify)
         check_range("frames", self.frames, 1, D.max_frames)

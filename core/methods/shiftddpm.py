@@ -20,7 +20,9 @@ from safetensors.torch import load_file, save_file
 from .. import config
 from ..sampling import denoise
 from ..sampling import pixels_to_uint8 as to_uint8
-from ..validate import check_finite
+from ..validate import check_finite, check_range
+
+D = config.ShiftDDPMDefaults
 
 VARIANTS = ("quadratic_shift", "prior_shift", "data_normalization")
 SAMPLERS = ("DDPM", "DDIM")
@@ -99,6 +101,7 @@ class ShiftModel:
 
     def class_weights(self, class_name: str, other: str | None = None, mix: float = 0.0) -> torch.Tensor:
         """One-hot (1, C) for `class_name`, or (1−mix, mix) between it and `other`."""
+        check_range("mix", mix, 0.0, 1.0)
         weights = torch.zeros(1, len(self.class_names))
         weights[0, self.class_index(class_name)] += 1.0 - (mix if other else 0.0)
         if other:
@@ -235,6 +238,9 @@ def sample(model: ShiftModel, class_weights: torch.Tensor, n: int = 8, sampler: 
     """n samples of the class mix `class_weights` by the one loop over ShiftedSchedule; a few x_t of the first."""
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; expected one of {SAMPLERS}")
+    check_range("steps", steps, 1, D.max_steps)
+    check_range("n", n, 1, D.max_n)
+    check_range("seed", seed, 0, config.MAX_SEED)
     generator = torch.Generator().manual_seed(int(seed))  # CPU noise: the same samples on any device
     parameter = next(model.unet.parameters())
     shift = model.predictor(class_weights.to(parameter.device, parameter.dtype)).float()  # one row, or one per sample
