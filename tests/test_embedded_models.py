@@ -80,3 +80,53 @@ def test_model_cards_report_the_metrics():
         card = (folder / "README.md").read_text()
         figures = json.loads((folder / "metrics.json").read_text())
         assert f"{figures['color_accuracy']:.3f}" in card and f"{figures['shape_accuracy']:.3f}" in card
+
+
+def finite(tensors) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
+
+
+def test_toy_sd_loads_and_generates_the_plain_diffusers_way():
+    """What every diffusers user writes first: from_pretrained(folder), nothing else (fp16 files, fp32 load)."""
+    pipe = StableDiffusionPipeline.from_pretrained(TOY_SD)
+    pipe.set_progress_bar_config(disable=True)
+    image = pipe("a red circle on a white background", num_inference_steps=3, output_type="np",
+                 generator=torch.Generator().manual_seed(0)).images[0]
+    assert image.shape == (64, 64, 3) and np.isfinite(image).all() and image.std() > 0.01
+
+
+@pytest.mark.parametrize("folder, kind", [
+    ("toy-motion", "MotionAdapter"), ("toy-adapters/canny", "T2IAdapter"), ("toy-adapters/palette", "T2IAdapter"),
+    ("toy-shiftddpm/unet", "UNet2DModel"), ("toy-videocomposer/unet", "UNetMotionModel"),
+    ("toy-videocomposer/composer", "VideoComposer"), ("toy-unicontrol", "UniControlModel"), ("toy-clip", "CLIPModel"),
+])
+def test_every_embedded_model_loads_with_its_class_the_plain_way(folder, kind):
+    import diffusers
+
+    from core.unicontrol import UniControlModel
+    from core.videocomposer import VideoComposer
+    classes = {"VideoComposer": VideoComposer, "UniControlModel": UniControlModel, "CLIPModel": CLIPModel}
+    model = (classes.get(kind) or getattr(diffusers, kind)).from_pretrained(config.MODELS_DIR / folder).eval()
+    assert json.loads((config.MODELS_DIR / folder / "config.json").read_text()).get("_class_name", kind) == kind
+    assert all(p.dtype == torch.float32 for p in model.parameters()) and finite(model.parameters())
+    torch.manual_seed(0)
+    with torch.no_grad():
+        if kind == "T2IAdapter":
+            outputs = model(torch.rand(1, model.config.in_channels, 64, 64))
+        elif kind == "UNet2DModel":
+            outputs = [model(torch.randn(2, model.config.in_channels, 32, 32), torch.tensor([10, 500])).sample]
+        elif kind == "UNetMotionModel":
+            side = model.config.sample_size
+            outputs = [model(torch.randn(1, model.config.in_channels, 2, side, side), 10,
+                             encoder_hidden_states=torch.randn(2, 77, model.config.cross_attention_dim)).sample]
+        elif kind == "CLIPModel":
+            outputs = [model.get_text_features(input_ids=torch.tensor([[49406, 320, 1002, 49407]]))]
+        elif kind == "MotionAdapter":  # with toy-sd's UNet, the plain AnimateDiff way
+            unet = diffusers.UNet2DConditionModel.from_pretrained(TOY_SD / "unet")
+            motion = diffusers.UNetMotionModel.from_unet2d(unet, model)
+            side = unet.config.sample_size
+            outputs = [motion(torch.randn(1, 4, 2, side, side), 10,
+                              encoder_hidden_states=torch.randn(2, 77, unet.config.cross_attention_dim)).sample]
+        else:  # our own classes: their weights, loaded by diffusers' ModelMixin
+            outputs = list(model.parameters())
+    assert outputs and finite(outputs)
