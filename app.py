@@ -23,9 +23,27 @@ def build_demo(models: Models, folders: config.Folders | None = None) -> gr.Bloc
         common.use_folders(folders)
     with gr.Blocks(title="Diffusion Studio", fill_width=True) as demo:
         gr.Markdown(f"## Diffusion Studio\n{models.describe()}", elem_classes="studio-header", elem_id="studio-header")
-        for tab in tabs.ALL:
-            with gr.Tab(tab.TITLE):
-                tab.build(models)
+        inner = []
+        with gr.Tabs(elem_id="studio-groups") as groups:  # by task: a method is two clicks away
+            for group, (summary, members) in tabs.GROUPS.items():
+                with gr.Tab(group, id=group):
+                    gr.Markdown(summary, elem_classes="studio-group-summary")
+                    with gr.Tabs() as methods:
+                        for tab in members:
+                            with gr.Tab(tab.TITLE, id=tabs.key(tab)):
+                                tab.build(models)
+                    inner.append(methods)
+
+        def open_linked_tab(request: gr.Request):
+            """`?tab=<key>` (e.g. ?tab=p2p) opens that method: its group, then its tab."""
+            name = (request.query_params.get("tab") or "") if request else ""
+            group = tabs.group_of(name)
+            if group is None:
+                return [gr.Tabs()] * (1 + len(inner))
+            return [gr.Tabs(selected=group)] + [gr.Tabs(selected=name) if g == group else gr.Tabs()
+                                                for g in tabs.GROUPS]
+
+        demo.load(open_linked_tab, None, [groups, *inner], api_visibility="private", concurrency_limit=None)
     return demo
 
 
