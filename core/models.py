@@ -8,6 +8,7 @@ pipeline stays resident; loading another evicts it. A model that fails to load r
 """
 from __future__ import annotations
 
+import dataclasses
 import gc
 import re
 import shutil
@@ -391,9 +392,8 @@ class Models:
         from .recommended import Recommendation, read
 
         source = resolve(self.base_model, True)
-        if source.kind == "hub":
-            return Recommendation()
-        return read(Path(source.location), self.base_model, tab)
+        found = Recommendation() if source.kind == "hub" else read(Path(source.location), self.base_model, tab)
+        return dataclasses.replace(found, base_model=self.base_model)
 
     def describe(self) -> str:
         """One line for the page header."""

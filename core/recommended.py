@@ -24,6 +24,7 @@ class Recommendation:
     values: dict = field(default_factory=dict)
     examples: list = field(default_factory=list)
     model: str | None = None  # the model that recommends them; None: nothing recommended
+    base_model: str = ""  # the app's base model, recommending or not
 
     def defaults(self, defaults):
         """The tab's config defaults (a dataclass instance or class) with this model's values over them."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import json
 import functools
 import inspect
 import logging
@@ -12,6 +13,7 @@ import math
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -164,7 +166,41 @@ def examples(recommendation, paper: list[dict], fn: Callable, inputs: list, outp
             for example in chosen]
     label = (f"Examples recommended for {recommendation.model}" if recommendation.examples else
              "Examples (the paper's prompts)")
-    return gr.Examples(rows, inputs, outputs, fn=fn, cache_examples=False, label=label, **kwargs)
+    shown = gr.Examples(rows, inputs, outputs, fn=fn, cache_examples=False, label=label, **kwargs)
+    key = fn.__module__.rsplit(".", 1)[-1]
+    FIRST_EXAMPLES[key] = FirstExample(fn, names, rows[0])
+    example_result(key, recommendation.base_model)
+    return shown
+
+
+@dataclass(frozen=True)
+class FirstExample:
+    """A tab's first example: its handler and the values of its parameters (scripts/render_examples.py)."""
+    fn: Callable
+    names: list
+    values: list
+
+
+# tab key → its first example, filled as the page is built (the first `examples` call of a tab)
+FIRST_EXAMPLES: dict[str, FirstExample] = {}
+EXAMPLE_RESULTS = config.EXAMPLES_DIR / "results"
+EXAMPLE_MANIFEST = EXAMPLE_RESULTS / "manifest.json"
+
+
+def example_result(key: str, base_model: str) -> None:
+    """What the tab's first example makes, pre-rendered (scripts/render_examples.py) on the base model the app runs
+    on: shown before anyone presses Run."""
+    try:
+        entry = json.loads(EXAMPLE_MANIFEST.read_text()).get(key)
+    except (OSError, ValueError):
+        return
+    if not entry or entry["base_model"] != base_model or not (EXAMPLE_RESULTS / entry["file"]).is_file():
+        return
+    path, label = str(EXAMPLE_RESULTS / entry["file"]), f"what the first example makes (made beforehand on {base_model})"
+    if path.endswith(".mp4"):
+        gr.Video(path, label=label, interactive=False, autoplay=True, loop=True, elem_id=f"example-result-{key}")
+    else:
+        gr.Image(path, label=label, interactive=False, elem_id=f"example-result-{key}", elem_classes="studio-result")
 
 
 def recommended_note(recommendation) -> None:

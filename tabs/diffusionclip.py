@@ -12,14 +12,16 @@ from core.sampling import square_image
 from core.shapes import dataset
 from core.validate import load_image
 
-from .common import (CheckedNumber, CheckedSlider, engine_event, folders, gallery_output, handler, header, image_output,
-                     image_upload, run_buttons, step_progress)
+from .common import (CheckedNumber, CheckedSlider, engine_event, examples, folders, gallery_output, handler, header,
+                     image_output, image_upload, run_buttons, step_progress)
 
 
 
 TITLE = "DiffusionCLIP"
 D = config.DiffusionCLIPDefaults
-EXAMPLES_TRAIN = [[None, "a red circle", "a blue circle", 400, 30, "red-to-blue"]]
+# training first: it makes the direction the edit example applies
+EXAMPLES_TRAIN = [{"source_text": "a red circle", "target_text": "a blue circle", "t0": 400, "iterations": 30,
+                   "direction_name": "red-to-blue"}]
 EXAMPLES_EDIT = [[str(config.EXAMPLES_DIR / "red_circle_white.png"), "red-to-blue: 1.0", 400]]
 
 
@@ -125,4 +127,7 @@ def build(models) -> None:
     engine_event(train_button, train_stop, train, train_inputs, [results, losses, saved, listing],
                  api_name="diffusionclip_train")
     engine_event(edit_button, edit_stop, edit, [edit_image, directions, edit_t0], edited, api_name="diffusionclip_edit")
-    gr.Examples(EXAMPLES_EDIT, [edit_image, directions, edit_t0], edited, fn=edit, cache_examples=False)
+    examples(models.recommended("diffusionclip_train"), EXAMPLES_TRAIN, train, train_inputs,
+             [results, losses, saved, listing])
+    gr.Examples(EXAMPLES_EDIT, [edit_image, directions, edit_t0], edited, fn=edit, cache_examples=False,
+                label="Edit example (after the training example has made red-to-blue)")

@@ -56,6 +56,7 @@ def build(models) -> None:
                  mix: float = D.mix, progress=gr.Progress()):
         if variant not in config.SHIFTDDPM_VARIANT_MODELS:
             raise ValueError(f"variant must be one of {', '.join(shiftddpm.VARIANTS)}")
+        shiftddpm.check_request(steps, n, seed)
         progress(0, desc="loading model")
         model = shiftddpm.load_model(models, config.SHIFTDDPM_VARIANT_MODELS[variant])
         weights = model.class_weights(class_name, interpolate_to or None, float(mix))

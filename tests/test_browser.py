@@ -51,6 +51,10 @@ def test_sampler_tab_in_chromium(app_url, tmp_path):
             for tab in members:
                 page.get_by_role("tab", name=tab.TITLE, exact=True).click()
                 page.get_by_role("heading", name=tab.TITLE, exact=True).wait_for(state="visible", timeout=10_000)
+                # what its first example makes, shown before any run
+                page.locator(f"#example-result-{tabs.key(tab)}").scroll_into_view_if_needed(timeout=10_000)
+                page.locator(f"#example-result-{tabs.key(tab)} :is(img, video)").first.wait_for(state="visible",
+                                                                                              timeout=10_000)
             page.screenshot(path=str(ARTIFACTS / f"group_{group.lower().replace(' ', '_')}.png"))
         # a link opens a method
         page.goto(app_url + "?tab=dreamix", wait_until="networkidle")

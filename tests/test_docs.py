@@ -54,3 +54,13 @@ def test_cited_sections_exist_and_nothing_points_outside_the_repo():
             outside.append(name)
     assert cited and cited <= set(found), cited - set(found)
     assert not outside, outside
+
+
+def test_the_readme_lists_every_group_and_endpoint():
+    import tabs
+    readme = (config.ROOT / "README.md").read_text()
+    assert "docs/app.png" in readme and (config.ROOT / "docs" / "app.png").is_file()
+    for group, (summary, members) in tabs.GROUPS.items():
+        row = next((line for line in readme.splitlines() if line.startswith(f"| {group} |")), "")
+        assert summary in row, group
+        assert all(f"`/{tabs.key(tab)}" in row for tab in members), row

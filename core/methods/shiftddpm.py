@@ -232,15 +232,19 @@ class ShiftedSchedule:
         return ShiftedStep(y_prev + k_prev * self.shift, x0)
 
 
+def check_request(steps: int, n: int, seed: int) -> None:
+    """A request's limits (the tab's): a batch of at most max_n samples, at most the training schedule's steps."""
+    check_range("steps", steps, 1, D.max_steps)
+    check_range("n", n, 1, D.max_n)
+    check_range("seed", seed, 0, config.MAX_SEED)
+
+
 @torch.no_grad()
 def sample(model: ShiftModel, class_weights: torch.Tensor, n: int = 8, sampler: str = "DDIM", steps: int = 50,
            seed: int = 0, eta: float = 0.0, snapshots: int = 6, on_step=None) -> ShiftSample:
     """n samples of the class mix `class_weights` by the one loop over ShiftedSchedule; a few x_t of the first."""
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; expected one of {SAMPLERS}")
-    check_range("steps", steps, 1, D.max_steps)
-    check_range("n", n, 1, D.max_n)
-    check_range("seed", seed, 0, config.MAX_SEED)
     generator = torch.Generator().manual_seed(int(seed))  # CPU noise: the same samples on any device
     parameter = next(model.unet.parameters())
     shift = model.predictor(class_weights.to(parameter.device, parameter.dtype)).float()  # one row, or one per sample
