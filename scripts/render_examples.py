@@ -50,10 +50,8 @@ def as_picture(value):
 
     if isinstance(value, dict):
         value = value.get("video") or value.get("path")
-    if isinstance(value, (tuple, list)) and value:  # a gallery of (image, caption) items: its first row of three
-        items = [as_picture(item[0] if isinstance(item, (tuple, list)) else item) for item in value[:3]]
-        arrays = [a for a in items if isinstance(a, np.ndarray) and a.shape == getattr(items[0], "shape", None)]
-        return np.concatenate(arrays, axis=1) if arrays else items[0]
+    if isinstance(value, (tuple, list)) and value:  # a gallery: (image, caption) items
+        return as_picture(value[0][0] if isinstance(value[0], (tuple, list)) else value[0])
     if isinstance(value, Image.Image):
         return np.asarray(value.convert("RGB"))
     if isinstance(value, np.ndarray) and value.ndim == 3:
