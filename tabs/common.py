@@ -198,9 +198,10 @@ def example_result(key: str, base_model: str) -> None:
         return
     path, label = str(EXAMPLE_RESULTS / entry["file"]), f"what the first example makes (made beforehand on {base_model})"
     if path.endswith(".mp4"):
-        gr.Video(path, label=label, interactive=False, autoplay=True, loop=True, elem_id=f"example-result-{key}")
+        gr.Video(path, label=label, interactive=False, autoplay=True, loop=True, height=288,
+                 elem_id=f"example-result-{key}")
     else:
-        gr.Image(path, label=label, interactive=False, elem_id=f"example-result-{key}", elem_classes="studio-result")
+        image_output(label, value=path, interactive=False, elem_id=f"example-result-{key}")
 
 
 def recommended_note(recommendation) -> None:

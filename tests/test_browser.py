@@ -55,6 +55,7 @@ def test_sampler_tab_in_chromium(app_url, tmp_path):
                 page.locator(f"#example-result-{tabs.key(tab)}").scroll_into_view_if_needed(timeout=10_000)
                 page.locator(f"#example-result-{tabs.key(tab)} :is(img, video)").first.wait_for(state="visible",
                                                                                               timeout=10_000)
+            page.evaluate("window.scrollTo(0, 0)")
             page.screenshot(path=str(ARTIFACTS / f"group_{group.lower().replace(' ', '_')}.png"))
         # a link opens a method
         page.goto(app_url + "?tab=dreamix", wait_until="networkidle")

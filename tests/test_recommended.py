@@ -18,9 +18,9 @@ def test_toy_sd_recommends_its_measured_settings_and_the_hub_model_nothing():
     assert toy.recommended("t2v_zero").values == {"noise": "warped", "t0": 25, "t1": 28}
     assert toy.recommended("fatezero").defaults(config.FateZeroDefaults).unconditional == "source"
     assert config.FateZeroDefaults().unconditional == "empty"  # the official default stays the default
-    assert toy.recommended("p2p").examples and toy.recommended("no such tab") == Recommendation()
+    assert toy.recommended("p2p").examples and toy.recommended("no such tab") == Recommendation(base_model="toy-sd")
     hub = Models(config.HUB_BASE_MODEL, device="cpu")
-    assert hub.recommended("t2v_zero") == Recommendation()
+    assert hub.recommended("t2v_zero") == Recommendation(base_model=config.HUB_BASE_MODEL)
     assert hub.recommended("t2v_zero").defaults(config.T2VZeroDefaults) == config.T2VZeroDefaults()
 
 
