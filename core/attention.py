@@ -4,7 +4,9 @@ Every `Attention` module of a UNet gets a `StudioAttnProcessor` (installed with
 `unet.set_attn_processor`). For each call it asks the active controllers whether they need the
 attention probabilities of this layer. Nobody does → a fused kernel (xformers on CUDA when a
 probe call works, else PyTorch SDPA) and no map is ever materialised. Somebody does → explicit
-softmax(QKᵀ·scale), each controller reads or edits the map in turn, then ·V.
+softmax(QKᵀ·scale), each controller reads or edits the map in turn, then ·V. An edit that only
+gives some rows other rows' whole maps (Prompt-to-Prompt's self-attention injection) says so
+(`substitutes`) and keeps the fused kernel: those rows get the other rows' queries and keys.
 
 Frame modes change which keys/values a self-attention sees when video frames are folded into
 the batch (batch index = video·frames + frame): first frame (Text2Video-Zero), first+previous
@@ -45,6 +47,7 @@ class AttentionContext:
     batch: int  # rows of the batch, classifier-free-guidance halves and frames included
     frames: int  # video frames folded into the batch (1 for images)
     guided: bool  # True when the batch is [unconditional, conditional] halves
+    source_rows: int = 0  # leading rows that recompute a source branch (FateZero), before the halves
 
 
 class AttentionController:
@@ -57,6 +60,16 @@ class AttentionController:
     def attention(self, probs: torch.Tensor, ctx: AttentionContext) -> torch.Tensor:
         """probs: (batch, heads, queries, keys). Return them, edited or not."""
         return probs
+
+    def substitutes(self, ctx: AttentionContext) -> bool:
+        """Is this call's edit only "these rows take those rows' whole maps"? Then the processor asks `substitute`
+        instead of `attention` and keeps the fused kernel: softmax(Q_s·K_sᵀ)·V_t needs no map."""
+        return False
+
+    def substitute(self, query: torch.Tensor, key: torch.Tensor, ctx: AttentionContext):
+        """query (batch, heads, queries, d), key (batch, heads, keys, d) → the same with the edited rows' taken
+        from the rows whose maps they adopt."""
+        return query, key
 
     def step_begin(self, step: int, num_steps: int) -> None:
         """The loop is about to run step `step`."""
@@ -76,6 +89,7 @@ class AttentionState:
         self.frames = 1
         self.frame_mode = FrameMode.NONE
         self.guided = False
+        self.source_rows = 0  # set by a source branch's UNet wrapper (core.control.fusion.SourceBranch) per call
         self.explicit_calls = 0  # counters: how many calls took each path (tests, benchmarks)
         self.fused_calls = 0
 
@@ -239,8 +253,12 @@ class StudioAttnProcessor:
             key = attn.norm_k(key)
 
         ctx = AttentionContext(self.layer, is_cross, query.shape[2], state.step, state.num_steps, batch,
-                               state.frames, state.guided)
+                               state.frames, state.guided, state.source_rows)
         listeners = [] if self.temporal else [c for c in state.controllers if c.wants(ctx)]
+        if listeners and all(c.substitutes(ctx) for c in listeners):  # no map is read: fused on other rows' Q, K
+            for controller in listeners:
+                query, key = controller.substitute(query, key, ctx)
+            listeners = []
         if listeners:
             state.explicit_calls += 1
             probs = attention_probs(query, key, attention_mask, attn.scale)

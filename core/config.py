@@ -173,6 +173,11 @@ class FateZeroDefaults:
     # guidance then cancels when target == source, so the DDIM inversion is undone; measured on toy-sd:
     # reconstruction 28.7 dB vs 7.1 dB with "empty" at guidance 6; toy-sd's studio.json recommends it)
     unconditional: str = "empty"
+    # where the source's attention maps come from while editing: recomputed by a source branch at each step's
+    # inverted latent (one latent per step kept: 26 MB at 8 frames × 50 steps on SD1.5 at 512²), or stored while
+    # inverting (the official approach: 69 GiB there, even as fp16 maps of ≤ 32×32-query layers); the same video
+    attention_maps: str = "recompute"
+    attention_maps_choices: tuple = ("recompute", "store")
 
 
 @dataclass

@@ -23,12 +23,13 @@ EXAMPLES = [
 def build(models) -> None:
     recommendation = models.recommended("fatezero")
     V = recommendation.defaults(D)  # the starting values: the paper's, or what the base model recommends
-    header(TITLE, "Zero-shot video editing: the source video is DDIM-inverted while its attention maps are stored; "
-                  "the target prompt is then sampled from the inverted noise with those maps fused in (cross-attention "
-                  "of shared words replaced, self-attention blended by the source mask of blend_words). Frames attend "
-                  "to themselves and the middle frame.",
-           f"Maps are kept only for layers with ≤ {config.MAX_SELF_ATTENTION_QUERIES} queries, in fp16 on the CPU — "
-           "a fraction of the official code's memory (see bench/).")
+    header(TITLE, "Zero-shot video editing: the source video is DDIM-inverted; the target prompt is then sampled from "
+                  "the inverted noise with the inversion's attention maps fused in (cross-attention of shared words "
+                  "replaced, self-attention blended by the source mask of blend_words). Frames attend to themselves "
+                  "and the middle frame.",
+           f"The inversion's maps (layers with ≤ {config.MAX_SELF_ATTENTION_QUERIES} queries) are recomputed while "
+           "editing by a source branch at each step's inverted latent — one latent per step is kept, not the maps "
+           "(attention_maps = store: the official approach, fp16 maps on the CPU; see bench/).")
     recommended_note(recommendation)
     with gr.Row():
         with gr.Column():
@@ -52,11 +53,14 @@ def build(models) -> None:
             unconditional = gr.Radio(["source", "empty"], value=V.unconditional,
                                      label="unconditional branch prompt (source: negative-prompt inversion; "
                                            "empty: the official code)")
+            attention_maps = gr.Radio(list(D.attention_maps_choices), value=D.attention_maps,
+                                      label="attention_maps (recompute: a source branch while editing; store: kept "
+                                            "from the inversion — the same video, far more memory)")
             run, stop = run_buttons("Invert and edit")
         with gr.Column():
             edited = gr.Video(label="edited", autoplay=True, loop=True)
             reconstruction = gr.Video(label="reconstruction (target = source)", autoplay=True, loop=True)
-            memory = gr.Textbox(label="stored attention maps", interactive=False)
+            memory = gr.Textbox(label="kept between inversion and editing", interactive=False)
 
     @handler
     def edit(video: str, source_prompt: str, target_prompt: str, cross_replace_steps: float = D.cross_replace_steps,
@@ -64,18 +68,20 @@ def build(models) -> None:
              blend_threshold: float = D.blend_threshold, amplify_words: str = D.amplify_words,
              amplify_value: float = D.amplify_value, frames: int = D.frames, steps: int = D.steps, seed: int = D.seed,
              guidance_scale: float = D.guidance_scale, unconditional: str = D.unconditional,
-             progress=gr.Progress()):
+             attention_maps: str = D.attention_maps, progress=gr.Progress()):
         clip = read_video_input(video)
         params = fatezero.FateZeroParams(
             source_prompt, target_prompt, float(cross_replace_steps), float(self_replace_steps), blend_words or "",
             float(blend_threshold), amplify_words or "", float(amplify_value), frames=int(frames), steps=int(steps),
-            guidance_scale=float(guidance_scale), seed=int(seed), unconditional=unconditional)
+            guidance_scale=float(guidance_scale), seed=int(seed), unconditional=unconditional,
+            attention_maps=attention_maps)
         params.check()
         result = fatezero.run(models.pipeline(), clip, params, on_step=step_progress(progress, "invert, edit, reconstruct"))
-        stored = f"{result.stored_bytes / 2**20:.1f} MiB for {len(result.edited)} frames × {params.steps} steps"
+        what = "inverted latents" if params.attention_maps == "recompute" else "stored attention maps"
+        stored = f"{result.stored_bytes / 2**20:.1f} MiB of {what} for {len(result.edited)} frames × {params.steps} steps"
         return save_video(result.edited, D.fps), save_video(result.reconstruction, D.fps), stored
 
     inputs = [video, source_prompt, target_prompt, cross, self_, blend_words, blend_threshold, amplify_words,
-              amplify_value, frames, steps, seed, guidance_scale, unconditional]
+              amplify_value, frames, steps, seed, guidance_scale, unconditional, attention_maps]
     engine_event(run, stop, edit, inputs, [edited, reconstruction, memory], api_name="fatezero")
     examples(recommendation, EXAMPLES, edit, inputs[:12], [edited, reconstruction, memory])

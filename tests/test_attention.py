@@ -8,6 +8,7 @@ import torch
 from diffusers.models.attention_processor import AttnProcessor2_0
 
 from core.attention import AttentionController, FrameMode, frame_keys, install
+from core.control.edit import AttentionReplace
 
 
 class ExplicitEverywhere(AttentionController):
@@ -135,3 +136,34 @@ def test_frame_attention_runs_on_both_kernels(unets, tiny_pipe):
     plain = ours(sample, t, encoder_hidden_states=context).sample
     assert (fused - plain).abs().max().item() > 1e-5  # frames other than the first did change
     assert torch.allclose(fused[0], plain[0], atol=1e-5)  # the first frame attends to itself either way
+
+
+class ExplicitReplace(AttentionReplace):
+    """The same edit through the maps: the explicit path's copy of the source's self-attention probabilities."""
+
+    def substitutes(self, ctx):
+        return False
+
+
+@pytest.mark.parametrize("frames, frame_mode", [(1, FrameMode.NONE), (2, FrameMode.MIDDLE)])
+@torch.no_grad()
+def test_self_attention_injection_on_the_fused_kernel_equals_copying_the_maps(unets, tiny_pipe, frames, frame_mode):
+    """Prompt-to-Prompt's self-attention injection gives the target rows the source rows' queries and keys on the
+    fused kernel: the same output as copying the source's explicit maps, and no self-attention map is made."""
+    _, ours, state = unets
+    prompts, rows = 2, 2 * 2 * frames  # [uncond, cond] × prompts × frames
+    sample, t, context = _inputs(tiny_pipe, batch=rows)
+    edit = dict(mapper=torch.eye(context.shape[1]), cross_alpha=torch.zeros(1, context.shape[1]), self_window=(0, 1),
+                max_self_queries=16 * 16, prompts=prompts)
+    outputs, explicit = [], []
+    for controller in (AttentionReplace(**edit), ExplicitReplace(**edit)):
+        with state.use([controller], frames=frames, frame_mode=frame_mode):
+            state.guided = True
+            state.step_begin(0, 1)
+            state.explicit_calls = 0
+            outputs.append(ours(sample, t, encoder_hidden_states=context).sample)
+            explicit.append(state.explicit_calls)
+    plain = ours(sample, t, encoder_hidden_states=context).sample
+    assert explicit[0] == 0 and explicit[1] > 0
+    assert (outputs[0] - outputs[1]).abs().max().item() < 1e-5
+    assert (outputs[0] - plain).abs().max().item() > 1e-3  # the injection is an edit

@@ -97,3 +97,22 @@ def test_fatezero_recolours_every_frame_and_keeps_motion(pipe, red_circle_video)
     print(f"FateZero: IoU {[round(reader.mask_iou(a.mask, b.mask), 2) for a, b in zip(source, edited)]}, "
           f"reconstruction {recon:.1f} dB")
     assert recon >= 25.0, recon
+
+
+@pytest.mark.parametrize("edit", [dict(target="a blue circle moving right on a white background", blend_words="circle"),
+                                  dict(target="a red square moving right on a white background",
+                                       cross_replace_steps=0.5, self_replace_steps=0.5)])
+def test_fatezero_recomputed_maps_give_the_stored_maps_video_on_toy_sd(pipe, red_circle_video, edit):
+    """On the embedded model: the source branch's recomputed maps give the video that replaying stored maps gives."""
+    edit = dict(edit)
+    target = edit.pop("target")
+    params = dict(frames=2, steps=10, **recommended("fatezero"), **edit)
+    source_prompt = "a red circle moving right on a white background"
+    stored = fatezero.run(pipe, red_circle_video, fatezero.FateZeroParams(source_prompt, target, attention_maps="store",
+                                                                          **params))
+    recomputed = fatezero.run(pipe, red_circle_video, fatezero.FateZeroParams(source_prompt, target, **params))
+    for a, b in [(stored.edited, recomputed.edited), (stored.reconstruction, recomputed.reconstruction)]:
+        difference = np.abs(a.astype(int) - b.astype(int)).max()
+        print(f"FateZero store vs recompute on toy-sd: max |Δ| = {difference}/255")
+        assert difference <= 2
+    assert recomputed.stored_bytes < stored.stored_bytes / 4

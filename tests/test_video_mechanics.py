@@ -162,11 +162,30 @@ def test_fatezero_stores_small_fp16_maps_and_edits(tiny_pipe):
     video, caption = moving_clip(np.random.default_rng(0), frames=8, size=32)
     words = caption.split()
     target = caption.replace(words[1], "blue" if words[1] != "blue" else "red")
-    params = fatezero.FateZeroParams(caption, target, frames=4, steps=5, blend_words=words[2])
+    params = fatezero.FateZeroParams(caption, target, frames=4, steps=5, blend_words=words[2], attention_maps="store")
     result = fatezero.run(tiny_pipe, video, params)
     assert result.edited.shape == result.reconstruction.shape == (4, 32, 32, 3)
     assert result.stored_bytes > 0
     assert not np.array_equal(result.edited, result.reconstruction)
+
+
+@pytest.mark.parametrize("frames, words", [(4, dict(blend_words="circle")), (3, dict(amplify_words="blue")),
+                                           (2, dict(cross_replace_steps=0.4, self_replace_steps=0.6))])
+def test_fatezero_recomputed_maps_give_the_stored_maps_video(tiny_pipe, frames, words):
+    """The source branch at each step's inverted latent recomputes the inversion's maps: the same edit and
+    reconstruction as replaying stored maps, for less memory. Without the source's maps the edit differs."""
+    source, target = "a red circle moving right", "a blue circle moving right"
+    video = moving_clip(np.random.default_rng(frames), frames=8, size=32)[0]
+    params = dict(frames=frames, steps=6, **words)
+    stored = fatezero.run(tiny_pipe, video, fatezero.FateZeroParams(source, target, attention_maps="store", **params))
+    recomputed = fatezero.run(tiny_pipe, video, fatezero.FateZeroParams(source, target, **params))
+    for a, b in [(stored.edited, recomputed.edited), (stored.reconstruction, recomputed.reconstruction)]:
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 2
+    assert recomputed.stored_bytes < stored.stored_bytes
+    unfused = fatezero.run(tiny_pipe, video, fatezero.FateZeroParams(
+        source, target, attention_maps="store", **{**params, "cross_replace_steps": 0.0, "self_replace_steps": 0.0}),
+        reconstruct=False)
+    assert np.abs(unfused.edited.astype(int) - recomputed.edited.astype(int)).max() > 2
 
 
 def test_fatezero_amplifies_a_new_word_of_the_target(tiny_pipe):

@@ -15,24 +15,43 @@ from .store import conditional_rows
 
 
 class AttentionEdit(AttentionController):
-    """The source's maps are the batch's first prompt's (Prompt-to-Prompt), or — with `stored` — those stored while
-    inverting the source (FateZero: every prompt of the batch is edited). `self_mask(step, side)`: (frames,
-    queries) where the edit keeps its own self-attention (FateZero's attention blending); None: all replaced."""
+    """The source's maps are the batch's first prompt's (Prompt-to-Prompt), or — with `source_maps` — the inversion's
+    (FateZero, core.control.fusion: stored while inverting, or recomputed by a source branch in the batch; every
+    prompt of the batch is edited). `self_mask(step, side)`: (frames, queries) where the edit keeps its own
+    self-attention (FateZero's attention blending); None: all replaced."""
 
     def __init__(self, cross_alpha: torch.Tensor, self_window: tuple[int, int], max_self_queries: int,
-                 prompts: int = 2, stored=None, self_mask=None):
+                 prompts: int = 2, source_maps=None, self_mask=None):
         self.cross_alpha = cross_alpha  # (num_steps, tokens)
         self.self_window = self_window
         self.max_self_queries = max_self_queries
         self.prompts = prompts
-        self.stored, self.self_mask = stored, self_mask  # stored: core.control.fusion.InversionMapStore
+        self.source_maps, self.self_mask = source_maps, self_mask  # InversionMapStore or RecomputedSource
 
     def wants(self, ctx: AttentionContext) -> bool:
-        if ctx.step < 0 or (self.stored is not None and ctx.num_queries > self.stored.max_queries):
+        if ctx.step < 0 or (self.source_maps is not None and ctx.num_queries > self.source_maps.max_queries):
             return False
         if ctx.is_cross:
-            return bool(self.cross_alpha[min(ctx.step, len(self.cross_alpha) - 1)].any())
-        return self.self_window[0] <= ctx.step < self.self_window[1] and ctx.num_queries <= self.max_self_queries
+            return self.edits_cross(ctx.step)
+        return self.edits_self(ctx.step) and ctx.num_queries <= self.max_self_queries
+
+    def edits_cross(self, step: int) -> bool:
+        return bool(self.cross_alpha[min(step, len(self.cross_alpha) - 1)].any())
+
+    def edits_self(self, step: int) -> bool:
+        return self.self_window[0] <= step < self.self_window[1]
+
+    def needs_source(self, step: int) -> bool:
+        """Does step `step` read the source's maps at all (a source branch may skip the others)?"""
+        return self.edits_cross(step) or self.edits_self(step)
+
+    def substitutes(self, ctx: AttentionContext) -> bool:
+        """Self-attention replaced whole, from rows of the batch: the edited rows take the source rows' Q and K."""
+        return not ctx.is_cross and self.self_mask is None and (self.source_maps is None or ctx.source_rows > 0)
+
+    def substitute(self, query: torch.Tensor, key: torch.Tensor, ctx: AttentionContext):
+        return (substitute_rows(query, ctx, self.prompts, self.source_maps),
+                substitute_rows(key, ctx, self.prompts, self.source_maps))
 
     def replace_cross(self, base: torch.Tensor, edited: torch.Tensor) -> torch.Tensor:
         """base (F, heads, q, tokens), edited (P−1, F, heads, q, tokens) → new edited maps."""
@@ -42,13 +61,12 @@ class AttentionEdit(AttentionController):
         rows = conditional_rows(probs, ctx)
         cond = probs[rows]
         cond = cond.view(self.prompts, -1, *cond.shape[1:])  # (P, frames, heads, q, k)
-        if self.stored is None:
+        if self.source_maps is None:
             base, edited = cond[0], cond[1:]
         else:
-            base, edited = self.stored.replayed(ctx, len(self.cross_alpha)), cond
+            base, edited = self.source_maps.maps_for(probs, ctx), cond
             if base is None:
                 return probs
-            base = base.to(cond)
         if ctx.is_cross:
             alpha = self.cross_alpha[min(ctx.step, len(self.cross_alpha) - 1)].to(probs)
             edited = self.replace_cross(base, edited) * alpha + edited * (1 - alpha)
@@ -61,9 +79,20 @@ class AttentionEdit(AttentionController):
                 mask = mask.to(edited)[None, :, None, :, None]
                 edited = mask * edited + (1 - mask) * source
         probs = probs.clone()
-        probs[rows] = (edited if self.stored is not None else torch.cat([base.unsqueeze(0), edited])
+        probs[rows] = (edited if self.source_maps is not None else torch.cat([base.unsqueeze(0), edited])
                        ).reshape(probs[rows].shape)
         return probs
+
+
+def substitute_rows(tensor: torch.Tensor, ctx: AttentionContext, prompts: int, source_maps) -> torch.Tensor:
+    """(batch, heads, n, d) with every edited conditional row's values taken from its source row: the same frame
+    of the first prompt, or of the source branch."""
+    rows = conditional_rows(tensor, ctx)
+    cond = tensor[rows].view(prompts, -1, *tensor.shape[1:])
+    base = cond[0] if source_maps is None else tensor[:ctx.source_rows]
+    tensor = tensor.clone()
+    tensor[rows] = base.unsqueeze(0).expand_as(cond).reshape(tensor[rows].shape)
+    return tensor
 
 
 class AttentionReplace(AttentionEdit):

@@ -11,8 +11,10 @@ from ..attention import AttentionContext, AttentionController
 
 
 def conditional_rows(probs: torch.Tensor, ctx: AttentionContext) -> slice:
-    """The rows of the batch that belong to the conditional branch ([uncond, cond] when guided)."""
-    return slice(probs.shape[0] // 2, None) if ctx.guided else slice(None)
+    """The rows of the batch that belong to the conditional branch: [source rows, uncond, cond] when guided,
+    [source rows, cond] when not (source rows: a recomputed source branch, none by default)."""
+    first = ctx.source_rows
+    return slice(first + (probs.shape[0] - first) // 2 if ctx.guided else first, None)
 
 
 class AttentionStore(AttentionController):
