@@ -1,17 +1,25 @@
-"""FateZero's stored attention maps: ours (≤32×32 queries, fp16, CPU) vs every map in fp32 (what
-the official code keeps), per frame and per inversion step, on an SD1.5-shaped random UNet.
+"""FateZero's attention maps on an SD1.5-shaped random UNet: what storing them costs, and editing without
+storing them.
 
     python bench/fatezero_memory.py [--frames 2] [--size 512] [--steps 1]
 
-Both figures come from the same inversion run: our store keeps its maps; a counting controller
-adds up the bytes every map would take in fp32 without keeping them. Also prints the process's
-peak RSS (model + activations + stored maps).
+1. The store, per frame and per inversion step: ours (≤32×32 queries, fp16, CPU) vs every map in fp32
+   (what the official code keeps). Both from the same inversion run: our store keeps its maps; a
+   counting controller adds up the bytes every map would take in fp32 without keeping them.
+2. attention_maps "store" vs "recompute" (a source branch at each step's inverted latent), each in a
+   fresh process running core.methods.fatezero on a pipeline around the same UNet (tiny VAE and text
+   encoder; 2 frames, 2 steps, the tab's defaults): memory kept between inversion and editing (and
+   at 8 frames × 50 steps from the measured per-step figure), the editing step's time against a
+   plain guided video step of the same frames (middle-frame attention, no maps), the process's peak
+   RSS during the run, and the largest pixel difference between the two videos.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from bench.p2p_memory import sd15_unet  # noqa: E402
-from bench.report import ratio  # noqa: E402
+from bench.report import cheap_random_init, isolated, peak_mib, ratio, reset_peak  # noqa: E402
 from core import config  # noqa: E402
 from core.attention import AttentionController, FrameMode, install  # noqa: E402
 from core.control.fusion import InversionMapStore  # noqa: E402
@@ -40,12 +48,109 @@ class CountAllFp32(AttentionController):
         return probs
 
 
+def sd15_shaped_pipe():
+    """The bench's SD1.5-shaped UNet (512 px) in a pipeline with a tiny VAE (scale 8) and a one-layer text encoder
+    of SD1.5's width: FateZero's cost is the UNet's."""
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from core.tokenizer import clip_tokenizer
+
+    with cheap_random_init():
+        unet = sd15_unet()
+        vae = AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+                            up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(8,) * 4, latent_channels=4,
+                            norm_num_groups=8, layers_per_block=1)
+        text_encoder = CLIPTextModel(CLIPTextConfig(hidden_size=768, intermediate_size=256, num_hidden_layers=1,
+                                                    num_attention_heads=12, max_position_embeddings=77))
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                              set_alpha_to_one=False, steps_offset=1)
+    return StableDiffusionPipeline(vae.eval(), text_encoder.eval(), clip_tokenizer(77), unet.eval(), scheduler,
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+
+
+def run_mode(mode: str, frames: int, steps: int, out: str) -> dict:
+    """One FateZero run (no reconstruction) with `attention_maps=mode`, then a plain guided video step of the same
+    frames; the edited video goes to `out` (.npy)."""
+    import numpy as np
+
+    from core.denoisers import TextGuided
+    from core.methods import fatezero
+    from core.sampling import encode_prompts
+    from core.shapes.dataset import moving_clip
+
+    torch.manual_seed(0)
+    pipe = sd15_shaped_pipe()
+    video = moving_clip(np.random.default_rng(0), frames=8, size=64)[0]
+    params = fatezero.FateZeroParams("a red circle moving right on a white background",
+                                     "a blue circle moving right on a white background", frames=frames, steps=steps,
+                                     attention_maps=mode)
+    stamps = []
+    reset_peak("cpu")
+    started = time.perf_counter()
+    result = fatezero.run(pipe, video, params, reconstruct=False, on_step=lambda done, total: stamps.append(
+        time.perf_counter()))
+    peak = peak_mib("cpu")
+    times = np.diff([started] + stamps)  # inversion steps, then editing steps
+    np.save(out, result.edited)
+    size = pipe.unet.config.sample_size
+    x = torch.randn(frames, 4, size, size)
+    cond = encode_prompts(pipe, [params.target_prompt]).expand(frames, -1, -1)
+    model = TextGuided(pipe.unet, cond, encode_prompts(pipe, [""]), params.guidance_scale)
+    plain = []
+    with torch.no_grad(), install(pipe.unet).use([], frames=frames, frame_mode=FrameMode.MIDDLE):
+        for _ in range(2):
+            begun = time.perf_counter()
+            model(x, 0, torch.tensor(981))
+            plain.append(time.perf_counter() - begun)
+    return {"mode": mode, "kept_bytes": result.stored_bytes, "inversion_step_s": float(times[:steps].mean()),
+            "edit_steps_s": [float(t) for t in times[steps:]], "plain_step_s": min(plain), "peak_mib": peak}
+
+
+def compare_modes(frames: int, steps: int) -> None:
+    import numpy as np
+
+    with tempfile.TemporaryDirectory() as folder:
+        runs = {mode: isolated(__file__, "--mode", mode, "--frames", str(frames), "--steps", str(steps), "--out",
+                               f"{folder}/{mode}.npy") for mode in ("store", "recompute")}
+        if any("error" in r for r in runs.values()):
+            print("store vs recompute: " + "; ".join(f"{m}: {r['error']}" for m, r in runs.items() if "error" in r))
+            return
+        videos = {mode: np.load(f"{folder}/{mode}.npy").astype(int) for mode in runs}
+    difference = int(np.abs(videos["store"] - videos["recompute"]).max())
+    per_frame_step = {mode: r["kept_bytes"] / (frames * steps) for mode, r in runs.items()}
+    print(f"\nattention_maps store vs recompute: core.methods.fatezero on the SD1.5-shaped UNet, {frames} frames, "
+          f"{steps} steps, the tab's defaults (the first editing step reads the source's maps: cross and self "
+          f"windows 0.8), no reconstruction")
+    print(f"{'mode':10} {'kept MiB':>9} {'GiB at 8×50':>12} {'inversion s':>12} {'edit steps s':>16} {'plain s':>8} "
+          f"{'edit ÷ plain':>13} {'peak RSS MiB':>13}")
+    for mode, r in runs.items():
+        edit = r["edit_steps_s"]
+        print(f"{mode:10} {r['kept_bytes'] / 2**20:9.1f} {per_frame_step[mode] * 400 / 2**30:12.3f} "
+              f"{r['inversion_step_s']:12.2f} {' / '.join(f'{t:.2f}' for t in edit):>16} {r['plain_step_s']:8.2f} "
+              f"{edit[0] / r['plain_step_s']:13.2f} {r['peak_mib']:13.0f}")
+    print(f"same video: max |store − recompute| = {difference}/255 (over {frames} frames)")
+    ratio("fatezero", "kept for the maps at 8 frames × 50 steps: recompute ÷ store",
+          per_frame_step["recompute"] / per_frame_step["store"], "memory")
+    for mode in ("store", "recompute"):
+        r = runs[mode]
+        ratio("fatezero", f"editing step ({mode}) ÷ plain video step, time", r["edit_steps_s"][0] / r["plain_step_s"],
+              "time")
+    ratio("fatezero", "peak RSS of the run: recompute ÷ store", runs["recompute"]["peak_mib"] / runs["store"]["peak_mib"],
+          "memory")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=2)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--steps", type=int, default=1)
+    parser.add_argument("--mode", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.mode:
+        print(json.dumps(run_mode(args.mode, args.frames, max(args.steps, 2), args.out)))
+        return
     torch.manual_seed(0)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.float16 if device == "cuda" else torch.float32
@@ -87,6 +192,8 @@ def main() -> None:
     ratio("fatezero", "inversion step ÷ plain step, time", fatezero_seconds / plain_seconds, "time")
     print(f"at 8 frames × 50 steps: ours {ours.nbytes() / per * 400 / 1024:.1f} GiB, "
           f"fp32-everything {everything.bytes / per * 400 / 1024:.1f} GiB; process peak RSS now {peak:.0f} MiB")
+    del ours, everything
+    compare_modes(args.frames, max(args.steps, 2))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,10 @@ Three variants, each in a fresh subprocess (so peak RSS / peak CUDA memory is it
   kernels elsewhere;
 - all-maps: what the official code and the diffusers community pipeline do — the explicit
   softmax on every layer (our processor with a controller that asks for everything).
-Prints the figures and the ratios to plain.
+Prints the figures and the ratios to plain. Then the breakdown of the p2p step, in one process with
+the variants interleaved (best of `--repeats`): diffusers' processor, ours with no controller, and the
+controllers added one at a time; the last row makes the same self-attention injection through
+explicit maps (how it was done before it ran on the fused kernel).
 """
 from __future__ import annotations
 
@@ -42,14 +45,80 @@ def sd15_unet():
                                     up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3)
 
 
+def p2p_controllers(tokenizer, steps: int, cross: bool = True, self_attention: bool = True, explicit: bool = False):
+    """The bench's edit: AttentionStore at 16×16 (heatmaps, local blend) and a word swap with cross-attention
+    replaced in every step (`cross`) and self-attention injected at ≤32² queries (`self_attention`)."""
+    import torch
+
+    from core.control.alignment import replacement_mapper
+    from core.control.edit import AttentionReplace
+    from core.control.store import AttentionStore
+
+    class ExplicitReplace(AttentionReplace):
+        def substitutes(self, ctx):
+            return False
+
+    kind = ExplicitReplace if explicit else AttentionReplace
+    mapper = replacement_mapper(tokenizer, "a red bicycle on the road", "a blue bicycle on the road")
+    alpha = torch.ones(steps, 77) if cross else torch.zeros(steps, 77)
+    return [AttentionStore(16), kind(mapper, cross_alpha=alpha, self_window=(0, steps if self_attention else 0),
+                                     max_self_queries=32 * 32)]
+
+
+def breakdown(device: str, size: int, repeats: int) -> list[tuple[str, float]]:
+    import torch
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    from core.attention import install
+    from core.control.store import AttentionStore
+    from core.tokenizer import clip_tokenizer
+
+    torch.manual_seed(0)
+    dtype = torch.float16 if device == "cuda" else torch.float32
+    unet = sd15_unet().to(device, dtype).eval()
+    tokenizer = clip_tokenizer(77)
+    latent = size // 8
+    x = torch.randn(4, 4, latent, latent, device=device, dtype=dtype)
+    context = torch.randn(4, 77, 768, device=device, dtype=dtype)
+    variants = [
+        ("diffusers' AttnProcessor2_0 (the plain step)", None),
+        ("our processor, no controller", lambda: []),
+        ("+ AttentionStore: explicit cross-attention at 16×16", lambda: [AttentionStore(16)]),
+        ("+ word swap: explicit cross-attention, every layer", lambda: p2p_controllers(tokenizer, 1, True, False)),
+        ("+ self-attention injection ≤32², fused (the p2p step)", lambda: p2p_controllers(tokenizer, 1)),
+        ("  (the injection through explicit maps instead)", lambda: p2p_controllers(tokenizer, 1, explicit=True)),
+    ]
+    best = [float("inf")] * len(variants)
+    with torch.no_grad():
+        unet(x, 500, encoder_hidden_states=context)  # warm-up
+        for _ in range(repeats):
+            for index, (_, controllers) in enumerate(variants):
+                if controllers is None:
+                    unet.set_attn_processor(AttnProcessor2_0())
+                    state = None
+                else:
+                    state = install(unet)
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                started = time.perf_counter()
+                if state is None:
+                    unet(x, 500, encoder_hidden_states=context)
+                else:
+                    with state.use(controllers()):
+                        state.guided = True
+                        state.step_begin(0, 1)
+                        unet(x, 500, encoder_hidden_states=context)
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                best[index] = min(best[index], time.perf_counter() - started)
+    return [(name, seconds) for (name, _), seconds in zip(variants, best)]
+
+
 def run_variant(variant: str, device: str, steps: int, size: int) -> dict:
     import torch
 
     sys.path.insert(0, str(ROOT))
     from core.attention import AttentionController, install
-    from core.control.alignment import replacement_mapper
-    from core.control.edit import AttentionReplace
-    from core.control.store import AttentionStore
     from core.tokenizer import clip_tokenizer
 
     torch.manual_seed(0)
@@ -64,10 +133,7 @@ def run_variant(variant: str, device: str, steps: int, size: int) -> dict:
         state = install(unet)
         state.guided = True
         if variant == "p2p":
-            alpha = torch.ones(steps, 77)
-            controllers = [AttentionStore(16), AttentionReplace(
-                replacement_mapper(tokenizer, "a red bicycle on the road", "a blue bicycle on the road"),
-                cross_alpha=alpha, self_window=(0, steps), max_self_queries=32 * 32)]
+            controllers = p2p_controllers(tokenizer, steps)
         else:
             class Everything(AttentionController):
                 def wants(self, ctx):
@@ -100,8 +166,12 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if _cuda() else "cpu")
     parser.add_argument("--steps", type=int, default=1)
     parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.variant == "breakdown":
+        print(json.dumps(breakdown(args.device, args.size, args.repeats)))
+        return
     if args.variant:
         print(json.dumps(run_variant(args.variant, args.device, args.steps, args.size)))
         return
@@ -128,6 +198,23 @@ def main() -> None:
             label = "P2P edit step" if name == "p2p" else "every map explicit (official P2P)"
             ratio("p2p", f"{label} ÷ plain step, time", results[name]["seconds_per_step"] / plain["seconds_per_step"], "time")
             ratio("p2p", f"{label} ÷ plain step, peak memory", results[name]["peak_mib"] / plain["peak_mib"], "memory")
+    out = subprocess.run([sys.executable, __file__, "--variant", "breakdown", "--device", args.device, "--size",
+                          str(args.size), "--repeats", str(args.repeats)], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    if out.returncode != 0:
+        print(f"breakdown: {(out.stderr.strip().splitlines() or ['failed'])[-1]}")
+        return
+    rows = json.loads(out.stdout.strip().splitlines()[-1])
+    base = rows[0][1]
+    print(f"\nwhere the p2p step's time goes (one process, variants interleaved, best of {args.repeats}):")
+    print(f"{'variant':56} {'s/step':>7} {'× plain':>8} {'added':>7}")
+    previous = base
+    for index, (name, seconds) in enumerate(rows):
+        added = "" if index in (0, len(rows) - 1) else f"{(seconds - previous) / base:+7.1%}"
+        print(f"{name:56} {seconds:7.2f} {seconds / base:8.3f} {added:>7}")
+        if index < len(rows) - 1:
+            previous = seconds
+    ratio("p2p", "P2P edit step ÷ plain step, time (breakdown, interleaved)", rows[-2][1] / base, "time")
 
 
 def _cuda() -> bool:
