@@ -120,8 +120,8 @@ def compare_modes(frames: int, steps: int) -> None:
     difference = int(np.abs(videos["store"] - videos["recompute"]).max())
     per_frame_step = {mode: r["kept_bytes"] / (frames * steps) for mode, r in runs.items()}
     print(f"\nattention_maps store vs recompute: core.methods.fatezero on the SD1.5-shaped UNet, {frames} frames, "
-          f"{steps} steps, the tab's defaults (the first editing step reads the source's maps: cross and self "
-          f"windows 0.8), no reconstruction")
+          f"{steps} steps, the tab's defaults (windows 0.8: the first editing step reads the source's cross- and "
+          f"self-attention, the second its cross-attention), no reconstruction")
     print(f"{'mode':10} {'kept MiB':>9} {'GiB at 8×50':>12} {'inversion s':>12} {'edit steps s':>16} {'plain s':>8} "
           f"{'edit ÷ plain':>13} {'peak RSS MiB':>13}")
     for mode, r in runs.items():

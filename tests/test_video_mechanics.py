@@ -170,12 +170,13 @@ def test_fatezero_stores_small_fp16_maps_and_edits(tiny_pipe):
 
 
 @pytest.mark.parametrize("frames, words", [(4, dict(blend_words="circle")), (3, dict(amplify_words="blue")),
-                                           (2, dict(cross_replace_steps=0.4, self_replace_steps=0.6))])
+                                           (2, dict(cross_replace_steps=0.4, self_replace_steps=0.6)),
+                                           (fatezero.D.max_frames, dict(blend_words="circle"))])
 def test_fatezero_recomputed_maps_give_the_stored_maps_video(tiny_pipe, frames, words):
     """The source branch at each step's inverted latent recomputes the inversion's maps: the same edit and
     reconstruction as replaying stored maps, for less memory. Without the source's maps the edit differs."""
     source, target = "a red circle moving right", "a blue circle moving right"
-    video = moving_clip(np.random.default_rng(frames), frames=8, size=32)[0]
+    video = moving_clip(np.random.default_rng(frames), frames=max(8, frames), size=32)[0]
     params = dict(frames=frames, steps=6, **words)
     stored = fatezero.run(tiny_pipe, video, fatezero.FateZeroParams(source, target, attention_maps="store", **params))
     recomputed = fatezero.run(tiny_pipe, video, fatezero.FateZeroParams(source, target, **params))
