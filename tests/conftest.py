@@ -7,11 +7,32 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+# two cores: the suite runs as two pytest-xdist workers of one thread each (README), else one process of two;
+# a worker's subprocesses (the rehearsal's servers, offline loaders) inherit its one thread
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-# two cores: the suite runs as two pytest-xdist workers of one thread each (README), else one process of two
 torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
+
+# The files in the order they start on the two workers, longest first (seconds summed from `--durations=0` on
+# 2 cores), so that both finish together; xdist's loadfile would start the files with the most tests first.
+LONGEST_FIRST = ["test_shiftddpm.py", "test_motion_behaviour.py", "test_reliability.py",
+                 "test_videocomposer_behaviour.py", "test_video_behaviour.py", "test_rehearsal.py",
+                 "test_engine_calls.py", "test_diffusionclip.py", "test_p2p_behaviour.py", "test_freedom.py",
+                 "test_video_mechanics.py", "test_embedded_models.py", "test_app_motion.py", "test_t2i_adapter.py"]
+
+
+def pytest_configure(config):
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 @pytest.fixture(scope="session")
