@@ -34,6 +34,7 @@ class Scale:
     light_adapter_res_blocks: int
     motion_heads: int
     motion_groups: int
+    ip_image_encoder: dict  # CLIPVisionConfig of h94/IP-Adapter's image encoder (ViT-H/14)
     dtype: torch.dtype = torch.float16  # of the written tensors (the real repos' main files are float32: half the disk)
     lora_rank: int = 4
 
@@ -49,7 +50,9 @@ REAL = Scale(
     clip_text=dict(hidden_size=512, intermediate_size=2048, num_attention_heads=8, num_hidden_layers=12),
     clip_vision=dict(hidden_size=768, intermediate_size=3072, num_attention_heads=12, num_hidden_layers=12,
                      image_size=224, patch_size=16),
-    clip_projection=512, adapter_res_blocks=2, light_adapter_res_blocks=4, motion_heads=8, motion_groups=32)
+    clip_projection=512, adapter_res_blocks=2, light_adapter_res_blocks=4, motion_heads=8, motion_groups=32,
+    ip_image_encoder=dict(hidden_size=1280, intermediate_size=5120, num_attention_heads=16, num_hidden_layers=32,
+                          image_size=224, patch_size=14, projection_dim=1024, hidden_act="gelu"))
 
 # SD1.5's shape in small: three levels whose last repeats the width (as SD's 1280, 1280), so the light colour
 # adapter fits as it does on SD; the VAE halves twice (64 px images on 16×16 latents)
@@ -69,6 +72,8 @@ TINY = Scale(
     clip_vision=dict(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=3,  # FreeDoM's style: block 3
                      image_size=224, patch_size=16),
     clip_projection=16, adapter_res_blocks=1, light_adapter_res_blocks=1, motion_heads=2, motion_groups=16,
+    ip_image_encoder=dict(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
+                          image_size=224, patch_size=16, projection_dim=24, hidden_act="gelu"),
     dtype=torch.float32)
 
 
@@ -100,6 +105,10 @@ REPOS = [
          "converter drops", ("/unicontrol",)),
     Repo(config.HUB_MOTION_ADAPTER, "config.json, diffusion_pytorch_model.safetensors", "exact",
          ("/animatediff", "/dreamix", "/imagen_video")),
+    Repo(config.HUB_IP_ADAPTER_REPO, f"{config.IP_ADAPTERS[SD]['image'][1]}, {config.IP_ADAPTERS[SD]['plus-face'][1]} (image_proj.*, "
+         f"ip_adapter.N.to_k_ip/to_v_ip), {config.IP_ADAPTER_IMAGE_ENCODER}/ (config.json, model.safetensors)",
+         "approximate: the base and plus-face adapters and the image encoder of the repo's files",
+         ("/p2p image_prompt",)),
     *[Repo(repo, config.HUB_MOTION_LORA_FILES[repo],
            "approximate: keys in diffusers' peft LoRA format (the real files are diffusers' older LoRA format, which "
            "the same loader converts)", ("/animatediff motion_lora",)) for repo in config.HUB_MOTION_LORAS],
@@ -190,6 +199,62 @@ def _adapter(folder: Path, scale: Scale, in_channels: int, light: bool) -> None:
                          num_res_blocks=scale.light_adapter_res_blocks if light else scale.adapter_res_blocks,
                          downscale_factor=factor, adapter_type="light_adapter" if light else "full_adapter")
     _save(adapter, folder, scale, safe=False)
+
+
+def _ip_adapter(folder: Path, scale: Scale, unet) -> None:
+    """h94/IP-Adapter's base and plus-face SD1.5 adapters (the original code's key names) and its image encoder."""
+    from safetensors.torch import save_file
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from core.ip_adapter import cross_attention_layers
+
+    encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(**scale.ip_image_encoder))
+    _save(encoder, folder / config.IP_ADAPTER_IMAGE_ENCODER, scale)
+    dim, embeds = unet.config.cross_attention_dim, scale.ip_image_encoder["projection_dim"]
+    state = {"image_proj.proj.weight": torch.randn(4 * dim, embeds) * embeds ** -0.5,
+             "image_proj.proj.bias": torch.zeros(4 * dim),
+             "image_proj.norm.weight": torch.ones(dim), "image_proj.norm.bias": torch.zeros(dim)}
+    modules = dict(unet.named_modules())
+    for index, layer in enumerate(cross_attention_layers(unet)):
+        for name in ("to_k_ip", "to_v_ip"):
+            state[f"ip_adapter.{2 * index + 1}.{name}.weight"] = torch.randn(modules[layer].to_k.out_features,
+                                                                             dim) * dim ** -0.5
+    layers = {k: v for k, v in state.items() if k.startswith("ip_adapter.")}
+    files = {"image": state, "plus-face": {**plus_projection(scale, dim), **layers}}
+    for kind, weights in files.items():
+        path = folder / config.IP_ADAPTERS[SD][kind][1]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.to(scale.dtype).contiguous() for k, v in weights.items()}, str(path))
+
+
+def plus_projection(scale: Scale, dim: int) -> dict[str, torch.Tensor]:
+    """The plus adapters' Resampler (16 queries over the image encoder's hidden states) in the original code's key
+    names, which diffusers' loader converts: diffusers' module with its names mapped back."""
+    import re
+
+    from diffusers.models.embeddings import IPAdapterPlusImageProjection
+
+    hidden = scale.ip_image_encoder["hidden_size"]
+    width = 768 if scale is REAL else 64  # the Resampler's width; its heads are 64 wide
+    resampler = IPAdapterPlusImageProjection(embed_dims=hidden, output_dims=dim, hidden_dims=width, heads=width // 64,
+                                             num_queries=16)
+    original = {}
+    for name, value in resampler.state_dict().items():
+        if ".attn.to_k." in name or ".attn.to_v." in name:
+            continue
+        name = re.sub(r"layers\.(\d+)\.ln0\.", r"layers.\1.0.norm1.", name)
+        name = re.sub(r"layers\.(\d+)\.ln1\.", r"layers.\1.0.norm2.", name)
+        name = re.sub(r"layers\.(\d+)\.attn\.to_q\.", r"layers.\1.0.to_q.", name)
+        name = re.sub(r"layers\.(\d+)\.attn\.to_out\.0\.", r"layers.\1.0.to_out.", name)
+        name = re.sub(r"layers\.(\d+)\.ff\.0\.", r"layers.\1.1.0.", name)
+        name = re.sub(r"layers\.(\d+)\.ff\.1\.net\.0\.proj\.", r"layers.\1.1.1.", name)
+        name = re.sub(r"layers\.(\d+)\.ff\.1\.net\.2\.", r"layers.\1.1.3.", name)
+        original[f"image_proj.{name}"] = value
+    state = resampler.state_dict()
+    for index in range(len(resampler.layers)):
+        original[f"image_proj.layers.{index}.0.to_kv.weight"] = torch.cat(
+            [state[f"layers.{index}.attn.to_k.weight"], state[f"layers.{index}.attn.to_v.weight"]])
+    return original
 
 
 def _motion(scale: Scale):
@@ -330,6 +395,7 @@ def build(hub: Path, scale: Scale = TINY, log=print) -> list[Repo]:
         repo(T2V.controlnet_model, lambda f: _save(ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=hint),
                                                    f, scale))
         repo(config.UNICONTROL_MODELS[SD], lambda f: _unicontrol(f, scale, unet))
+        repo(config.HUB_IP_ADAPTER_REPO, lambda f: _ip_adapter(f, scale, unet))
         single_channel = ("canny", "sketch")  # their configs: in_channels 1
         for kind, (name, _) in config.T2I_ADAPTERS[SD].items():
             repo(name, lambda f, kind=kind, name=name: _adapter(f, scale, 1 if kind in single_channel else 3,

@@ -33,7 +33,7 @@ EXAMPLE_IMAGE = str(config.EXAMPLES_DIR / "red_circle_white.png")
 EXAMPLE_VIDEO = str(config.EXAMPLES_DIR / "red_circle_moving_right.mp4")
 GENERICS = ("something went wrong on the server", "has not enabled verbose error reporting", "Traceback")
 # the tabs whose SD1.5 path is its own issue: until it lands they must give their clear error here
-PUBLIC_WEIGHTS_TABS = ("/face0", "/chatface", "/videocomposer", "/gen1")
+PUBLIC_WEIGHTS_TABS = ("/chatface", "/videocomposer", "/gen1")
 SD = config.HUB_BASE_MODEL
 ADAPTERS = config.T2I_ADAPTERS[SD]
 
@@ -52,6 +52,7 @@ def calls() -> list[Call]:
     image, video = ("image", EXAMPLE_IMAGE), ("video", EXAMPLE_VIDEO)
     listed = [
         Call("p2p", "/p2p", {"steps": 2}),
+        Call("p2p (image prompt)", "/p2p", {"steps": 2, "image_prompt": image}, (config.HUB_IP_ADAPTER_REPO,)),
         Call("null_text (null-text inversion)", "/null_text", {"image": image, "inversion": "null-text", "steps": 2,
                                                               "num_inner_steps": 1}),
         Call("sampler", "/sampler", {"steps": 2, "snapshots": 1}),
@@ -81,7 +82,7 @@ def calls() -> list[Call]:
                                                              "train_steps": 1, "direction_name": "rehearsal"}, clip),
         Call("diffusionclip_edit", "/diffusionclip_edit", {"image": image, "directions": "rehearsal: 1.0", "t0": 100}),
         Call("chatface", "/chatface", {"image": image, "steps": 2}),
-        Call("face0", "/face0", {"face_image": image, "steps": 2}),
+        Call("face0 (IP-Adapter plus-face)", "/face0", {"face_image": image, "steps": 2}, (config.HUB_IP_ADAPTER_REPO,)),
         Call("shiftddpm", "/shiftddpm", {"steps": 2, "n": 1}),
         Call("imagen_video", "/imagen_video", {"base_frames": 2, "tsr_factor": 2, "ssr_factor": 2, "steps": 2}, (config.HUB_MOTION_ADAPTER,)),
         Call("dreamix (edit, 2 tuning steps)", "/dreamix", {"video_or_image": [video], "finetune_steps": 2, "strength": 0.1}, (config.HUB_MOTION_ADAPTER,)),

@@ -90,21 +90,23 @@ class AttentionState:
         self.frame_mode = FrameMode.NONE
         self.guided = False
         self.source_rows = 0  # set by a source branch's UNet wrapper (core.control.fusion.SourceBranch) per call
+        self.image_prompts: list = []  # core.ip_adapter.ImagePrompt: image branches of the cross-attention
         self.explicit_calls = 0  # counters: how many calls took each path (tests, benchmarks)
         self.fused_calls = 0
 
     @contextlib.contextmanager
-    def use(self, controllers=(), frames: int = 1, frame_mode: FrameMode = FrameMode.NONE):
-        """Activate controllers / frame attention for the duration of a `with` block."""
-        saved = (self.controllers, self.frames, self.frame_mode)
+    def use(self, controllers=(), frames: int = 1, frame_mode: FrameMode = FrameMode.NONE, image_prompts=()):
+        """Activate controllers / frame attention / image prompts for the duration of a `with` block."""
+        saved = (self.controllers, self.frames, self.frame_mode, self.image_prompts)
         self.controllers = [c for c in controllers if c is not None]
         self.frames, self.frame_mode = frames, FrameMode(frame_mode)
+        self.image_prompts = [p for p in image_prompts if p is not None and p.scale != 0]
         token = _active.set(self)
         try:
             yield self
         finally:
             _active.reset(token)
-            self.controllers, self.frames, self.frame_mode = saved
+            self.controllers, self.frames, self.frame_mode, self.image_prompts = saved
             self.step, self.num_steps = -1, 0
 
     @contextlib.contextmanager
@@ -269,6 +271,8 @@ class StudioAttnProcessor:
             state.fused_calls += 1
             hidden_states = fused_attention(query, key, value, attention_mask, attn.scale)
 
+        if is_cross and state.image_prompts and not self.temporal:
+            hidden_states = hidden_states + self.image_branches(state, ctx, query, attn.scale)
         hidden_states = hidden_states.transpose(1, 2).reshape(batch, -1, attn.heads * head_dim).to(query.dtype)
         hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))
         if input_ndim == 4:
@@ -276,6 +280,25 @@ class StudioAttnProcessor:
         if attn.residual_connection:
             hidden_states = hidden_states + residual
         return hidden_states / attn.rescale_output_factor
+
+
+    def image_branches(self, state: AttentionState, ctx: AttentionContext, query: torch.Tensor,
+                       scale: float) -> torch.Tensor:
+        """Σ scale · attention of the queries over each image prompt's tokens (IP-Adapter), on the fused kernel."""
+        heads, head_dim = query.shape[1], query.shape[-1]
+        total = 0
+        for prompt in state.image_prompts:
+            branch = prompt.adapter.branch(self.layer)
+            if branch is None:
+                continue
+            tokens, weights = prompt.rows(ctx.batch, ctx.guided, ctx.source_rows)
+            tokens = tokens.to(query.device, query.dtype)
+            key, value = (layer(tokens).view(ctx.batch, -1, heads, head_dim).transpose(1, 2) for layer in branch)
+            out = fused_attention(query, key, value, None, scale)
+            if weights is not None:
+                out = out * weights.to(out)[:, None, None, None]
+            total = total + prompt.scale * out
+        return total
 
 
 # what processors read outside any `use` (a plain forward call): no controllers, no frame mode. Only its

@@ -106,6 +106,10 @@ class P2PDefaults:
     blend_threshold: float = 0.3
     blend_start: float = 0.2  # null-text notebook's start_blend: early maps are still noise
     blend_exclude_words: str = ""  # the official LocalBlend's substruct_words: regions that must stay
+    # an optional image prompt through IP-Adapter (Ye et al. 2023): 0.5, the IP-Adapter authors' weight for
+    # an image prompt beside a text prompt
+    image_prompt_scale: float = 0.5
+    max_image_prompt_scale: float = 1.5
     reweight_words: str = ""
     reweight_value: float = 2.0
     reweight_range: tuple[float, float] = (-10.0, 20.0)  # the slider's and check()'s
@@ -411,6 +415,14 @@ UNICONTROL_TASK_CONDITIONS = {
     "control_blur": "blur", "control_grayscale": "grayscale", "control_depth": "depth", "control_normal": "normal",
     "control_openpose": "pose", "control_bbox": "bbox", "control_img": "image",
 }
+# IP-Adapter image prompts per base model: kind → (repo, file); the image encoder in its repo's folder. SD1.5's are
+# h94/IP-Adapter's safetensors (apache-2.0); the embedded model has none
+HUB_IP_ADAPTER_REPO = "h94/IP-Adapter"
+IP_ADAPTERS = {HUB_BASE_MODEL: {"image": (HUB_IP_ADAPTER_REPO, "models/ip-adapter_sd15.safetensors"),
+                                "plus-face": (HUB_IP_ADAPTER_REPO, "models/ip-adapter-plus-face_sd15.safetensors"),
+                                "full-face": (HUB_IP_ADAPTER_REPO, "models/ip-adapter-full-face_sd15.safetensors")}}
+IP_ADAPTER_IMAGE_ENCODER = "models/image_encoder"  # a CLIPVisionModelWithProjection in the adapter's repo
+
 # the control model per base: embedded folder, or the official Hub repo converted on load
 UNICONTROL_MODELS = {EMBEDDED_BASE_MODEL: "toy-unicontrol", HUB_BASE_MODEL: "Robert001/UniControl-Model"}
 UNICONTROL_OFFICIAL_FILE = "unicontrol_v1.1.st"  # the repo's safetensors checkpoint (the .ckpt is a pickle)

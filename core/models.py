@@ -352,6 +352,41 @@ class Models:
 
         return self._cached(("depth", name), load)
 
+    # -- IP-Adapter (image prompts) --------------------------------------------------------------
+    def ip_adapter(self, kind: str = "image", base_model: str | None = None):
+        """(IPAdapter, image encoder, image processor) for `base_model` (config.IP_ADAPTERS), cached; nothing is
+        installed on the UNet (core.ip_adapter)."""
+        from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
+
+        from .ip_adapter import IPAdapter
+
+        base_model = base_model or self.base_model
+        entry = config.IP_ADAPTERS.get(base_model, {}).get(kind)
+        if entry is None:
+            raise ModelLoadError(f"no IP-Adapter ({kind}) is listed for base model {base_model!r}: image prompts need "
+                                 f"a base model of config.IP_ADAPTERS ({', '.join(config.IP_ADAPTERS)})")
+        repo, filename = entry
+        unet = self.pipeline(base_model).unet
+
+        def load_adapter():
+            from huggingface_hub import hf_hub_download
+            try:
+                return IPAdapter.load(unet, hf_hub_download(repo, filename))
+            except Exception as error:
+                raise ModelLoadError(load_failure("IP-Adapter", f"{repo}/{filename}", error)) from error
+
+        def load_encoder():
+            try:
+                encoder = CLIPVisionModelWithProjection.from_pretrained(
+                    repo, subfolder=config.IP_ADAPTER_IMAGE_ENCODER, dtype=self.dtype, use_safetensors=True)
+            except Exception as error:
+                raise ModelLoadError(load_failure("IP-Adapter image encoder", repo, error)) from error
+            return encoder.to(self.device).eval().requires_grad_(False)
+
+        adapter = self._cached(("IP-Adapter", base_model, repo, filename), load_adapter)
+        encoder = self._cached(("IP-Adapter image encoder", repo), load_encoder)
+        return adapter, encoder, CLIPImageProcessor()  # SD1.5's feature extractor: OpenAI's 224-px preprocessing
+
     # -- CLIP (losses, energies) ---------------------------------------------------------------
     def clip(self, name: str | None = None):
         """(CLIPModel, tokenizer) — toy-clip offline, CLIP ViT-B/16 on a GPU."""

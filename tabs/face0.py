@@ -21,14 +21,26 @@ EXAMPLES = [
 ]
 
 
+def stand_in(base_model: str) -> str:
+    """The tab's one line on what stands in for Face0's unpublished weights on this base model."""
+    if base_model in config.FACE0_MAPPERS:
+        return ("Face0's weights are not public: this is an open re-implementation. The mapper here is trained by "
+                "scripts/train_face0_mapper.py over a frozen base model (the paper also fine-tunes the UNet); "
+                f"{config.FACE0_MAPPERS[base_model]}'s 'identity' is an object's colour and shape, embedded by CLIP.")
+    repo, filename = config.IP_ADAPTERS.get(base_model, {}).get("plus-face", (None, None))
+    if repo:
+        return (f"On {base_model}, IP-Adapter plus-face ({repo}, {filename.rsplit('/', 1)[-1]}) stands in for Face0's "
+                "unpublished weights: the face enters through image cross-attention, not by replacing the last three "
+                "text tokens (no public weights do that in safetensors); the three-way guidance is Face0's.")
+    return f"No Face0 mapper or face IP-Adapter is listed for {base_model}: this tab gives a clear error there."
+
+
 def build(models) -> None:
     header(TITLE, "Generate with an identity taken from one reference image, with no per-identity training: the "
                   "face (for the toy model: the object) is detected and cropped, embedded, mapped by an MLP into "
                   "the text encoder's space and written into the prompt's last three token slots "
                   "(SD's 75–77). Sampling mixes ε̂ = c·ε(text, face) + (1−c)·(a·ε(face) + (1−a)·ε(text)).",
-           "Face0's weights are not public: this is an open re-implementation. The mapper here is trained by "
-           "scripts/train_face0_mapper.py over a frozen base model (the paper also fine-tunes the UNet); "
-           "embedded: toy-face0, whose 'identity' is an object's colour and shape, embedded by toy-clip.")
+           stand_in(models.base_model))
     with gr.Row():
         with gr.Column():
             face_image = image_upload("face_image", "face_image (reference)")
@@ -55,10 +67,15 @@ def build(models) -> None:
         params.check()
         progress(0, desc="loading models")
         pipe = models.pipeline()
-        mapper, _ = models.face0_mapper()
-        clip_model, _ = models.clip()
-        result = face0.generate(pipe, mapper, clip_model, clip_inputs(clip_model), pixels, params,
-                                on_step=step_progress(progress, "sampling"))
+        if models.base_model not in config.FACE0_MAPPERS and "plus-face" in config.IP_ADAPTERS.get(models.base_model, {}):
+            adapter, encoder, processor = models.ip_adapter("plus-face")
+            result = face0.generate_with_image_prompt(pipe, adapter, encoder, processor, pixels, params,
+                                                      on_step=step_progress(progress, "sampling"))
+        else:
+            mapper, _ = models.face0_mapper()
+            clip_model, _ = models.clip()
+            result = face0.generate(pipe, mapper, clip_model, clip_inputs(clip_model), pixels, params,
+                                    on_step=step_progress(progress, "sampling"))
         x, y, w, h = result.box
         return result.image, result.crop, f"{result.found} at x={x}, y={y}, {w}×{h} px"
 

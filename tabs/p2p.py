@@ -8,10 +8,12 @@ import gradio as gr
 from core import config
 from core.control.schedule import parse_steps
 from core.heatmaps import overlay
+from core.ip_adapter import encode_image_prompt
 from core.methods import p2p
+from core.validate import load_image
 
-from .common import (examples, CheckedSlider, engine_event, gallery_output, handler, header, image_output, run_buttons,
-                     seed_input, step_progress)
+from .common import (examples, CheckedSlider, engine_event, gallery_output, handler, header, image_output, image_upload,
+                     run_buttons, seed_input, step_progress)
 
 TITLE = "Prompt-to-Prompt"
 # the papers' real-world prompts (SD1.5); the embedded model's own are in its studio.json
@@ -109,6 +111,11 @@ def build(models) -> None:
             source_prompt = gr.Textbox(D.source_prompt, label="source_prompt", elem_id="p2p-source")
             target_prompt = gr.Textbox(D.target_prompt, label="target_prompt", elem_id="p2p-target")
             controls = edit_controls()
+            with gr.Accordion("image prompt (IP-Adapter; on a base model that has one)", open=False):
+                with gr.Row():
+                    image_prompt = image_upload("image_prompt", "image_prompt (both prompts also see it)")
+                    image_prompt_scale = CheckedSlider(0, D.max_image_prompt_scale, D.image_prompt_scale, step=0.05,
+                                                       label="image_prompt_scale")
             run, stop = run_buttons("Generate and edit", "p2p-run")
         with gr.Column():
             with gr.Row():
@@ -123,16 +130,25 @@ def build(models) -> None:
                  reweight_words: str = D.reweight_words, reweight_value: float = D.reweight_value,
                  steps: int = D.steps, guidance_scale: float = D.guidance_scale, seed: int = D.seed,
                  cross_replace_words: str = "", blend_exclude_words: str = D.blend_exclude_words,
+                 image_prompt: str | None = None, image_prompt_scale: float = D.image_prompt_scale,
                  progress=gr.Progress()):
         params = make_params(source_prompt, target_prompt, edit_mode, cross_replace_steps, self_replace_steps,
                              blend_words, blend_threshold, reweight_words, reweight_value, steps, guidance_scale,
                              seed, cross_replace_words, blend_exclude_words)
+        params.image_prompt_scale = float(image_prompt_scale)
         params.check()
         progress(0, desc="loading model")
-        result = p2p.edit(models.pipeline(), params, on_step=step_progress(progress, f"{p2p.resolve_mode(params)}"))
+        pipe = models.pipeline()
+        prompt = None
+        if image_prompt:
+            adapter, encoder, processor = models.ip_adapter("image")
+            prompt = encode_image_prompt(adapter, encoder, processor, load_image(image_prompt, "image_prompt"),
+                                         params.image_prompt_scale)
+        result = p2p.edit(pipe, params, on_step=step_progress(progress, f"{p2p.resolve_mode(params)}"),
+                          image_prompt=prompt)
         return result.source_image, result.edited_image, gallery(result.heatmaps, result.blend_mask, result.source_image)
 
     inputs = [source_prompt, target_prompt, *controls.inputs()]
     outputs = [source_image, edited_image, heatmaps]
-    engine_event(run, stop, generate, inputs, outputs, api_name="p2p")
+    engine_event(run, stop, generate, inputs + [image_prompt, image_prompt_scale], outputs, api_name="p2p")
     examples(models.recommended("p2p"), EXAMPLES, generate, inputs, outputs)

@@ -47,6 +47,7 @@ class P2PParams:
     seed: int = D.seed
     blend_start: float = D.blend_start  # fraction of steps before local blend starts
     blend_exclude_words: str = D.blend_exclude_words  # words whose region may not change (official substruct_words)
+    image_prompt_scale: float = D.image_prompt_scale  # an image prompt's weight (IP-Adapter), when one is given
 
     def check(self) -> None:
         check_prompt(self.source_prompt, "source_prompt")
@@ -65,6 +66,7 @@ class P2PParams:
         check_range("reweight_value", self.reweight_value, *D.reweight_range)
         check_sampling(self.steps, self.guidance_scale, self.seed)
         check_range("blend_start", self.blend_start, 0.0, 1.0)
+        check_range("image_prompt_scale", self.image_prompt_scale, 0.0, D.max_image_prompt_scale)
 
 
 @dataclass
@@ -143,11 +145,12 @@ def build_controllers(tokenizer, params: P2PParams, num_steps: int, map_side: in
 
 
 def edit(pipe, params: P2PParams, latents: torch.Tensor | None = None, uncond_embeds=None, on_step=None,
-         heatmap_image: np.ndarray | None = None) -> P2PResult:
+         heatmap_image: np.ndarray | None = None, image_prompt=None) -> P2PResult:
     """Run source and target prompts together with the edit's controllers.
 
     latents: the shared x_T (1, C, h, w); fresh noise from `seed` when None. uncond_embeds: a
-    tensor or per-step list (null-text); the empty prompt's embedding when None."""
+    tensor or per-step list (null-text); the empty prompt's embedding when None. image_prompt: a
+    core.ip_adapter.ImagePrompt both prompts also see (IP-Adapter), or None."""
     params.check()
     num_steps = int(params.steps)
     controllers = build_controllers(pipe.tokenizer, params, num_steps, heatmap_side(pipe.unet))
@@ -159,7 +162,7 @@ def edit(pipe, params: P2PParams, latents: torch.Tensor | None = None, uncond_em
         uncond_embeds = encode_prompts(pipe, [""])
     scheduler = DDIMScheduler.from_config(pipe.scheduler.config)  # the paper's sampler; inversion assumes it
     state = install(pipe.unet)
-    with torch.no_grad(), state.use(controllers.as_list()):
+    with torch.no_grad(), state.use(controllers.as_list(), image_prompts=[image_prompt] if image_prompt else []):
         result = denoise(TextGuided(pipe.unet, cond, uncond_embeds, params.guidance_scale), scheduler,
                          latents.expand(2, *latents.shape[1:]).clone(), num_steps, on_step=on_step)
     images = decode(pipe, result.latents)

@@ -114,6 +114,34 @@ def generate(pipe, mapper: IdentityMapper, clip_model, inputs: ClipInputs, face_
     identity = mapper.to(device)(identity_embedding(clip_model, inputs, [crop]).to(device))
     text, empty = encode_prompts(pipe, [params.prompt]), encode_prompts(pipe, [""])
     contexts = {"text+face": insert_identity(text, identity), "face": insert_identity(empty, identity), "text": text}
+    return Face0Result(three_way_sample(pipe, contexts, empty, params, on_step=on_step), crop, box, found)
+
+
+@torch.no_grad()
+def generate_with_image_prompt(pipe, adapter, image_encoder, processor, face_image: np.ndarray, params: Face0Params,
+                               on_step=None) -> Face0Result:
+    """Face0's three-way guidance with the face entering through IP-Adapter's image cross-attention (a face
+    adapter on a public base model) instead of the last text tokens: ε(text, face) = the prompt with the image
+    branch, ε(face) = the empty prompt with it, ε(text) = the prompt without it (scale 0)."""
+    from ..ip_adapter import encode_image_prompt
+
+    params.check()
+    crop, box, found = detect_crop(face_image)
+    face = encode_image_prompt(adapter, image_encoder, processor, crop)
+    text, empty = encode_prompts(pipe, [params.prompt]), encode_prompts(pipe, [""])
+    image = three_way_sample(pipe, {"text+face": text, "face": empty, "text": text}, empty, params, face, on_step)
+    return Face0Result(image, crop, box, found)
+
+
+SEES_THE_FACE = {"text+face": True, "face": True, "text": False}
+
+
+def three_way_sample(pipe, contexts: dict[str, torch.Tensor], empty: torch.Tensor, params: Face0Params,
+                     image_prompt=None, on_step=None) -> np.ndarray:
+    """ε̂ = ε_u + w·(c·ε_df + (1−c)(a·ε_f + (1−a)·ε_d) − ε_u) in one batch, zero-weight branches left out;
+    `image_prompt` (core.ip_adapter.ImagePrompt) is seen by the branches with the face, not by ε_u and ε_d."""
+    from ..attention import install
+
     weights = {k: w for k, w in three_way_weights(float(params.c), float(params.a)).items() if w > 0}
     names = list(weights)
     scale = float(params.guidance_scale)
@@ -127,5 +155,8 @@ def generate(pipe, mapper: IdentityMapper, clip_model, inputs: ClipInputs, face_
     latents = prepare_latents(pipe, 1, size, size, generator)
     scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
     model = Branches(pipe.unet, [empty] + [contexts[n] for n in names], combine)
-    result = denoise(model, scheduler, latents, int(params.steps), generator=generator, on_step=on_step)
-    return Face0Result(decode(pipe, result.latents)[0], crop, box, found)
+    prompts = [] if image_prompt is None else \
+        [image_prompt.with_branches((False, *(SEES_THE_FACE[n] for n in names)))]
+    with install(pipe.unet).use(image_prompts=prompts):
+        result = denoise(model, scheduler, latents, int(params.steps), generator=generator, on_step=on_step)
+    return decode(pipe, result.latents)[0]
