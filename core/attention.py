@@ -301,6 +301,17 @@ class StudioAttnProcessor:
         return total
 
 
+class InnerUNet:
+    """For a UNet wrapper (a source branch, a composed UNet): the engine's processors live on the inner `unet`."""
+
+    @property
+    def attn_processors(self):
+        return self.unet.attn_processors
+
+    def set_attn_processor(self, processors):
+        self.unet.set_attn_processor(processors)
+
+
 # what processors read outside any `use` (a plain forward call): no controllers, no frame mode. Only its
 # counters change, and nothing reads them.
 _IDLE = AttentionState()

@@ -24,7 +24,7 @@ from diffusers.models.unets.unet_motion_model import UNetMotionOutput
 from torch import nn
 
 from . import config
-from .attention import active_state
+from .attention import InnerUNet, active_state
 from .conditions import coarsen, extract
 from .video import frame_motion
 
@@ -180,7 +180,7 @@ def widen_input(unet, extra_channels: int, latent_like: float = 0.0) -> None:
     unet.register_to_config(in_channels=old.in_channels + extra_channels)
 
 
-class ComposedUNet(nn.Module):
+class ComposedUNet(InnerUNet, nn.Module):
     """A motion UNet called with the condition features appended to its input channels.
 
     `features` (1 or B, K, F, h, w) are computed once per video and repeated over the guidance branches.
@@ -193,14 +193,6 @@ class ComposedUNet(nn.Module):
         self.unet = unet
         self.features = features
         self.temporal_guidance = float(temporal_guidance)
-
-    # the engine's attention processor is installed on the inner UNet
-    @property
-    def attn_processors(self):
-        return self.unet.attn_processors
-
-    def set_attn_processor(self, processors):
-        self.unet.set_attn_processor(processors)
 
     def forward(self, sample, timestep, encoder_hidden_states, return_dict: bool = True, **kwargs):
         features = self.features.to(sample.device, sample.dtype)

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import torch
 
-from ..attention import AttentionContext, AttentionController, active_state
+from ..attention import AttentionContext, AttentionController, InnerUNet, active_state
 from .blend import binary_region, normalised_region
-from .store import conditional_rows
+from .store import StepMaps, conditional_rows
 
 
 def inversion_step(edit_step: int, num_steps: int) -> int:
@@ -57,7 +57,7 @@ class RecomputedSource:
         return probs[:ctx.source_rows] if ctx.source_rows else None
 
 
-class SourceBranch:
+class SourceBranch(InnerUNet):
     """A UNet that also runs the source branch in every call whose timestep has an inverted latent: the batch
     becomes [source rows, the caller's rows], the source rows being the source prompt at the latent the
     inversion's UNet call had at this timestep. Their noise predictions are dropped; attention controllers
@@ -66,14 +66,6 @@ class SourceBranch:
 
     def __init__(self, unet, latents: dict[int, torch.Tensor], embeds: torch.Tensor):
         self.unet, self.latents, self.embeds = unet, latents, embeds
-
-    # the loop installs the engine's attention processor on the inner UNet
-    @property
-    def attn_processors(self):
-        return self.unet.attn_processors
-
-    def set_attn_processor(self, processors):
-        self.unet.set_attn_processor(processors)
 
     def __call__(self, sample, timestep, encoder_hidden_states, return_dict: bool = True, **kwargs):
         source = self.latents.get(int(timestep))
@@ -93,33 +85,22 @@ class SourceBranch:
         return (noise[rows:],)
 
 
-class SourceRegions(AttentionController):
+class SourceRegions(StepMaps):
     """Recorded while inverting: per step, where the words at `positions` are in the source's cross-attention at
     `side`×`side` — head- and layer-averaged, the words summed, pooled, divided by the maximum (the official's).
     (frames, 1, side, side) per step: tiny, so both ways of having the source's maps keep it."""
 
     def __init__(self, positions: list[int], side: int):
-        self.positions, self.side = positions, side
+        super().__init__(side)
+        self.positions = positions
         self.regions: dict[int, torch.Tensor] = {}
-        self._sum, self._layers = None, 0
 
     def wants(self, ctx: AttentionContext) -> bool:
-        return ctx.step >= 0 and ctx.is_cross and ctx.num_queries == self.side ** 2
+        return ctx.step >= 0 and super().wants(ctx)
 
-    def attention(self, probs: torch.Tensor, ctx: AttentionContext) -> torch.Tensor:
-        words = probs[conditional_rows(probs, ctx)].float().mean(1)[..., self.positions].sum(-1)  # (frames, q)
-        self._sum = words if self._sum is None else self._sum + words
-        self._layers += 1
-        return probs
-
-    def step_begin(self, step: int, num_steps: int) -> None:
-        self._sum, self._layers = None, 0
-
-    def step_end(self, latents: torch.Tensor, step: int) -> torch.Tensor:
-        if self._layers:
-            words = (self._sum / self._layers).view(-1, 1, self.side, self.side)
-            self.regions[step] = normalised_region(words, pool=True, min_max=False)
-        return latents
+    def finish_step(self, step: int, maps: torch.Tensor) -> None:
+        words = maps[..., self.positions].sum(-1).view(-1, 1, self.side, self.side)
+        self.regions[step] = normalised_region(words, pool=True, min_max=False)
 
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self.regions.values())

@@ -17,11 +17,12 @@ def conditional_rows(probs: torch.Tensor, ctx: AttentionContext) -> slice:
     return slice(first + (probs.shape[0] - first) // 2 if ctx.guided else first, None)
 
 
-class AttentionStore(AttentionController):
+class StepMaps(AttentionController):
+    """The conditional branch's cross-attention maps at `side`×`side` queries, averaged over heads and over the
+    step's layers; `finish_step(step, maps)` receives them, (rows, side·side, tokens), at each step's end."""
+
     def __init__(self, side: int):
-        self.side = side  # maps are kept at side×side queries
-        self.total: torch.Tensor | None = None  # (rows, side·side, tokens), summed over finished steps
-        self.steps = 0
+        self.side = side
         self._sum, self._layers = None, 0
 
     def wants(self, ctx: AttentionContext) -> bool:
@@ -38,10 +39,22 @@ class AttentionStore(AttentionController):
 
     def step_end(self, latents: torch.Tensor, step: int) -> torch.Tensor:
         if self._layers:
-            step_maps = self._sum / self._layers
-            self.total = step_maps if self.total is None else self.total + step_maps
-            self.steps += 1
+            self.finish_step(step, self._sum / self._layers)
         return latents
+
+    def finish_step(self, step: int, maps: torch.Tensor) -> None:
+        raise NotImplementedError
+
+
+class AttentionStore(StepMaps):
+    def __init__(self, side: int):
+        super().__init__(side)  # maps are kept at side×side queries
+        self.total: torch.Tensor | None = None  # (rows, side·side, tokens), summed over finished steps
+        self.steps = 0
+
+    def finish_step(self, step: int, maps: torch.Tensor) -> None:
+        self.total = maps if self.total is None else self.total + maps
+        self.steps += 1
 
     def average(self) -> torch.Tensor:
         """(rows, side, side, tokens) maps averaged over the steps seen."""
