@@ -281,7 +281,6 @@ class StudioAttnProcessor:
             hidden_states = hidden_states + residual
         return hidden_states / attn.rescale_output_factor
 
-
     def image_branches(self, state: AttentionState, ctx: AttentionContext, query: torch.Tensor,
                        scale: float) -> torch.Tensor:
         """Σ scale · attention of the queries over each image prompt's tokens (IP-Adapter), on the fused kernel."""

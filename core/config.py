@@ -419,8 +419,7 @@ UNICONTROL_TASK_CONDITIONS = {
 # h94/IP-Adapter's safetensors (apache-2.0); the embedded model has none
 HUB_IP_ADAPTER_REPO = "h94/IP-Adapter"
 IP_ADAPTERS = {HUB_BASE_MODEL: {"image": (HUB_IP_ADAPTER_REPO, "models/ip-adapter_sd15.safetensors"),
-                                "plus-face": (HUB_IP_ADAPTER_REPO, "models/ip-adapter-plus-face_sd15.safetensors"),
-                                "full-face": (HUB_IP_ADAPTER_REPO, "models/ip-adapter-full-face_sd15.safetensors")}}
+                                "plus-face": (HUB_IP_ADAPTER_REPO, "models/ip-adapter-plus-face_sd15.safetensors")}}
 IP_ADAPTER_IMAGE_ENCODER = "models/image_encoder"  # a CLIPVisionModelWithProjection in the adapter's repo
 
 # the control model per base: embedded folder, or the official Hub repo converted on load

@@ -12,7 +12,7 @@ text cross-attention maps.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -105,7 +105,7 @@ class ImagePrompt:
         return tokens, None
 
     def with_branches(self, branches: tuple[bool, ...]) -> "ImagePrompt":
-        return ImagePrompt(self.adapter, self.tokens, self.negative, self.scale, tuple(branches))
+        return replace(self, branches=tuple(branches))
 
 
 def image_pixels(image: np.ndarray, processor) -> torch.Tensor:

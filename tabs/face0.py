@@ -21,14 +21,23 @@ EXAMPLES = [
 ]
 
 
+def identity_source(base_model: str) -> str | None:
+    """How the face enters on this base model: "mapper" (a trained Face0 mapper), "ip-adapter" (IP-Adapter
+    plus-face standing in), or None (neither is listed)."""
+    if base_model in config.FACE0_MAPPERS:
+        return "mapper"
+    return "ip-adapter" if "plus-face" in config.IP_ADAPTERS.get(base_model, {}) else None
+
+
 def stand_in(base_model: str) -> str:
     """The tab's one line on what stands in for Face0's unpublished weights on this base model."""
-    if base_model in config.FACE0_MAPPERS:
+    source = identity_source(base_model)
+    if source == "mapper":
         return ("Face0's weights are not public: this is an open re-implementation. The mapper here is trained by "
                 "scripts/train_face0_mapper.py over a frozen base model (the paper also fine-tunes the UNet); "
                 f"{config.FACE0_MAPPERS[base_model]}'s 'identity' is an object's colour and shape, embedded by CLIP.")
-    repo, filename = config.IP_ADAPTERS.get(base_model, {}).get("plus-face", (None, None))
-    if repo:
+    if source == "ip-adapter":
+        repo, filename = config.IP_ADAPTERS[base_model]["plus-face"]
         return (f"On {base_model}, IP-Adapter plus-face ({repo}, {filename.rsplit('/', 1)[-1]}) stands in for Face0's "
                 "unpublished weights: the face enters through image cross-attention, not by replacing the last three "
                 "text tokens (no public weights do that in safetensors); the three-way guidance is Face0's.")
@@ -67,7 +76,7 @@ def build(models) -> None:
         params.check()
         progress(0, desc="loading models")
         pipe = models.pipeline()
-        if models.base_model not in config.FACE0_MAPPERS and "plus-face" in config.IP_ADAPTERS.get(models.base_model, {}):
+        if identity_source(models.base_model) == "ip-adapter":
             adapter, encoder, processor = models.ip_adapter("plus-face")
             result = face0.generate_with_image_prompt(pipe, adapter, encoder, processor, pixels, params,
                                                       on_step=step_progress(progress, "sampling"))

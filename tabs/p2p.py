@@ -79,7 +79,7 @@ def edit_controls() -> EditControls:
 
 def make_params(source_prompt, target_prompt, edit_mode, cross_replace_steps, self_replace_steps, blend_words,
                 blend_threshold, reweight_words, reweight_value, steps, guidance_scale, seed,
-                cross_replace_words="", blend_exclude_words="") -> p2p.P2PParams:
+                cross_replace_words="", blend_exclude_words="", image_prompt_scale=D.image_prompt_scale) -> p2p.P2PParams:
     cross = float(cross_replace_steps)
     if cross_replace_words and cross_replace_words.strip():
         per_word = parse_steps(cross_replace_words)
@@ -90,7 +90,8 @@ def make_params(source_prompt, target_prompt, edit_mode, cross_replace_steps, se
         raise ValueError("seed must be a whole number")
     return p2p.P2PParams(source_prompt, target_prompt, edit_mode, cross, float(self_replace_steps), blend_words or "",
                          float(blend_threshold), reweight_words or "", float(reweight_value), int(steps),
-                         float(guidance_scale), int(seed), blend_exclude_words=blend_exclude_words or "")
+                         float(guidance_scale), int(seed), blend_exclude_words=blend_exclude_words or "",
+                         image_prompt_scale=float(image_prompt_scale))
 
 
 def gallery(heatmaps, blend_mask=None, image=None) -> list:
@@ -134,13 +135,12 @@ def build(models) -> None:
                  progress=gr.Progress()):
         params = make_params(source_prompt, target_prompt, edit_mode, cross_replace_steps, self_replace_steps,
                              blend_words, blend_threshold, reweight_words, reweight_value, steps, guidance_scale,
-                             seed, cross_replace_words, blend_exclude_words)
-        params.image_prompt_scale = float(image_prompt_scale)
+                             seed, cross_replace_words, blend_exclude_words, image_prompt_scale)
         params.check()
         progress(0, desc="loading model")
         pipe = models.pipeline()
         prompt = None
-        if image_prompt:
+        if image_prompt and params.image_prompt_scale > 0:  # scale 0 is no image: nothing to load
             adapter, encoder, processor = models.ip_adapter("image")
             prompt = encode_image_prompt(adapter, encoder, processor, load_image(image_prompt, "image_prompt"),
                                          params.image_prompt_scale)

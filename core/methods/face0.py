@@ -17,8 +17,10 @@ import numpy as np
 import torch
 
 from .. import config
+from ..attention import install
 from ..guidance import ClipInputs
 from ..identity import IdentityMapper, identity_embedding, insert_identity  # noqa: F401 (part of Face0's API)
+from ..ip_adapter import encode_image_prompt
 from ..validate import check_prompt, check_range, check_sampling
 from ..denoisers import Branches
 from ..sampling import decode, denoise, encode_prompts, prepare_latents
@@ -123,8 +125,6 @@ def generate_with_image_prompt(pipe, adapter, image_encoder, processor, face_ima
     """Face0's three-way guidance with the face entering through IP-Adapter's image cross-attention (a face
     adapter on a public base model) instead of the last text tokens: ε(text, face) = the prompt with the image
     branch, ε(face) = the empty prompt with it, ε(text) = the prompt without it (scale 0)."""
-    from ..ip_adapter import encode_image_prompt
-
     params.check()
     crop, box, found = detect_crop(face_image)
     face = encode_image_prompt(adapter, image_encoder, processor, crop)
@@ -140,8 +140,6 @@ def three_way_sample(pipe, contexts: dict[str, torch.Tensor], empty: torch.Tenso
                      image_prompt=None, on_step=None) -> np.ndarray:
     """ε̂ = ε_u + w·(c·ε_df + (1−c)(a·ε_f + (1−a)·ε_d) − ε_u) in one batch, zero-weight branches left out;
     `image_prompt` (core.ip_adapter.ImagePrompt) is seen by the branches with the face, not by ε_u and ε_d."""
-    from ..attention import install
-
     weights = {k: w for k, w in three_way_weights(float(params.c), float(params.a)).items() if w > 0}
     names = list(weights)
     scale = float(params.guidance_scale)
