@@ -120,6 +120,17 @@ class AttentionState:
         finally:
             self.frames, self.frame_mode = saved
 
+    @contextlib.contextmanager
+    def text_only(self):
+        """Within the active `use`: no image prompts (a control model beside the UNet — a ControlNet — reads the
+        text alone, as diffusers' pipelines give it; its layers are named like the UNet's)."""
+        saved = self.image_prompts
+        self.image_prompts = []
+        try:
+            yield self
+        finally:
+            self.image_prompts = saved
+
     def step_begin(self, step: int, num_steps: int) -> None:
         self.step, self.num_steps = step, num_steps
         for controller in self.controllers:

@@ -13,8 +13,12 @@ layout core.attention's frame modes assume.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 import torch
 from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
+from diffusers.models.unets.unet_motion_model import AnimateDiffTransformer3D
 
 from .attention import install
 
@@ -61,6 +65,7 @@ def inflate(unet: UNet2DConditionModel, adapter: MotionAdapter | None) -> UNetMo
         motion.load_state_dict(plain.state_dict() | adapter.state_dict(), strict=True)
     motion = motion.to(unet.device, unet.dtype).eval()
     install(motion)
+    allow_bypass(motion)
     return motion
 
 
@@ -100,3 +105,33 @@ def use_loras(motion_unet, weights: dict[str, float]) -> None:
         motion_unet.set_adapters(list(active), list(active.values()))
     else:
         motion_unet.disable_lora()
+
+
+# Bypassing the motion modules: each temporal transformer is residual (hidden states + its branch), so passing its
+# input through gives the image model the motion UNet was inflated from, frame by frame (Gen-1's frame-wise
+# prediction on the same UNet, not a second one). A forward hook, installed once and reading the running call's
+# flag, keeps the modules and their weights' names as they are; the dropped branch is still computed.
+_bypassed: contextvars.ContextVar[bool] = contextvars.ContextVar("studio_motion_bypassed", default=False)
+
+
+@contextlib.contextmanager
+def motion_bypassed():
+    """Within this block (this thread's call only), every motion module of a UNet `allow_bypass` prepared returns
+    its input."""
+    token = _bypassed.set(True)
+    try:
+        yield
+    finally:
+        _bypassed.reset(token)
+
+
+def _pass_input_when_bypassed(module, inputs, output):
+    return inputs[0] if _bypassed.get() else output
+
+
+def allow_bypass(motion_unet) -> None:
+    """Let `motion_bypassed` reach `motion_unet`'s temporal transformers (once per model)."""
+    for module in motion_unet.modules():
+        if isinstance(module, AnimateDiffTransformer3D) and not getattr(module, "_studio_bypass", False):
+            module.register_forward_hook(_pass_input_when_bypassed)
+            module._studio_bypass = True

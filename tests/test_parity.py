@@ -106,3 +106,112 @@ def test_t2i_adapter_matches_diffusers_adapter_pipeline(tiny_pipe, adapters, kin
     delta = max_delta(ours, expected)
     print(f"T2I-Adapter {'+'.join(kinds)} vs diffusers: max |Δ| = {delta:.2f}/255")
     assert delta <= 2
+
+
+def _randomised(model, seed: int, std: float = 0.05):
+    """Random weights everywhere (a new ControlNet's zero convolutions would make any residual path pass)."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, std)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def video_controls(tiny_pipe):
+    from diffusers import ControlNetModel, SparseControlNetModel
+
+    controlnet = _randomised(ControlNetModel.from_unet(tiny_pipe.unet, conditioning_embedding_out_channels=(16, 32)), 21)
+    sparse = {simplified: _randomised(SparseControlNetModel(
+        conditioning_channels=4 if simplified else 3, down_block_types=("CrossAttnDownBlockMotion", "DownBlockMotion"),
+        block_out_channels=(32, 64), layers_per_block=1, norm_num_groups=16, cross_attention_dim=32,
+        attention_head_dim=(2, 4), conditioning_embedding_out_channels=(16, 32), motion_max_seq_length=8,
+        motion_num_attention_heads=2, use_simplified_condition_embedding=simplified), 22)
+        for simplified in (False, True)}
+    return controlnet, sparse
+
+
+def _condition_frames(frames: int = FRAMES) -> np.ndarray:
+    rng = np.random.default_rng(3)
+    return rng.integers(0, 256, (frames, 32, 32, 3), dtype=np.uint8)
+
+
+def test_animatediff_controlnet_matches_diffusers(tiny_pipe, motion_adapter, video_controls):
+    from diffusers import AnimateDiffControlNetPipeline, DDIMScheduler
+    from PIL import Image
+
+    from core import video_control
+
+    controlnet = video_controls[0]
+    conditions = _condition_frames()
+    motion_unet = inflate(tiny_pipe.unet, motion_adapter)
+    params = video_control.ControlledVideoParams("a red circle", frames=FRAMES, steps=STEPS, guidance_scale=7.5, seed=SEED)
+    ours = video_control.generate(tiny_pipe, motion_unet, params,
+                                  [video_control.frame_control(controlnet, conditions, 0.8)])
+    reference = AnimateDiffControlNetPipeline(
+        vae=tiny_pipe.vae, text_encoder=tiny_pipe.text_encoder, tokenizer=tiny_pipe.tokenizer, unet=tiny_pipe.unet,
+        motion_adapter=motion_adapter, controlnet=controlnet, scheduler=DDIMScheduler.from_config(tiny_pipe.scheduler.config))
+    reference.set_progress_bar_config(disable=True)
+    latents = prepare_latents(tiny_pipe, 1, 32, 32, torch.Generator().manual_seed(SEED), frames=FRAMES)
+    expected = reference("a red circle", num_frames=FRAMES, num_inference_steps=STEPS, guidance_scale=7.5,
+                         conditioning_frames=[Image.fromarray(c) for c in conditions], controlnet_conditioning_scale=0.8,
+                         latents=latents, output_type="np").frames[0]
+    without = video_control.generate(tiny_pipe, motion_unet, params)
+    delta = max_delta(ours, expected)
+    print(f"AnimateDiff + ControlNet vs diffusers: max |Δ| = {delta:.2f}/255; "
+          f"without the ControlNet {max_delta(without, expected):.1f}/255")
+    assert delta <= 2 and max_delta(without, expected) > 2
+
+
+@pytest.mark.parametrize("simplified", [False, True], ids=["scribble-like", "rgb-like"])
+def test_sparsectrl_matches_diffusers(tiny_pipe, motion_adapter, video_controls, simplified):
+    from diffusers import AnimateDiffSparseControlNetPipeline, DDIMScheduler
+    from PIL import Image
+
+    from core import video_control
+
+    sparse = video_controls[1][simplified]
+    key = _condition_frames(1)
+    motion_unet = inflate(tiny_pipe.unet, motion_adapter)
+    params = video_control.ControlledVideoParams("a red circle", frames=FRAMES, steps=STEPS, guidance_scale=7.5, seed=SEED)
+    ours = video_control.generate(tiny_pipe, motion_unet, params,
+                                  sparse=video_control.sparse_control(tiny_pipe, sparse, key, [0], FRAMES, 0.9))
+    reference = AnimateDiffSparseControlNetPipeline(
+        vae=tiny_pipe.vae, text_encoder=tiny_pipe.text_encoder, tokenizer=tiny_pipe.tokenizer, unet=tiny_pipe.unet,
+        motion_adapter=motion_adapter, controlnet=sparse, scheduler=DDIMScheduler.from_config(tiny_pipe.scheduler.config))
+    reference.set_progress_bar_config(disable=True)
+    latents = prepare_latents(tiny_pipe, 1, 32, 32, torch.Generator().manual_seed(SEED), frames=FRAMES)
+    if simplified:  # diffusers samples the key frame's latents unseeded; make the posterior a point
+        reference.vae = _PosteriorMean(tiny_pipe.vae)
+    expected = reference("a red circle", num_frames=FRAMES, num_inference_steps=STEPS, guidance_scale=7.5,
+                         conditioning_frames=[Image.fromarray(key[0])], controlnet_frame_indices=[0],
+                         controlnet_conditioning_scale=0.9, latents=latents, output_type="np").frames[0]
+    without = video_control.generate(tiny_pipe, motion_unet, params)
+    delta = max_delta(ours, expected)
+    print(f"SparseCtrl ({'rgb' if simplified else 'scribble'}) vs diffusers: max |Δ| = {delta:.2f}/255; "
+          f"without it {max_delta(without, expected):.1f}/255")
+    assert delta <= 2 and max_delta(without, expected) > 2
+
+
+class _PosteriorMean(torch.nn.Module):
+    """The tiny VAE, with encode's distribution collapsed to its mean (what our SparseCtrl path uses)."""
+
+    def __init__(self, vae):
+        super().__init__()
+        self.vae, self.config = vae, vae.config
+
+    def encode(self, pixels):
+        out = self.vae.encode(pixels)
+        out.latent_dist.std.zero_()
+        return out
+
+    def decode(self, *args, **kwargs):
+        return self.vae.decode(*args, **kwargs)
+
+    @property
+    def dtype(self):
+        return self.vae.dtype
+
+    @property
+    def device(self):
+        return self.vae.device
