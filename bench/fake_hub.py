@@ -35,6 +35,7 @@ class Scale:
     motion_heads: int
     motion_groups: int
     ip_image_encoder: dict  # CLIPVisionConfig of h94/IP-Adapter's image encoder (ViT-H/14)
+    depth_model: dict  # Depth-Anything V2 Small: its backbone (Dinov2Config), head sizes and the processor's side
     dtype: torch.dtype = torch.float16  # of the written tensors (the real repos' main files are float32: half the disk)
     lora_rank: int = 4
 
@@ -52,7 +53,11 @@ REAL = Scale(
                      image_size=224, patch_size=16),
     clip_projection=512, adapter_res_blocks=2, light_adapter_res_blocks=4, motion_heads=8, motion_groups=32,
     ip_image_encoder=dict(hidden_size=1280, intermediate_size=5120, num_attention_heads=16, num_hidden_layers=32,
-                          image_size=224, patch_size=14, projection_dim=1024, hidden_act="gelu"))
+                          image_size=224, patch_size=14, projection_dim=1024, hidden_act="gelu"),
+    depth_model=dict(backbone=dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, patch_size=14,
+                                   image_size=518, out_indices=[3, 6, 9, 12]),
+                     neck_hidden_sizes=[48, 96, 192, 384], fusion_hidden_size=64, head_hidden_size=32,
+                     reassemble_hidden_size=384, side=518))
 
 # SD1.5's shape in small: three levels whose last repeats the width (as SD's 1280, 1280), so the light colour
 # adapter fits as it does on SD; the VAE halves twice (64 px images on 16×16 latents)
@@ -74,6 +79,10 @@ TINY = Scale(
     clip_projection=16, adapter_res_blocks=1, light_adapter_res_blocks=1, motion_heads=2, motion_groups=16,
     ip_image_encoder=dict(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
                           image_size=224, patch_size=16, projection_dim=24, hidden_act="gelu"),
+    depth_model=dict(backbone=dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=4, patch_size=14,
+                                   image_size=56, out_indices=[1, 2, 3, 4]),
+                     neck_hidden_sizes=[8, 16, 32, 32], fusion_hidden_size=16, head_hidden_size=8,
+                     reassemble_hidden_size=32, side=56),
     dtype=torch.float32)
 
 
@@ -108,7 +117,17 @@ REPOS = [
     Repo(config.HUB_IP_ADAPTER_REPO, f"{config.IP_ADAPTERS[SD]['image'][1]}, {config.IP_ADAPTERS[SD]['plus-face'][1]} (image_proj.*, "
          f"ip_adapter.N.to_k_ip/to_v_ip), {config.IP_ADAPTER_IMAGE_ENCODER}/ (config.json, model.safetensors)",
          "approximate: the base and plus-face adapters and the image encoder of the repo's files",
-         ("/p2p image_prompt",)),
+         ("/p2p image_prompt", "/face0", "/chatface", "/videocomposer style_image", "/gen1 content_image")),
+    *[Repo(repo, "config.json, diffusion_pytorch_model.fp16.safetensors (the app loads this variant)",
+           "approximate: ControlNetModel.from_unet of the SD1.5 UNet; the real repos also hold .bin files",
+           (f"/videocomposer {kind}",) + (("/gen1",) if kind == "depth" else ()))
+      for kind, repo in config.VIDEO_CONTROLNETS[SD].items()],
+    *[Repo(repo, "config.json, diffusion_pytorch_model.safetensors",
+           "approximate: the config diffusers' SparseCtrl conversion writes (RGB: latent condition, 4 channels; "
+           "scribble: pixels, 3)", (f"/videocomposer {kind}",))
+      for kind, repo in config.VIDEO_SPARSE_CONTROLNETS[SD].items()],
+    Repo(config.CONDITION_MODELS["depth"], "config.json, model.safetensors, preprocessor_config.json",
+         "approximate: Depth-Anything V2 Small's architecture and processor", ("/videocomposer depth", "/gen1")),
     *[Repo(repo, config.HUB_MOTION_LORA_FILES[repo],
            "approximate: keys in diffusers' peft LoRA format (the real files are diffusers' older LoRA format, which "
            "the same loader converts)", ("/animatediff motion_lora",)) for repo in config.HUB_MOTION_LORAS],
@@ -257,6 +276,40 @@ def plus_projection(scale: Scale, dim: int) -> dict[str, torch.Tensor]:
     return original
 
 
+def _video_controlnet(folder: Path, scale: Scale, unet, hint) -> None:
+    from diffusers import ControlNetModel
+    ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=hint).to(torch.float16).save_pretrained(
+        folder, variant="fp16")
+
+
+def _sparse_controlnet(folder: Path, scale: Scale, latent_condition: bool, hint) -> None:
+    from diffusers import SparseControlNetModel
+    unet = scale.unet
+    model = SparseControlNetModel(
+        conditioning_channels=4 if latent_condition else 3, use_simplified_condition_embedding=latent_condition,
+        down_block_types=tuple(t.replace("2D", "Motion") for t in unet.get("down_block_types", (
+            "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"))),
+        block_out_channels=unet.get("block_out_channels", (320, 640, 1280, 1280)),
+        layers_per_block=unet.get("layers_per_block", 2), norm_num_groups=unet.get("norm_num_groups", 32),
+        cross_attention_dim=unet["cross_attention_dim"], attention_head_dim=unet.get("attention_head_dim", 8),
+        conditioning_embedding_out_channels=hint, motion_max_seq_length=32, motion_num_attention_heads=scale.motion_heads)
+    _save(model, folder, scale)
+
+
+def _depth_anything(folder: Path, scale: Scale) -> None:
+    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config, DPTImageProcessor
+
+    settings = dict(scale.depth_model)
+    backbone, side = settings.pop("backbone"), settings.pop("side")
+    backbone = Dinov2Config(**backbone, out_features=[f"stage{i}" for i in backbone["out_indices"]],
+                            reshape_hidden_states=False)
+    model = DepthAnythingForDepthEstimation(DepthAnythingConfig(backbone_config=backbone, **settings))
+    model.to(scale.dtype).save_pretrained(folder, safe_serialization=True)
+    DPTImageProcessor(size={"height": side, "width": side}, keep_aspect_ratio=True, ensure_multiple_of=14,
+                      do_pad=False, resample=3, image_mean=[0.485, 0.456, 0.406],
+                      image_std=[0.229, 0.224, 0.225]).save_pretrained(folder)
+
+
 def _motion(scale: Scale):
     from diffusers import MotionAdapter
 
@@ -396,6 +449,11 @@ def build(hub: Path, scale: Scale = TINY, log=print) -> list[Repo]:
                                                    f, scale))
         repo(config.UNICONTROL_MODELS[SD], lambda f: _unicontrol(f, scale, unet))
         repo(config.HUB_IP_ADAPTER_REPO, lambda f: _ip_adapter(f, scale, unet))
+        for kind, name in config.VIDEO_CONTROLNETS[SD].items():
+            repo(name, lambda f: _video_controlnet(f, scale, unet, hint))
+        for kind, name in config.VIDEO_SPARSE_CONTROLNETS[SD].items():
+            repo(name, lambda f, kind=kind: _sparse_controlnet(f, scale, kind == "single_image", hint))
+        repo(config.CONDITION_MODELS["depth"], lambda f: _depth_anything(f, scale))
         single_channel = ("canny", "sketch")  # their configs: in_channels 1
         for kind, (name, _) in config.T2I_ADAPTERS[SD].items():
             repo(name, lambda f, kind=kind, name=name: _adapter(f, scale, 1 if kind in single_channel else 3,

@@ -33,7 +33,7 @@ EXAMPLE_IMAGE = str(config.EXAMPLES_DIR / "red_circle_white.png")
 EXAMPLE_VIDEO = str(config.EXAMPLES_DIR / "red_circle_moving_right.mp4")
 GENERICS = ("something went wrong on the server", "has not enabled verbose error reporting", "Traceback")
 # the tabs whose SD1.5 path is its own issue: until it lands they must give their clear error here
-PUBLIC_WEIGHTS_TABS = ("/chatface", "/videocomposer", "/gen1")
+PUBLIC_WEIGHTS_TABS = ("/chatface",)
 SD = config.HUB_BASE_MODEL
 ADAPTERS = config.T2I_ADAPTERS[SD]
 
@@ -44,6 +44,13 @@ class Call:
     endpoint: str
     arguments: dict
     repos: tuple[str, ...] = ()  # the Hub repos this call loads beyond the base model
+
+
+def video_control_repos(conditions) -> tuple[str, ...]:
+    """The public models VideoComposer / Gen-1 load on SD1.5 for `conditions` (depth also loads the depth model)."""
+    models = config.VIDEO_CONTROLNETS[SD] | config.VIDEO_SPARSE_CONTROLNETS[SD]
+    repos = tuple(models[c] for c in conditions if c in models)
+    return repos + ((config.CONDITION_MODELS["depth"],) if "depth" in conditions else ())
 
 
 def calls() -> list[Call]:
@@ -86,8 +93,18 @@ def calls() -> list[Call]:
         Call("shiftddpm", "/shiftddpm", {"steps": 2, "n": 1}),
         Call("imagen_video", "/imagen_video", {"base_frames": 2, "tsr_factor": 2, "ssr_factor": 2, "steps": 2}, (config.HUB_MOTION_ADAPTER,)),
         Call("dreamix (edit, 2 tuning steps)", "/dreamix", {"video_or_image": [video], "finetune_steps": 2, "strength": 0.1}, (config.HUB_MOTION_ADAPTER,)),
-        Call("videocomposer", "/videocomposer", {"reference_video": video, "frames": 2, "steps": 2}),
-        Call("gen1", "/gen1", {"video": video, "frames": 2, "steps": 2}),
+        *[Call(f"videocomposer ({preset})", "/videocomposer",
+               {"reference_video": video, "conditions": list(conditions), "frames": 2, "steps": 2},
+               (config.HUB_MOTION_ADAPTER, *video_control_repos(conditions)))
+          for preset, conditions in config.VIDEOCOMPOSER_PRESETS.items()],
+        Call("videocomposer (depth + style image)", "/videocomposer",
+             {"reference_video": video, "style_image": image, "conditions": ["depth"], "frames": 2, "steps": 2},
+             (config.HUB_MOTION_ADAPTER, *video_control_repos(["depth"]), config.HUB_IP_ADAPTER_REPO)),
+        Call("gen1", "/gen1", {"video": video, "frames": 2, "steps": 2},
+             (config.HUB_MOTION_ADAPTER, *video_control_repos(["depth"]))),
+        Call("gen1 (content image, temporal guidance)", "/gen1",
+             {"video": video, "content_image": image, "temporal_guidance": 1.5, "frames": 2, "steps": 2},
+             (config.HUB_MOTION_ADAPTER, *video_control_repos(["depth"]), config.HUB_IP_ADAPTER_REPO)),
     ]
     listed += [Call(f"animatediff ({lora.rsplit('-', 2)[-2]}-{lora.rsplit('-', 1)[-1]})".replace("lora-", ""),
                     "/animatediff", {"frames": 2, "steps": 1, "motion_lora": lora}, (config.HUB_MOTION_ADAPTER, lora))

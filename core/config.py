@@ -318,6 +318,8 @@ class VideoComposerDefaults:
     motion_scale: float = 4.0  # motion vectors (px / frame) are divided by this before the encoder
     mask_hole: float = 0.5  # video inpainting: side of the centred hole, a fraction of the frame
     feature_channels: int = 4  # extra UNet input channels the summed features take (= the latent's: training regresses it)
+    image_prompt_scale: float = 0.5  # SD1.5: the style image's IP-Adapter scale (IP-Adapter's usual value for style)
+    control_scale: float = 1.0  # SD1.5: each ControlNet / SparseCtrl model's conditioning scale (diffusers' default)
 
 
 # The task recipes of the VideoComposer paper: preset → the conditions it uses (style image optional)
@@ -338,6 +340,15 @@ VIDEOCOMPOSER_STYLE_ENCODER = EMBEDDED_CLIP_MODEL  # the CLIP image tower its st
 # The depth each VideoComposer model's depth encoder learnt from: a transformers depth model id; absent =
 # the offline stand-in (conditions.pseudo_depth), which is what the embedded model was trained on
 VIDEOCOMPOSER_DEPTH_MODELS: dict[str, str] = {}
+# On SD1.5, public models stand in for VideoComposer's condition encoders (and Gen-1's depth structure): a ControlNet
+# v1.1 per frame for depth, sketch and mask sequences (their fp16 safetensors), SparseCtrl on frame 0 for a single
+# image or sketch, motion modules from AnimateDiff, the style / content image through IP-Adapter
+VIDEO_CONTROLNETS = {HUB_BASE_MODEL: {"depth": "lllyasviel/control_v11f1p_sd15_depth",
+                                      "sketch": "lllyasviel/control_v11p_sd15_scribble",
+                                      "mask": "lllyasviel/control_v11p_sd15_inpaint"}}
+VIDEO_SPARSE_CONTROLNETS = {HUB_BASE_MODEL: {"single_image": "guoyww/animatediff-sparsectrl-rgb",
+                                             "single_sketch": "guoyww/animatediff-sparsectrl-scribble"}}
+CONTROLNET_VARIANTS = {name: "fp16" for name in VIDEO_CONTROLNETS[HUB_BASE_MODEL].values()}  # only fp16 safetensors
 
 
 @dataclass
@@ -358,7 +369,7 @@ class Gen1Defaults:
 
 
 # Condition kinds that need a model (GPU, network) rather than OpenCV: transformers pipeline ids
-CONDITION_MODELS = {"depth": "Intel/dpt-hybrid-midas"}
+CONDITION_MODELS = {"depth": "depth-anything/Depth-Anything-V2-Small-hf"}  # safetensors, apache-2.0
 
 
 @dataclass

@@ -172,11 +172,51 @@ class Models:
 
         def load():
             source = resolve(name, self.allow_local)
-            model = ControlNetModel.from_pretrained(source.location, torch_dtype=self.dtype, use_safetensors=True,
-                                                    local_files_only=source.kind != "hub")
+            try:
+                model = ControlNetModel.from_pretrained(source.location, torch_dtype=self.dtype, use_safetensors=True,
+                                                        variant=config.CONTROLNET_VARIANTS.get(name),
+                                                        local_files_only=source.kind != "hub")
+            except Exception as error:
+                raise ModelLoadError(load_failure("ControlNet", name, error)) from error
             return model.to(self.device).eval().requires_grad_(False)
 
         return self._cached(("ControlNet", name), load)
+
+    def sparse_controlnet(self, name: str):
+        """A SparseCtrl model (AnimateDiff's sparse ControlNet, safetensors), cached."""
+        from diffusers import SparseControlNetModel
+
+        def load():
+            source = resolve(name, self.allow_local)
+            try:
+                model = SparseControlNetModel.from_pretrained(source.location, torch_dtype=self.dtype,
+                                                              use_safetensors=True, local_files_only=source.kind != "hub")
+            except Exception as error:
+                raise ModelLoadError(load_failure("SparseCtrl", name, error)) from error
+            return model.to(self.device).eval().requires_grad_(False)
+
+        return self._cached(("SparseCtrl", name), load)
+
+    def video_controls(self, conditions, base_model: str | None = None) -> dict:
+        """condition kind → the public model that reads it on `base_model` (config.VIDEO_CONTROLNETS,
+        VIDEO_SPARSE_CONTROLNETS); motion needs none."""
+        base_model = base_model or self.base_model
+        frame, key = config.VIDEO_CONTROLNETS.get(base_model), config.VIDEO_SPARSE_CONTROLNETS.get(base_model, {})
+        if frame is None:
+            raise ModelLoadError(f"no public control models are listed for base model {base_model!r} "
+                                 f"(config.VIDEO_CONTROLNETS: {', '.join(config.VIDEO_CONTROLNETS)})")
+        models = {}
+        for kind in conditions:
+            if kind in frame:
+                models[kind] = self.controlnet(frame[kind])
+            elif kind in key:
+                models[kind] = self.sparse_controlnet(key[kind])
+        return models
+
+    def uses_public_video_controls(self, base_model: str | None = None) -> bool:
+        """VideoComposer and Gen-1 on public models (AnimateDiff + ControlNets) rather than our trained weights."""
+        base_model = base_model or self.base_model
+        return base_model not in config.VIDEOCOMPOSER_MODELS and base_model in config.VIDEO_CONTROLNETS
 
     def t2i_adapters(self, kinds: list[str], base_model: str | None = None) -> list:
         """The T2I-Adapters of `kinds` for `base_model` (config.T2I_ADAPTERS), in that order."""
@@ -386,6 +426,12 @@ class Models:
         adapter = self._cached(("IP-Adapter", base_model, repo, filename), load_adapter)
         encoder = self._cached(("IP-Adapter image encoder", repo), load_encoder)
         return adapter, encoder, CLIPImageProcessor()  # SD1.5's feature extractor: OpenAI's 224-px preprocessing
+
+    def image_prompt(self, image, scale: float = 1.0, kind: str = "image"):
+        """uint8 `image` (H, W, 3) as an image prompt (core.ip_adapter.ImagePrompt) through the base model's
+        IP-Adapter `kind`."""
+        from .ip_adapter import encode_image_prompt
+        return encode_image_prompt(*self.ip_adapter(kind), image, scale)
 
     # -- CLIP (losses, energies) ---------------------------------------------------------------
     def clip(self, name: str | None = None):

@@ -1,9 +1,12 @@
-"""Sampling a video composed from conditions (VideoComposer's STC-encoders over a widened motion UNet): what the
-VideoComposer method and Gen-1 (depth structure + content, the same weights) both run."""
+"""Sampling a video composed from conditions: what the VideoComposer method and Gen-1 (depth structure + content)
+both run — on the embedded model, VideoComposer's STC-encoders over a widened motion UNet (`generate`); on SD1.5,
+public models standing in for the encoders (`generate_with_controls`: AnimateDiff + ControlNet v1.1 + SparseCtrl +
+IP-Adapter, core.video_control). Both read the same extracted conditions (core.videocomposer.condition_sequences)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 import torch
 from diffusers import DDIMScheduler
@@ -14,6 +17,8 @@ from .denoisers import TextGuided
 from .sampling import decode_video, denoise, encode_prompts, frame_context, prepare_latents, square_image
 from .validate import check_prompt, check_range, check_sampling
 from .video import draw_motion, sample_frames
+from .video_control import (ControlledVideoParams, FrameControl, frame_control, sparse_control, warped_noise,
+                            generate as generate_controlled)
 from .videocomposer import CONDITION_CHANNELS, ComposedUNet, condition_sequences, to_tensors
 
 D = config.VideoComposerDefaults
@@ -66,6 +71,14 @@ def condition_views(reference: np.ndarray, sequences: dict[str, np.ndarray]) -> 
     return views
 
 
+def model_depth_frames(depth: np.ndarray | None, frames: int, side: int) -> np.ndarray | None:
+    """A depth-model sequence (T, H, W) in [0, 1] → the `frames` used, centre-cropped square at `side` px."""
+    if depth is None:
+        return None
+    return np.stack([square_image((np.asarray(d) * 255).astype(np.uint8)[..., None].repeat(3, -1), side)[..., 0]
+                     for d in sample_frames(np.asarray(depth), frames)]) / 255.0
+
+
 def generate(pipe, unet, composer, reference: np.ndarray | None, params: VideoComposerParams,
              style: torch.Tensor | None = None, depth: np.ndarray | None = None, hole: np.ndarray | None = None,
              structure_level: int = 0, temporal_guidance: float = 1.0, cross_frame_attention: bool = False,
@@ -84,9 +97,7 @@ def generate(pipe, unet, composer, reference: np.ndarray | None, params: VideoCo
     if params.conditions and reference is None:
         raise ValueError("these conditions are extracted from a reference video: give one")
     reference = reference_frames(reference, frames, side) if reference is not None else None
-    if depth is not None:
-        depth = np.stack([square_image((np.asarray(d) * 255).astype(np.uint8)[..., None].repeat(3, -1), side)[..., 0]
-                          for d in sample_frames(np.asarray(depth), frames)]) / 255.0
+    depth = model_depth_frames(depth, frames, side)
     with torch.no_grad():
         # 2. extract and encode the conditions once
         sequences = condition_sequences(reference, params.conditions, depth=depth, hole=hole,
@@ -108,3 +119,58 @@ def generate(pipe, unet, composer, reference: np.ndarray | None, params: VideoCo
                              steps, on_step=on_step)
         video = decode_video(pipe, result.latents)
     return ComposedVideo(video, condition_views(reference, sequences) if sequences else {})
+
+
+# the conditions each kind of public control model reads on SD1.5 (config.VIDEO_CONTROLNETS, VIDEO_SPARSE_CONTROLNETS)
+FRAME_CONTROLLED = ("depth", "sketch", "mask")  # a ControlNet per frame
+KEY_FRAME_CONTROLLED = ("single_image", "single_sketch")  # SparseCtrl on frame 0
+
+
+def generate_with_controls(pipe, motion_unet, control_models: dict, reference: np.ndarray | None,
+                           params: VideoComposerParams, depth: np.ndarray | None = None, image_prompts=(),
+                           structure_level: int = 0, temporal_guidance: float = 1.0,
+                           on_step=None) -> ComposedVideo:
+    """The same conditions as `generate`, read by public models (SD1.5): depth and sketch sequences through their
+    ControlNets frame by frame, the mask sequence through the inpaint ControlNet with the reference kept outside
+    the hole, a single image or sketch through SparseCtrl on frame 0, motion vectors as the initial noise carried
+    along them (core.video_control.warped_noise: no public model reads motion), the style / content image as an
+    image prompt. `control_models`: condition kind → its loaded model (Models.video_controls)."""
+    params.check()
+    frames = int(params.frames)
+    side = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    if params.conditions and reference is None:
+        raise ValueError("these conditions are extracted from a reference video: give one")
+    single = [c for c in params.conditions if c in KEY_FRAME_CONTROLLED]
+    if len(single) > 1:
+        raise ValueError(f"on this base model one SparseCtrl model reads the key frame: choose one of {', '.join(single)}")
+    reference = reference_frames(reference, frames, side) if reference is not None else None
+    sequences = condition_sequences(reference, params.conditions, depth=model_depth_frames(depth, frames, side),
+                                    structure_level=structure_level) if params.conditions else {}
+    views = condition_views(reference, sequences) if sequences else {}
+    controls, sparse, inpaint, latents = [], None, None, None
+    scale = D.control_scale
+    for kind in params.conditions:
+        model = control_models.get(kind)
+        if kind != "motion" and model is None:
+            raise ValueError(f"no control model for the {kind!r} condition was given")
+        if kind in ("depth", "sketch"):
+            controls.append(frame_control(model, views[kind], scale))
+        elif kind == "mask":
+            keep = sequences[kind][..., 3]  # (F, H, W), 1 = keep
+            pixels = frame_control(model, reference).frames
+            pixels[torch.from_numpy(keep < 0.5)[:, None].expand_as(pixels)] = -1.0  # the inpaint ControlNet's hole
+            controls.append(FrameControl(model, pixels, scale))
+            latent_side = side // pipe.vae_scale_factor
+            inpaint = (reference, np.stack([cv2.resize(k, (latent_side, latent_side), interpolation=cv2.INTER_NEAREST)
+                                            for k in keep]))
+        elif kind in KEY_FRAME_CONTROLLED:
+            sparse = sparse_control(pipe, model, views[kind][:1], [0], frames, scale)
+        elif kind == "motion":
+            generator = torch.Generator().manual_seed(int(params.seed))
+            first = prepare_latents(pipe, 1, side, side, generator)
+            latents = warped_noise(first, sequences[kind] * D.motion_scale)
+    video = generate_controlled(
+        pipe, motion_unet, ControlledVideoParams(params.prompt, params.negative_prompt, frames, int(params.steps),
+                                                 float(params.guidance_scale), int(params.seed)),
+        controls, sparse, image_prompts, temporal_guidance, latents, inpaint, on_step)
+    return ComposedVideo(video, views)

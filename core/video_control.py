@@ -183,3 +183,23 @@ def generate(pipe, motion_unet, params: ControlledVideoParams, controls: Sequenc
             result = denoise(TextGuided(model, cond, uncond, guidance), scheduler, latents, steps, hooks=hooks,
                              on_step=on_step)
         return decode_video(pipe, result.latents)
+
+
+def warped_noise(noise: torch.Tensor, flows: np.ndarray) -> torch.Tensor:
+    """One frame's noise (1, C, h, w) carried along motion vectors: (1, C, F, h, w) where frame k shows frame 0's
+    noise moved by the flow accumulated up to k. `flows` (F, H, W, 2): pixels each frame moved since the previous
+    one (frame 0's are zero), at any resolution. Nearest sampling keeps every value one of frame 0's, so each
+    frame is still unit Gaussian noise; only the correlation between frames follows the motion. An approximation
+    for models that cannot read motion vectors (no public SD1.5 model can): the initial noise of a video model
+    shapes where things go."""
+    _, _, h, w = noise.shape
+    flows = torch.from_numpy(np.ascontiguousarray(flows, np.float32)).permute(0, 3, 1, 2)
+    scale = torch.tensor([w / flows.shape[-1], h / flows.shape[-2]])[None, :, None, None]
+    travelled = torch.nn.functional.interpolate(flows.cumsum(0), size=(h, w), mode="area") * scale
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    gx = (xs - travelled[:, 0] + 0.5) / w * 2 - 1  # frame k at p shows what frame 0 had at p − travelled
+    gy = (ys - travelled[:, 1] + 0.5) / h * 2 - 1
+    grid = torch.stack([gx, gy], -1).to(noise)
+    warped = torch.nn.functional.grid_sample(noise.expand(len(flows), -1, -1, -1), grid, mode="nearest",
+                                             padding_mode="reflection", align_corners=False)
+    return warped.transpose(0, 1)[None]

@@ -22,16 +22,28 @@ EXAMPLES = [
 ]
 
 
+def stand_in(models) -> str:
+    """The tab's line on whose weights edit the video on this base model."""
+    base = models.base_model
+    if not models.uses_public_video_controls():
+        return ("Open re-implementation: Gen-1 has no public weights. It runs on this app's VideoComposer model (its "
+                "depth encoder); offline the depth is a stand-in read from the foreground, and the content image goes "
+                f"through {config.VIDEOCOMPOSER_STYLE_ENCODER}'s image tower. The embedded model is undertrained: the "
+                "depth is followed only loosely so far (figures on its model card).")
+    return (f"Gen-1 has no public weights. On {base}, {models.motion_adapter_name(base)} (AnimateDiff) with the depth "
+            f"ControlNet {config.VIDEO_CONTROLNETS[base]['depth']} per frame stands in, on depth maps from "
+            f"{config.CONDITION_MODELS['depth']}; the content image enters through IP-Adapter "
+            f"({config.HUB_IP_ADAPTER_REPO}); the frame-wise prediction of temporal_guidance is the same UNet with its "
+            "motion modules bypassed.")
+
+
 def build(models) -> None:
     header(TITLE, "Edit a video by its structure and a new content: the source's depth sequence fixes the shapes "
                   "(structure_level coarsens it: higher keeps less of the source's shape), the text and an optional "
                   "content image say what to show. Frames read the first frame's attention keys and values, and "
                   "temporal_guidance pushes the video prediction away from the frame-by-frame one (1: video model "
                   "alone; higher: steadier).",
-           "Open re-implementation: Gen-1 has no public weights. It runs on this app's VideoComposer model (its depth "
-           "encoder); offline the depth is a stand-in read from the foreground, and the content image goes through "
-           f"{config.VIDEOCOMPOSER_STYLE_ENCODER}'s image tower. The embedded model is undertrained: the depth "
-           "is followed only loosely so far (figures on its model card).")
+           stand_in(models))
     with gr.Row():
         with gr.Column():
             with gr.Row():
@@ -58,12 +70,18 @@ def build(models) -> None:
         params.check()
         source = read_video_input(video, "video")
         content = load_image(content_image, "content_image") if content_image else None
-        progress(0, desc="loading the model")
-        unet, composer = models.videocomposer()
-        out = gen1.edit(models.pipeline(), unet, composer, source, params,
-                        content=videocomposer.style_embedding(models, content),
-                        depth=videocomposer.depth_for(models, source, ["depth"], params.frames),
-                        on_step=step_progress(progress, "edit"))
+        depth = videocomposer.depth_for(models, source, ["depth"], params.frames)
+        if models.uses_public_video_controls():
+            progress(0, desc="loading AnimateDiff and the depth ControlNet")
+            out = gen1.edit_with_controls(models.pipeline(), models.motion_unet(), models.video_controls(["depth"])["depth"],
+                                          source, params, content=videocomposer.style_prompt(models, content),
+                                          depth=depth, on_step=step_progress(progress, "edit"))
+        else:
+            progress(0, desc="loading the model")
+            unet, composer = models.videocomposer()
+            out = gen1.edit(models.pipeline(), unet, composer, source, params,
+                            content=videocomposer.style_embedding(models, content), depth=depth,
+                            on_step=step_progress(progress, "edit"))
         return save_video(out.frames, D.fps), save_video(out.condition_views["depth"], D.fps)
 
     inputs = [video_in, prompt, content_image, structure_level, temporal_guidance, frames, steps, seed, guidance_scale]

@@ -25,6 +25,23 @@ EXAMPLES = [
 ]
 
 
+def stand_in(models) -> str:
+    """The tab's line on whose weights compose the video on this base model."""
+    base = models.base_model
+    if not models.uses_public_video_controls():
+        return ("Open re-implementation (our encoders and weights, trained on moving shapes for the embedded model: "
+                f"{config.EMBEDDED_VIDEOCOMPOSER}); the official weights are a non-commercial pickle and are not loaded. "
+                "Offline, depth is a stand-in read from the foreground, not a depth model. The embedded model is "
+                "undertrained: it follows its conditions only loosely so far (figures on its model card).")
+    frame, key = config.VIDEO_CONTROLNETS[base], config.VIDEO_SPARSE_CONTROLNETS.get(base, {})
+    return (f"On {base}, public models stand in for VideoComposer's condition encoders (its weights are a "
+            f"non-commercial pickle): motion from {models.motion_adapter_name(base)}; depth, sketch and mask sequences "
+            f"through ControlNet v1.1 per frame ({', '.join(frame.values())}; depth maps from "
+            f"{config.CONDITION_MODELS['depth']}); a single image or sketch through SparseCtrl on frame 0 "
+            f"({', '.join(key.values())}); the style image through IP-Adapter ({config.HUB_IP_ADAPTER_REPO}). No public "
+            "SD1.5 model reads motion vectors: here they only carry the initial noise along the reference's motion.")
+
+
 def build(models) -> None:
     recommendation = models.recommended("videocomposer")
     V = recommendation.defaults(D)  # the starting values: the paper's, or what the base model recommends
@@ -33,10 +50,7 @@ def build(models) -> None:
                   "condition has its own spatio-temporal encoder (per-frame convolutions, then attention over frames); "
                   "their features are summed into extra input channels of a motion UNet, and guidance runs on text + "
                   "style. The presets are the paper's task recipes.",
-           "Open re-implementation (our encoders and weights, trained on moving shapes for the embedded model: "
-           f"{config.EMBEDDED_VIDEOCOMPOSER}); the official weights are a non-commercial pickle and are not loaded. "
-           "Offline, depth is a stand-in read from the foreground, not a depth model. The embedded model is "
-           "undertrained: it follows its conditions only loosely so far (figures on its model card).")
+           stand_in(models))
     recommended_note(recommendation)
     with gr.Row():
         with gr.Column():
@@ -67,13 +81,19 @@ def build(models) -> None:
         params.check()
         reference = read_video_input(reference_video, "reference_video") if conditions or reference_video else None
         style = load_image(style_image, "style_image") if style_image else None
-        progress(0, desc="loading the VideoComposer model")
-        unet, composer = models.videocomposer()
-        out = videocomposer.generate(models.pipeline(), unet, composer, reference, params,
-                                     style=videocomposer.style_embedding(models, style),
-                                     depth=videocomposer.depth_for(models, reference, conditions, params.frames)
-                                     if reference is not None else None,
-                                     on_step=step_progress(progress, "compose"))
+        depth = videocomposer.depth_for(models, reference, conditions, params.frames) if reference is not None else None
+        if models.uses_public_video_controls():
+            progress(0, desc="loading AnimateDiff and the control models")
+            out = videocomposer.generate_with_controls(models.pipeline(), models.motion_unet(),
+                                                       models.video_controls(conditions), reference, params,
+                                                       depth=depth, image_prompts=[videocomposer.style_prompt(models, style)],
+                                                       on_step=step_progress(progress, "compose"))
+        else:
+            progress(0, desc="loading the VideoComposer model")
+            unet, composer = models.videocomposer()
+            out = videocomposer.generate(models.pipeline(), unet, composer, reference, params,
+                                         style=videocomposer.style_embedding(models, style), depth=depth,
+                                         on_step=step_progress(progress, "compose"))
         shown = [out.condition_views[c] for c in conditions if c in out.condition_views]
         return save_video(out.frames, D.fps), save_video(side_by_side(shown), D.fps) if shown else None
 
