@@ -6,7 +6,7 @@ architectures, random weights).
     python -m bench.rehearsal                       # real sizes: writes bench/REHEARSAL.md (about an hour here)
     python -m bench.rehearsal --scale tiny --out F  # the suite's fast version (tests/test_rehearsal.py)
 
-Each call gets the smallest work that takes the real path (1–2 steps, 2 frames). Outcome: works, clear error (the
+Each call gets the smallest work that takes the real path (1–2 steps, 2 frames). Outcome: works, error (the
 tab's own message), crash (a generic error, a traceback, or the server gone) or timeout. Memory is the server's
 resident set, sampled every 50 ms: each call's peak, and the peak over the whole sequence, once with the companion
 budget (config.COMPANION_CACHE_BYTES or --budget-gib) and once without.
@@ -32,8 +32,6 @@ HERE = Path(__file__).resolve().parent
 EXAMPLE_IMAGE = str(config.EXAMPLES_DIR / "red_circle_white.png")
 EXAMPLE_VIDEO = str(config.EXAMPLES_DIR / "red_circle_moving_right.mp4")
 GENERICS = ("something went wrong on the server", "has not enabled verbose error reporting", "Traceback")
-# the tabs whose SD1.5 path is its own issue: until it lands they must give their clear error here
-PUBLIC_WEIGHTS_TABS = ("/chatface",)
 SD = config.HUB_BASE_MODEL
 ADAPTERS = config.T2I_ADAPTERS[SD]
 
@@ -88,7 +86,11 @@ def calls() -> list[Call]:
         Call("diffusionclip_train", "/diffusionclip_train", {"image": image, "iterations": 2, "inversion_steps": 2,
                                                              "train_steps": 1, "direction_name": "rehearsal"}, clip),
         Call("diffusionclip_edit", "/diffusionclip_edit", {"image": image, "directions": "rehearsal: 1.0", "t0": 100}),
-        Call("chatface", "/chatface", {"image": image, "steps": 2}),
+        Call("chatface_train (mapper)", "/chatface_train", {"image": image, "instruction": "make it blue",
+                                                            "iterations": 2, "train_steps": 2},
+             (config.HUB_IP_ADAPTER_REPO, *clip)),
+        Call("chatface (edit with the mapper)", "/chatface", {"image": image, "instruction": "make it blue", "steps": 2},
+             (config.HUB_IP_ADAPTER_REPO,)),
         Call("face0 (IP-Adapter plus-face)", "/face0", {"face_image": image, "steps": 2}, (config.HUB_IP_ADAPTER_REPO,)),
         Call("shiftddpm", "/shiftddpm", {"steps": 2, "n": 1}),
         Call("imagen_video", "/imagen_video", {"base_frames": 2, "tsr_factor": 2, "ssr_factor": 2, "steps": 2}, (config.HUB_MOTION_ADAPTER,)),
@@ -117,7 +119,7 @@ class Outcome:
     label: str
     endpoint: str
     repos: str
-    outcome: str  # works | clear error | crash | timeout
+    outcome: str  # works | error | crash | timeout
     detail: str
     output: str
     seconds: float
@@ -266,9 +268,7 @@ def run_sequence(hub: Path, budget: int | None, timeout: float, sequence: list[C
                     outcome, detail = "timeout", f"over {timeout:.0f} s"
                 except Exception as error:  # the API's error: the tab's message, or a generic one
                     detail = " ".join(str(error).split())[:300]
-                    # an error is the expected clear one only on the tabs that have no SD1.5 path yet
-                    outcome = ("crash" if any(g in detail for g in GENERICS) or server.poll() is not None else
-                               "clear error" if call.endpoint in PUBLIC_WEIGHTS_TABS else "error")
+                    outcome = "crash" if any(g in detail for g in GENERICS) or server.poll() is not None else "error"
                 seconds = time.monotonic() - begun
                 if outcome == "works":
                     output = describe_output(result)

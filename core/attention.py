@@ -301,7 +301,7 @@ class StudioAttnProcessor:
             branch = prompt.adapter.branch(self.layer)
             if branch is None:
                 continue
-            tokens, weights = prompt.rows(ctx.batch, ctx.guided, ctx.source_rows)
+            tokens, weights = prompt.rows(ctx.batch, ctx.guided, ctx.source_rows, ctx.step)
             tokens = tokens.to(query.device, query.dtype)
             key, value = (layer(tokens).view(ctx.batch, -1, heads, head_dim).transpose(1, 2) for layer in branch)
             out = fused_attention(query, key, value, None, scale)

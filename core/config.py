@@ -285,6 +285,22 @@ class ChatFaceDefaults:
     z_dim: int = 64
     z_tokens: int = 4  # decoder context slots the semantic code fills
     size_pixels_per_unit: float = 6.0  # "medium" bigger = +6 px radius; "a bit" = +3 px
+    # mappers (trained per attribute in z space with CLIP's directional loss; the path on public weights)
+    train_instruction: str = "make it blue"
+    source_text: str = "a photo"
+    target_text: str = "a blue photo"
+    iterations: int = 40
+    max_iterations: int = 500
+    train_steps: int = 4  # DDIM steps decoded with gradients per iteration
+    max_train_steps: int = 20
+    lr: float = 1e-3
+    min_lr: float = 1e-6
+    max_lr: float = 1e-1
+    lambda_clip: float = 1.0
+    lambda_l2: float = 0.5  # ‖Δz‖²/‖z‖²: how far from the image's code a mapper may go
+    max_lambda: float = 100.0
+    mapper_hidden: int = 512
+    ip_adapter_scale: float = 1.0  # public weights: the decoder reads z through IP-Adapter at this scale
 
 
 EMBEDDED_CHATFACE_MODEL = "toy-chatface"

@@ -74,6 +74,23 @@ def clip_image_features(model, inputs: ClipInputs, images: torch.Tensor) -> torc
     return F.normalize(model.get_image_features(pixel_values=pixels).pooler_output.float(), dim=-1)
 
 
+def text_direction(clip_model, tokenizer, source_text: str, target_text: str,
+                   templates: tuple[str, ...] = ("{}",)) -> torch.Tensor:
+    """E_T(target) − E_T(source), unit, averaged over prompt templates (DiffusionCLIP's official code)."""
+    source = clip_text_features(clip_model, tokenizer, [t.format(source_text) for t in templates]).mean(dim=0)
+    target = clip_text_features(clip_model, tokenizer, [t.format(target_text) for t in templates]).mean(dim=0)
+    return F.normalize(target - source, dim=-1)
+
+
+def directional_loss(clip_model, inputs: ClipInputs, tokenizer, edited: torch.Tensor, original: torch.Tensor,
+                     source_text: str, target_text: str, templates: tuple[str, ...] = ("{}",)) -> torch.Tensor:
+    """CLIP's directional loss (DiffusionCLIP, StyleGAN-NADA, ChatFace's mappers): 1 − cos(E_I(edited) −
+    E_I(original), ΔT), mean over the batch."""
+    wanted = text_direction(clip_model, tokenizer, source_text, target_text, templates)
+    image_direction = clip_image_features(clip_model, inputs, edited) - clip_image_features(clip_model, inputs, original)
+    return (1 - F.cosine_similarity(image_direction, wanted[None], dim=-1)).mean()
+
+
 class ClipTextEnergy:
     """‖f_text − f_image(x)‖ with unit CLIP features: low when the image matches the text."""
 

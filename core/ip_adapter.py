@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -82,27 +83,28 @@ def _linear(weight: torch.Tensor) -> nn.Linear:
 @dataclass
 class ImagePrompt:
     """One call's image prompt: the adapter, its tokens for the conditional and the unconditional branch
-    (1, n, dim), and its scale (0: the branch is skipped). `branches`: for a batch of equal parts that are not
-    classifier-free-guidance halves (Face0's three-way guidance), which parts see the image; None: every row but
-    the unconditional half."""
+    (1, n, dim), and its scale (0: the branch is skipped). `tokens` may be one tensor per sampling step (ChatFace's
+    code moving from z_edit to z). `branches`: for a batch of equal parts that are not classifier-free-guidance
+    halves (Face0's three-way guidance), which parts see the image; None: every row but the unconditional half."""
     adapter: IPAdapter
-    tokens: torch.Tensor
+    tokens: torch.Tensor | Sequence[torch.Tensor]
     negative: torch.Tensor
     scale: float = 1.0
     branches: tuple[bool, ...] | None = None
 
-    def rows(self, batch: int, guided: bool, source_rows: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def rows(self, batch: int, guided: bool, source_rows: int = 0,
+             step: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(batch, n, dim) tokens and per-row weights (None: all 1). With guidance the unconditional half gets the
         negative tokens, every other row (the conditional half, a source branch, frames included) the image's."""
+        tokens = self.tokens if isinstance(self.tokens, torch.Tensor) else self.tokens[min(max(step, 0), len(self.tokens) - 1)]
         if self.branches is not None:
             part = batch // len(self.branches)
             weights = torch.tensor([float(seen) for seen in self.branches]).repeat_interleave(part)
-            return self.tokens.expand(batch, -1, -1), weights
+            return tokens.expand(batch, -1, -1), weights
         halves = batch - source_rows
         negative = halves // 2 if guided else 0
-        tokens = torch.cat([self.tokens.expand(source_rows, -1, -1), self.negative.expand(negative, -1, -1),
-                            self.tokens.expand(batch - source_rows - negative, -1, -1)])
-        return tokens, None
+        return torch.cat([tokens.expand(source_rows, -1, -1), self.negative.expand(negative, -1, -1),
+                          tokens.expand(batch - source_rows - negative, -1, -1)]), None
 
     def with_branches(self, branches: tuple[bool, ...]) -> "ImagePrompt":
         return replace(self, branches=tuple(branches))

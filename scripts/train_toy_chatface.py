@@ -55,7 +55,7 @@ def evaluate(pipe, model: chatface.ChatFaceModel) -> dict:
     for _ in range(EVAL_IMAGES):
         scene = dataset.random_scene(rng, two_object_prob=0.0, color="red", background="white")
         image = dataset.render(scene)
-        out = chatface.edit(pipe, model, image, "make it blue and a bit bigger", steps=EVAL_STEPS)
+        out = chatface.edit(chatface.DiffaeCodec(pipe, model), image, "make it blue and a bit bigger", steps=EVAL_STEPS)
         results["psnr"].append(psnr(out.reconstruction, image))
         before, after = reader.read_single(image), reader.read_single(out.edited)
         if after is None:

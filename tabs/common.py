@@ -212,6 +212,13 @@ def recommended_note(recommendation) -> None:
                     "defaults otherwise.*", elem_classes="studio-recommended")
 
 
+def clip_bundle(models):
+    """(CLIP model, its tokenizer, its pixel inputs) of the app's CLIP (losses, energies)."""
+    from core.guidance import clip_inputs
+    model, tokenizer = models.clip()
+    return model, tokenizer, clip_inputs(model)
+
+
 def seed_input(value: int = 0) -> CheckedNumber:
     """The seed box every sampling tab has (0 … MAX_SEED, whole numbers)."""
     return CheckedNumber(value, precision=0, minimum=0, maximum=config.MAX_SEED, label="seed")

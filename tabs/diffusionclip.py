@@ -6,13 +6,12 @@ import numpy as np
 
 from core import config
 from core.methods import diffusionclip
-from core.guidance import clip_inputs
 from core.plots import line_plot
 from core.sampling import square_image
 from core.shapes import dataset
 from core.validate import load_image
 
-from .common import (CheckedNumber, CheckedSlider, engine_event, examples, folders, gallery_output, handler, header,
+from .common import (CheckedNumber, CheckedSlider, clip_bundle, engine_event, examples, folders, gallery_output, handler, header,
                      image_output, image_upload, run_buttons, step_progress)
 
 
@@ -78,10 +77,6 @@ def build(models) -> None:
             with gr.Column():
                 edited = image_output("edited")
 
-    def clip_bundle():
-        model, tokenizer = models.clip()
-        return model, tokenizer, clip_inputs(model)
-
     @handler(exclusive=True)
     def train(image: str | None = None, source_text: str = D.source_text, target_text: str = D.target_text,
               t0: int = D.t0, iterations: int = D.iterations, direction_name: str = "",
@@ -104,7 +99,7 @@ def build(models) -> None:
             images = np.stack([dataset.render(s, size) for s in dataset.scenes_matching(source_text, rng, D.n_train_img, size)])
         else:
             raise ValueError("upload an image (procedural training images exist only for the embedded toy model)")
-        result = diffusionclip.train(pipe, clip_bundle(), images, params, library(),
+        result = diffusionclip.train(pipe, clip_bundle(models), images, params, library(),
                                      on_step=step_progress(progress, "tuning"))
         gallery = []
         for k in range(min(4, len(images))):

@@ -26,7 +26,8 @@ CHEAP = {
     "/unicontrol": {"condition_image": EXAMPLE_IMAGE, "steps": 2}, "/freedom": {"steps": 2},
     "/diffusionclip_train": {"iterations": 1, "inversion_steps": 2, "train_steps": 1, "direction_name": "reliability"},
     "/diffusionclip_edit": {"image": EXAMPLE_IMAGE, "directions": "reliability: 1.0", "t0": 100},
-    "/chatface": {"image": EXAMPLE_IMAGE, "steps": 2}, "/face0": {"face_image": EXAMPLE_IMAGE, "steps": 2},
+    "/chatface": {"image": EXAMPLE_IMAGE, "steps": 2},
+    "/chatface_train": {"image": EXAMPLE_IMAGE, "iterations": 1, "train_steps": 2}, "/face0": {"face_image": EXAMPLE_IMAGE, "steps": 2},
     "/shiftddpm": {"steps": 2, "n": 1}, "/sampler": {"steps": 2, "snapshots": 1},
     "/imagen_video": {"base_frames": 2, "steps": 2},
     "/dreamix": {"video_or_image": [EXAMPLE_VIDEO], "finetune_steps": 0, "strength": 0.1},
@@ -37,7 +38,7 @@ LIST_INPUTS = {"conditions", "video_or_image"}  # gr.File(file_count="multiple")
 VIDEO_COMPONENTS = {"video", "control_video", "source_video", "reference_video"}  # gr.Video: {"video": file}
 IMAGE_INPUTS = [("/null_text", "image"), ("/unicontrol", "condition_image"), ("/freedom", "reference_image"),
                 ("/freedom", "mask"), ("/diffusionclip_train", "image"), ("/diffusionclip_edit", "image"),
-                ("/chatface", "image"), ("/face0", "face_image"), ("/t2i_adapter", "conditions"),
+                ("/chatface", "image"), ("/chatface_train", "image"), ("/face0", "face_image"), ("/t2i_adapter", "conditions"),
                 ("/dreamix", "video_or_image"), ("/videocomposer", "style_image"), ("/gen1", "content_image")]
 VIDEO_INPUTS = [("/fatezero", "video", {}), ("/tune_a_video_train", "video", {}),
                 ("/t2v_zero", "control_video", {"mode": "controlnet"}),

@@ -57,7 +57,7 @@ def test_a_controller_sees_every_step_of_the_edit(step_log):
     pipe, model = models.pipeline(), chatface.load_model(models)
     image = dataset.render(dataset.random_scene(np.random.default_rng(0), two_object_prob=0.0, color="red"))
     with install(pipe.unet).use([step_log]):
-        result = chatface.edit(pipe, model, image, "make it blue", steps=4)
+        result = chatface.edit(chatface.DiffaeCodec(pipe, model), image, "make it blue", steps=4)
     assert step_log.steps == [(i, 4) for i in range(4)] * 3
     assert result.edited.shape == image.shape
 
@@ -77,7 +77,7 @@ def test_make_it_blue_and_a_bit_bigger():
     cases = 4
     for _ in range(cases):
         image = dataset.render(dataset.random_scene(rng, two_object_prob=0.0, color="red", background="white"))
-        result = chatface.edit(pipe, model, image, "make it blue and a bit bigger", steps=25)
+        result = chatface.edit(chatface.DiffaeCodec(pipe, model), image, "make it blue and a bit bigger", steps=25)
         assert result.plan.targets == {"colour": "blue", "size": "+small"}
         before, after = reader.read_single(image), reader.read_single(result.edited)
         assert after is not None

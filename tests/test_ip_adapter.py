@@ -160,3 +160,58 @@ def test_face0_with_an_image_prompt_reduces_to_text_only_and_face_only(c, a):
     if a:  # the face changes the picture
         plain = face0.three_way_sample(pipe, {"face": empty}, empty, params)
         assert np.abs(got.astype(int) - plain.astype(int)).max() > 2
+
+
+def tiny_clip():
+    """A tiny CLIP for the directional loss (random: the test asks that training lowers its loss, not what it means)."""
+    from transformers import CLIPConfig, CLIPModel
+
+    from core.guidance import clip_inputs
+    from core.tokenizer import clip_tokenizer
+    torch.manual_seed(4)
+    model = CLIPModel(CLIPConfig(text_config=dict(hidden_size=32, intermediate_size=37, num_attention_heads=4,
+                                                  num_hidden_layers=2, vocab_size=49408),
+                                 vision_config=dict(hidden_size=32, intermediate_size=37, num_attention_heads=4,
+                                                    num_hidden_layers=2, image_size=32, patch_size=8),
+                                 projection_dim=16)).eval().requires_grad_(False)
+    return model, clip_tokenizer(77), clip_inputs(model)
+
+
+def test_chatface_on_an_ip_adapter_trains_a_mapper_then_edits_with_it(adapter_file, tmp_path):
+    """ChatFace's CLIP-embedding autoencoder (SD1.5's path, tiny components): the code z — one per step — reaches
+    the decoder through the image branch; a mapper trained with the directional loss lowers it, is saved under the plan entry's
+    name and moves the edit; strength 0 is the reconstruction; an attribute without a mapper is a clear error."""
+    from core.directions import DirectionLibrary
+    from core.inversion import DDIMSchedule
+    from core.methods import chatface
+    from core.sampling import encode_images
+
+    pipe = make_tiny_pipe()
+    codec = chatface.ImageEmbeddingCodec(pipe, IPAdapter.load(pipe.unet, adapter_file), tiny_image_encoder(),
+                                         tiny_processor())
+    image = np.asarray(__import__("cv2").resize(red_square(), (32, 32)))
+    z = codec.encode(image)
+    plan = DDIMSchedule.from_scheduler(type(pipe.scheduler).from_config(pipe.scheduler.config), 10)
+    with torch.no_grad():
+        x_T = codec.invert(image, z, plan)
+        decoded = codec.decode(x_T, [z] * 10, plan)
+        other = codec.decode(x_T, [torch.zeros_like(z)] * 10, plan)
+        moving = codec.decode(x_T, [z] * 5 + [torch.zeros_like(z)] * 5, plan)  # z_t: one code per step
+    assert x_T.shape == encode_images(pipe, image[None]).shape
+    assert (decoded - other).abs().max() > 1e-2 and (moving - decoded).abs().max() > 1e-3  # z reaches the decoder
+    assert (moving - other).abs().max() > 1e-3
+
+    library = DirectionLibrary(tmp_path)
+    params = chatface.MapperParams("make it blue", "a red square", "a blue square", iterations=3, train_steps=3,
+                                   lr=1e-3)
+    result = chatface.train_mapper(codec, tiny_clip(), image, params, library)
+    assert result.name == "colour-blue" and library.names() == ["colour-blue"]
+    assert result.losses[1] < result.losses[0] - 0.1  # a step along the gradient through the decoder lowers it
+    edited = chatface.edit(codec, image, "make it blue", steps=4, mappers=library)
+    unchanged = chatface.edit(codec, image, "make it blue", strength_scale=0.0, steps=4, mappers=library)
+    assert np.array_equal(unchanged.edited, unchanged.reconstruction)
+    assert np.abs(edited.edited.astype(int) - edited.reconstruction.astype(int)).max() > 0
+    with pytest.raises(ValueError, match="no mapper 'size-bigger'"):
+        chatface.edit(codec, image, "make it bigger", steps=4, mappers=library)
+    with pytest.raises(ValueError, match="one at a time"):
+        chatface.MapperParams("make it blue and bigger").check()

@@ -10,11 +10,9 @@ plain inversion's reconstruction.
 """
 from __future__ import annotations
 
-import json
 import re
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,13 +20,14 @@ import torch.nn.functional as F
 
 from .. import config
 from ..denoisers import TextGuided
-from ..guidance import ClipInputs, clip_image_features, clip_text_features
+from ..directions import DirectionLibrary  # noqa: F401 (the method's API)
+from ..guidance import clip_image_features, directional_loss
 from ..inversion import DDIMSchedule, ddim_invert
 from ..sampling import decode_pixels, denoise, encode_images, encode_prompts, to_model_pixels
 from ..sampling import pixels_to_uint8 as to_uint8
 from ..training.lora import lora_config
 from ..training.precision import MixedPrecision
-from ..validate import check_finite, check_prompt, check_range
+from ..validate import check_prompt, check_range
 
 D = config.DiffusionCLIPDefaults
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
@@ -92,33 +91,6 @@ def generate(pipe, x_t0: torch.Tensor, t0: int, steps: int) -> torch.Tensor:
 
 
 
-# ---- the direction library -------------------------------------------------------------------
-
-class DirectionLibrary:
-    """Saved directions: <folder>/<name>.safetensors (LoRA weights) + <name>.json (how it was made)."""
-
-    def __init__(self, folder: Path):
-        self.folder = Path(folder)
-
-    def names(self) -> list[str]:
-        return sorted(p.stem for p in self.folder.glob("*.json")) if self.folder.is_dir() else []
-
-    def save(self, name: str, weights: dict[str, torch.Tensor], metadata: dict) -> None:
-        from safetensors.torch import save_file
-        check_finite(weights, f"the direction {name!r}")
-        self.folder.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.detach().cpu().float().contiguous() for k, v in weights.items()},
-                  str(self.folder / f"{name}.safetensors"))
-        (self.folder / f"{name}.json").write_text(json.dumps(metadata, indent=2))
-
-    def load(self, name: str) -> tuple[dict[str, torch.Tensor], dict]:
-        from safetensors.torch import load_file
-        if name not in self.names():
-            known = ", ".join(self.names()) or "none yet: train one"
-            raise ValueError(f"unknown direction {name!r}; saved directions: {known}")
-        return load_file(str(self.folder / f"{name}.safetensors")), json.loads((self.folder / f"{name}.json").read_text())
-
-
 def _remove_adapters(unet) -> None:
     if getattr(unet, "peft_config", None):
         unet.delete_adapters(list(unet.peft_config))
@@ -134,22 +106,6 @@ class TrainResult:
     edited: np.ndarray
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def text_direction(clip_model, tokenizer, source_text: str, target_text: str,
-                   templates: tuple[str, ...] = D.templates) -> torch.Tensor:
-    """E_T(target) − E_T(source), averaged over prompt templates as the official code does."""
-    source = clip_text_features(clip_model, tokenizer, [t.format(source_text) for t in templates]).mean(dim=0)
-    target = clip_text_features(clip_model, tokenizer, [t.format(target_text) for t in templates]).mean(dim=0)
-    return F.normalize(target - source, dim=-1)
-
-
-def directional_loss(clip_model, inputs: ClipInputs, tokenizer, edited: torch.Tensor, original: torch.Tensor,
-                     source_text: str, target_text: str) -> torch.Tensor:
-    """1 − cos(E_I(edited) − E_I(original), ΔT), mean over the batch."""
-    wanted = text_direction(clip_model, tokenizer, source_text, target_text)
-    image_direction = clip_image_features(clip_model, inputs, edited) - clip_image_features(clip_model, inputs, original)
-    return (1 - F.cosine_similarity(image_direction, wanted[None], dim=-1)).mean()
 
 
 def train(pipe, clip, images: np.ndarray, params: DiffusionCLIPParams, library: DirectionLibrary | None = None,
@@ -180,7 +136,7 @@ def train(pipe, clip, images: np.ndarray, params: DiffusionCLIPParams, library: 
         for iteration in range(int(params.iterations)):
             edited = generate(pipe, x_t0, params.t0, params.train_steps)
             direction = directional_loss(clip_model, inputs, tokenizer, edited, original, params.source_text,
-                                         params.target_text)
+                                         params.target_text, D.templates)
             loss = params.lambda_clip * -torch.log((2 - direction) / 2)  # the official code's form of L_dir
             if params.lambda_l1:
                 loss = loss + params.lambda_l1 * (edited - original).abs().mean()
