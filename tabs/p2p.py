@@ -8,7 +8,6 @@ import gradio as gr
 from core import config
 from core.control.schedule import parse_steps
 from core.heatmaps import overlay
-from core.ip_adapter import encode_image_prompt
 from core.methods import p2p
 from core.validate import load_image
 
@@ -141,9 +140,7 @@ def build(models) -> None:
         pipe = models.pipeline()
         prompt = None
         if image_prompt and params.image_prompt_scale > 0:  # scale 0 is no image: nothing to load
-            adapter, encoder, processor = models.ip_adapter("image")
-            prompt = encode_image_prompt(adapter, encoder, processor, load_image(image_prompt, "image_prompt"),
-                                         params.image_prompt_scale)
+            prompt = models.image_prompt(load_image(image_prompt, "image_prompt"), params.image_prompt_scale)
         result = p2p.edit(pipe, params, on_step=step_progress(progress, f"{p2p.resolve_mode(params)}"),
                           image_prompt=prompt)
         return result.source_image, result.edited_image, gallery(result.heatmaps, result.blend_mask, result.source_image)
