@@ -153,9 +153,7 @@ def generate_with_controls(pipe, motion_unet, control_models: dict, reference: n
         model = control_models.get(kind)
         if kind != "motion" and model is None:
             raise ValueError(f"no control model for the {kind!r} condition was given")
-        if kind in ("depth", "sketch"):
-            controls.append(frame_control(model, views[kind], scale))
-        elif kind == "mask":
+        if kind == "mask":
             keep = sequences[kind][..., 3]  # (F, H, W), 1 = keep
             pixels = frame_control(model, reference).frames
             pixels[torch.from_numpy(keep < 0.5)[:, None].expand_as(pixels)] = -1.0  # the inpaint ControlNet's hole
@@ -163,6 +161,8 @@ def generate_with_controls(pipe, motion_unet, control_models: dict, reference: n
             latent_side = side // pipe.vae_scale_factor
             inpaint = (reference, np.stack([cv2.resize(k, (latent_side, latent_side), interpolation=cv2.INTER_NEAREST)
                                             for k in keep]))
+        elif kind in FRAME_CONTROLLED:
+            controls.append(frame_control(model, views[kind], scale))
         elif kind in KEY_FRAME_CONTROLLED:
             sparse = sparse_control(pipe, model, views[kind][:1], [0], frames, scale)
         elif kind == "motion":

@@ -27,7 +27,9 @@ CHEAP = {
     "/diffusionclip_train": {"iterations": 1, "inversion_steps": 2, "train_steps": 1, "direction_name": "reliability"},
     "/diffusionclip_edit": {"image": EXAMPLE_IMAGE, "directions": "reliability: 1.0", "t0": 100},
     "/chatface": {"image": EXAMPLE_IMAGE, "steps": 2},
-    "/chatface_train": {"image": EXAMPLE_IMAGE, "iterations": 1, "train_steps": 2}, "/face0": {"face_image": EXAMPLE_IMAGE, "steps": 2},
+    # a mapper the /chatface call above does not use: its result stays the same before and after this one
+    "/chatface_train": {"image": EXAMPLE_IMAGE, "instruction": "make the background gray", "iterations": 1,
+                        "train_steps": 2}, "/face0": {"face_image": EXAMPLE_IMAGE, "steps": 2},
     "/shiftddpm": {"steps": 2, "n": 1}, "/sampler": {"steps": 2, "snapshots": 1},
     "/imagen_video": {"base_frames": 2, "steps": 2},
     "/dreamix": {"video_or_image": [EXAMPLE_VIDEO], "finetune_steps": 0, "strength": 0.1},
