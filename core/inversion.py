@@ -144,10 +144,7 @@ def null_text_optimize(unet, trajectory: list[torch.Tensor], cond: torch.Tensor,
                 eps_uncond = _epsilon(unet, latent, t, embedding, schedule)
                 eps = eps_uncond + guidance_scale * (eps_cond - eps_uncond)
                 loss = F.mse_loss(ddim_move(latent, eps, alpha_t, alpha_prev), target)
-                optimizer.zero_grad(set_to_none=True)
-                precision.scaled(loss).backward()
-                precision.step(optimizer)
-                loss_value = loss.item()
+                loss_value = precision.minimise(optimizer, loss)
                 if loss_value < early_stop_epsilon + i * 2e-5:
                     break
             uncond = embedding.detach()

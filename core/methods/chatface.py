@@ -386,10 +386,7 @@ def train_mapper(codec, clip, image: np.ndarray, params: MapperParams, library: 
             loss = params.lambda_clip * directional_loss(clip_model, inputs, tokenizer, edited, reconstruction,
                                                          params.source_text, params.target_text)
             loss = loss + params.lambda_l2 * delta.float().pow(2).sum() / z.float().pow(2).sum()
-            optimizer.zero_grad(set_to_none=True)
-            precision.scaled(loss).backward()
-            precision.step(optimizer)
-            losses.append(loss.item())
+            losses.append(precision.minimise(optimizer, loss))
             if on_step is not None:
                 on_step(iteration + 1, int(params.iterations))
         mapper.eval().requires_grad_(False)

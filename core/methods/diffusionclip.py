@@ -143,10 +143,7 @@ def train(pipe, clip, images: np.ndarray, params: DiffusionCLIPParams, library: 
             if params.lambda_id:
                 identity = F.cosine_similarity(clip_image_features(clip_model, inputs, edited), original_features, dim=-1)
                 loss = loss + params.lambda_id * (1 - identity).mean()
-            optimizer.zero_grad(set_to_none=True)
-            precision.scaled(loss).backward()
-            precision.step(optimizer)
-            losses.append(loss.item())
+            losses.append(precision.minimise(optimizer, loss))
             if on_step is not None:
                 on_step(iteration + 1, int(params.iterations))
         with torch.no_grad():

@@ -25,6 +25,13 @@ class MixedPrecision:
         self.scale = init_scale if any(self.low) else 1.0
         self.growth_interval, self.good_steps, self.skipped = growth_interval, 0, 0
 
+    def minimise(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> float:
+        """One optimiser step on `loss` (gradients cleared, scaled, unscaled onto the masters); returns the loss."""
+        optimizer.zero_grad(set_to_none=True)
+        self.scaled(loss).backward()
+        self.step(optimizer)
+        return loss.item()
+
     def scaled(self, loss: torch.Tensor) -> torch.Tensor:
         return loss.float() * self.scale if self.scale != 1.0 else loss
 
