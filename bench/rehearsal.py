@@ -75,6 +75,8 @@ def calls() -> list[Call]:
                                                            "name": "rehearsal"}),
         Call("tune_a_video_generate", "/tune_a_video_generate", {"model": "rehearsal", "steps": 2}),
         Call("animatediff", "/animatediff", {"frames": 2, "steps": 2}, (config.HUB_MOTION_ADAPTER,)),
+        Call("animatediff (image prompt)", "/animatediff", {"frames": 2, "steps": 2, "image_prompt": image},
+             (config.HUB_MOTION_ADAPTER, config.HUB_IP_ADAPTER_REPO)),
         *[Call(f"t2i_adapter ({kind})", "/t2i_adapter",
                {"conditions": [image], "condition_types": [kind], "steps": 2, "extract": kind in ("canny", "sketch", "palette")},
                (repo,)) for kind, (repo, _) in ADAPTERS.items()],

@@ -462,6 +462,8 @@ class AnimateDiffDefaults:
     motion_lora: str = ""  # "" = none; a motion LoRA's Hub id or embedded name
     motion_lora_scale: float = 1.0
     max_motion_lora_scale: float = 2.0
+    image_prompt_scale: float = 0.5  # an image prompt's weight (IP-Adapter, SD1.5), when one is given
+    max_image_prompt_scale: float = 1.5
     frames: int = 16  # toy-motion learnt 8-frame clips: toy-sd's studio.json starts the tab there
     max_frames: int = 32  # the motion modules' sinusoidal positions (motion_max_seq_length)
     steps: int = 25

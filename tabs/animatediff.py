@@ -5,9 +5,10 @@ import gradio as gr
 
 from core import config
 from core.methods import animatediff
+from core.validate import load_image
 from core.video import write_video
 
-from .common import (examples, recommended_note, CheckedSlider, engine_event, handler, header, output_path, run_buttons, save_video, seed_input,
+from .common import (examples, recommended_note, CheckedSlider, engine_event, handler, header, image_upload, output_path, run_buttons, save_video, seed_input,
                      step_progress)
 
 TITLE = "AnimateDiff"
@@ -45,6 +46,11 @@ def build(models) -> None:
                 steps = CheckedSlider(1, config.MAX_STEPS, D.steps, step=1, precision=0, label="steps")
                 guidance_scale = CheckedSlider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
                 seed = seed_input(D.seed)
+            with gr.Accordion("image prompt (IP-Adapter, SD1.5)", open=False):
+                with gr.Row():
+                    image_prompt = image_upload("image_prompt", "image_prompt (every frame sees it)")
+                    image_prompt_scale = CheckedSlider(0, D.max_image_prompt_scale, D.image_prompt_scale, step=0.05,
+                                                       label="image_prompt_scale")
             run, stop = run_buttons("Animate")
         with gr.Column():
             video = gr.Video(label="video", autoplay=True, loop=True)
@@ -53,19 +59,26 @@ def build(models) -> None:
     @handler(exclusive=True)
     def animate(prompt: str, base_model: str = D.base_model, motion_lora: str = D.motion_lora,
                 motion_lora_scale: float = D.motion_lora_scale, frames: int = D.frames, steps: int = D.steps,
-                guidance_scale: float = D.guidance_scale, seed: int = D.seed, progress=gr.Progress()):
+                guidance_scale: float = D.guidance_scale, seed: int = D.seed, image_prompt: str | None = None,
+                image_prompt_scale: float = D.image_prompt_scale, progress=gr.Progress()):
         params = animatediff.AnimateDiffParams(prompt, float(motion_lora_scale), int(frames), int(steps),
-                                               float(guidance_scale), int(seed))
+                                               float(guidance_scale), int(seed),
+                                               image_prompt_scale=float(image_prompt_scale))
         params.check()
+        prompt_image = load_image(image_prompt, "image_prompt") if image_prompt else None
         base = (base_model or "").strip() or models.base_model
         progress(0, desc="loading the base model and motion adapter")
         pipe, unet = models.pipeline(base), models.motion_unet(base)
         loras = {"domain": 1.0}
         if (motion_lora or "").strip():
             loras[models.motion_lora(unet, motion_lora.strip())] = float(motion_lora_scale)
-        clip = animatediff.generate(pipe, unet, params, loras, on_step=step_progress(progress, "animate"))
+        image = None
+        if prompt_image is not None and params.image_prompt_scale > 0:  # scale 0 is no image: nothing to load
+            image = models.image_prompt(prompt_image, params.image_prompt_scale)  # the app's base model's adapter
+        clip = animatediff.generate(pipe, unet, params, loras, on_step=step_progress(progress, "animate"),
+                                    image_prompt=image)
         return save_video(clip, D.fps), str(write_video(clip, output_path(".gif"), fps=D.fps))
 
     inputs = [prompt, base_model, motion_lora, motion_lora_scale, frames, steps, guidance_scale, seed]
-    engine_event(run, stop, animate, inputs, [video, gif], api_name="animatediff")
+    engine_event(run, stop, animate, inputs + [image_prompt, image_prompt_scale], [video, gif], api_name="animatediff")
     examples(recommendation, EXAMPLES, animate, inputs, [video, gif])

@@ -215,3 +215,44 @@ def test_chatface_on_an_ip_adapter_trains_a_mapper_then_edits_with_it(adapter_fi
         chatface.edit(codec, image, "make it bigger", steps=4, mappers=library)
     with pytest.raises(ValueError, match="one at a time"):
         chatface.MapperParams("make it blue and bigger").check()
+
+
+def test_animatediff_image_prompt_matches_diffusers(adapter_file):
+    """AnimateDiff with an image prompt (every frame sees it) = AnimateDiffPipeline after load_ip_adapter; scale 0
+    equals no image."""
+    from diffusers import AnimateDiffPipeline, DDIMScheduler
+
+    from core.methods import animatediff
+    from core.motion import inflate, new_motion_adapter
+
+    torch.manual_seed(11)
+    motion_adapter = new_motion_adapter(make_tiny_pipe().unet, max_frames=8)
+    with torch.no_grad():
+        for p in motion_adapter.parameters():
+            p.normal_(0, 0.05)
+    encoder, processor = tiny_image_encoder(), tiny_processor()
+    reference = make_tiny_pipe()
+    reference = AnimateDiffPipeline(vae=reference.vae, text_encoder=reference.text_encoder, tokenizer=reference.tokenizer,
+                                    unet=reference.unet, motion_adapter=motion_adapter, feature_extractor=processor,
+                                    image_encoder=encoder,
+                                    scheduler=DDIMScheduler.from_config(reference.scheduler.config))
+    reference.set_progress_bar_config(disable=True)
+    reference.load_ip_adapter(str(adapter_file.parent), subfolder="", weight_name=adapter_file.name,
+                              image_encoder_folder=None)
+    reference.set_ip_adapter_scale(0.7)
+    pipe = make_tiny_pipe()
+    params = animatediff.AnimateDiffParams(PROMPT, frames=3, steps=STEPS, guidance_scale=GUIDANCE, seed=0)
+    latents = prepare_latents(pipe, 1, 32, 32, torch.Generator().manual_seed(0), frames=3)
+    expected = reference(PROMPT, num_frames=3, num_inference_steps=STEPS, guidance_scale=GUIDANCE, latents=latents,
+                         ip_adapter_image=red_square(), output_type="np").frames[0]
+    motion_unet = inflate(pipe.unet, motion_adapter)
+    adapter = IPAdapter.load(pipe.unet, adapter_file)
+    prompt = encode_image_prompt(adapter, encoder, processor, red_square(), 0.7)
+    result = animatediff.generate(pipe, motion_unet, params, image_prompt=prompt)
+    without = animatediff.generate(pipe, motion_unet, params)
+    delta = np.abs(result.astype(float) / 255 - expected).max() * 255
+    print(f"AnimateDiff + IP-Adapter vs diffusers: max |Δ| = {delta:.2f}/255")
+    assert delta <= 2 and np.abs(without.astype(float) / 255 - expected).max() * 255 > 2
+    zero = animatediff.generate(pipe, motion_unet, params, image_prompt=encode_image_prompt(adapter, encoder, processor,
+                                                                                            red_square(), 0.0))
+    assert np.array_equal(zero, without)
