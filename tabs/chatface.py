@@ -1,6 +1,8 @@
 """Tab: ChatFace (docs/METHODS.md §4) — endpoints /chatface and /chatface_train."""
 from __future__ import annotations
 
+import re
+
 import gradio as gr
 
 from core import config
@@ -35,13 +37,14 @@ def stand_in(base_model: str) -> str:
             "here with ChatFace's CLIP directional loss (\"train a mapper\"). The chat is an offline rule parser.")
 
 
-def library():
+def library(base_model: str):
+    """The mappers trained for `base_model` (each base has its own code space)."""
     from core.directions import DirectionLibrary
-    return DirectionLibrary(folders().directions / "chatface")
+    return DirectionLibrary(folders().directions / "chatface" / re.sub(r"\W", "_", base_model))
 
 
-def saved_text() -> str:
-    names = library().names()
+def saved_text(base_model: str) -> str:
+    names = library(base_model).names()
     return "Trained mappers: " + (", ".join(f"`{n}`" for n in names) if names else "none yet")
 
 
@@ -83,7 +86,7 @@ def build(models) -> None:
                         lr = CheckedNumber(D.lr, minimum=D.min_lr, maximum=D.max_lr, label="lr")
                         lambda_clip = CheckedNumber(D.lambda_clip, minimum=0, maximum=D.max_lambda, label="lambda_clip")
                         lambda_l2 = CheckedNumber(D.lambda_l2, minimum=0, maximum=D.max_lambda, label="lambda_l2")
-                listing = gr.Markdown(saved_text())
+                listing = gr.Markdown(saved_text(models.base_model))
                 train_button, train_stop = run_buttons("Train mapper")
             with gr.Column():
                 trained = gallery_output("reconstruction · edited", columns=2)
@@ -100,7 +103,8 @@ def build(models) -> None:
         pixels = square(image)
         progress(0, desc="loading models")
         result = chatface.edit(chatface.codec_for(models), pixels, instruction, float(strength_scale), int(steps),
-                               mappers=library(), on_step=step_progress(progress, "inverting and decoding"))
+                               mappers=library(models.base_model),
+                               on_step=step_progress(progress, "inverting and decoding"))
         plot = line_plot(list(result.schedule), "share of Δz in z_t", "sampling step (T → 0)", "share")
         return result.edited, result.reconstruction, result.plan.as_json(), plot
 
@@ -114,11 +118,11 @@ def build(models) -> None:
         params.check()
         pixels = square(image)
         progress(0, desc="loading models")
-        result = chatface.train_mapper(chatface.codec_for(models), clip_bundle(models), pixels, params, library(),
-                                       on_step=step_progress(progress, "training"))
+        result = chatface.train_mapper(chatface.codec_for(models), clip_bundle(models), pixels, params,
+                                       library(models.base_model), on_step=step_progress(progress, "training"))
         plot = line_plot(result.losses, "training loss", "iteration", "loss")
         return ([(result.reconstruction, "reconstruction"), (result.edited, "edited")], plot,
-                f"{result.name} ({result.seconds:.0f} s)", saved_text())
+                f"{result.name} ({result.seconds:.0f} s)", saved_text(models.base_model))
 
     inputs = [image, instruction, strength_scale, steps]
     outputs = [edited, reconstruction, plan, schedule]
