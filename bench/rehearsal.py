@@ -71,6 +71,8 @@ def calls() -> list[Call]:
                                                  "frames": 2, "steps": 4, "t0": 1, "t1": 2},
              (config.T2VZeroDefaults.pix2pix_model,)),
         Call("fatezero", "/fatezero", {"video": video, "frames": 2, "steps": 2}),
+        Call("fatezero (image prompt)", "/fatezero", {"video": video, "frames": 2, "steps": 2, "image_prompt": image},
+             (config.HUB_IP_ADAPTER_REPO,)),
         Call("tune_a_video_train", "/tune_a_video_train", {"video": video, "steps": 2, "frames": 2,
                                                            "name": "rehearsal"}),
         Call("tune_a_video_generate", "/tune_a_video_generate", {"model": "rehearsal", "steps": 2}),

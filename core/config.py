@@ -167,6 +167,8 @@ class FateZeroDefaults:
     amplify_words: str = ""
     amplify_value: float = 10.0
     max_amplify: float = 50.0
+    image_prompt_scale: float = 0.5  # an image prompt's weight (IP-Adapter, SD1.5) in the edit, when one is given
+    max_image_prompt_scale: float = 1.5
     frames: int = 8
     max_frames: int = 24
     steps: int = DEFAULT_STEPS

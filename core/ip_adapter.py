@@ -95,7 +95,8 @@ class ImagePrompt:
     def rows(self, batch: int, guided: bool, source_rows: int = 0,
              step: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(batch, n, dim) tokens and per-row weights (None: all 1). With guidance the unconditional half gets the
-        negative tokens, every other row (the conditional half, a source branch, frames included) the image's."""
+        negative tokens, the conditional half (frames included) the image's. A source branch's rows (FateZero's
+        recomputed inversion, which ran without the image) get weight 0."""
         tokens = self.tokens if isinstance(self.tokens, torch.Tensor) else self.tokens[min(max(step, 0), len(self.tokens) - 1)]
         if self.branches is not None:
             part = batch // len(self.branches)
@@ -103,8 +104,9 @@ class ImagePrompt:
             return tokens.expand(batch, -1, -1), weights
         halves = batch - source_rows
         negative = halves // 2 if guided else 0
-        return torch.cat([tokens.expand(source_rows, -1, -1), self.negative.expand(negative, -1, -1),
-                          tokens.expand(batch - source_rows - negative, -1, -1)]), None
+        rows = torch.cat([tokens.expand(source_rows, -1, -1), self.negative.expand(negative, -1, -1),
+                          tokens.expand(batch - source_rows - negative, -1, -1)])
+        return rows, (torch.tensor([0.0] * source_rows + [1.0] * halves) if source_rows else None)
 
     def with_branches(self, branches: tuple[bool, ...]) -> "ImagePrompt":
         return replace(self, branches=tuple(branches))

@@ -5,8 +5,9 @@ import gradio as gr
 
 from core import config
 from core.methods import fatezero
+from core.validate import load_image
 
-from .common import (examples, recommended_note, CheckedSlider, engine_event, handler, header, read_video_input, run_buttons, save_video,
+from .common import (examples, recommended_note, CheckedSlider, engine_event, handler, header, image_upload, read_video_input, run_buttons, save_video,
                      seed_input, step_progress, video_upload)
 
 
@@ -56,6 +57,11 @@ def build(models) -> None:
             attention_maps = gr.Radio(list(D.attention_maps_choices), value=D.attention_maps,
                                       label="attention_maps (recompute: a source branch while editing; store: kept "
                                             "from the inversion — the same video, far more memory)")
+            with gr.Accordion("image prompt (IP-Adapter, SD1.5)", open=False):
+                with gr.Row():
+                    image_prompt = image_upload("image_prompt", "image_prompt (the edit sees it)")
+                    image_prompt_scale = CheckedSlider(0, D.max_image_prompt_scale, D.image_prompt_scale, step=0.05,
+                                                       label="image_prompt_scale")
             run, stop = run_buttons("Invert and edit")
         with gr.Column():
             edited = gr.Video(label="edited", autoplay=True, loop=True)
@@ -68,20 +74,26 @@ def build(models) -> None:
              blend_threshold: float = D.blend_threshold, amplify_words: str = D.amplify_words,
              amplify_value: float = D.amplify_value, frames: int = D.frames, steps: int = D.steps, seed: int = D.seed,
              guidance_scale: float = D.guidance_scale, unconditional: str = D.unconditional,
-             attention_maps: str = D.attention_maps, progress=gr.Progress()):
+             attention_maps: str = D.attention_maps, image_prompt: str | None = None,
+             image_prompt_scale: float = D.image_prompt_scale, progress=gr.Progress()):
         clip = read_video_input(video)
         params = fatezero.FateZeroParams(
             source_prompt, target_prompt, float(cross_replace_steps), float(self_replace_steps), blend_words or "",
             float(blend_threshold), amplify_words or "", float(amplify_value), frames=int(frames), steps=int(steps),
             guidance_scale=float(guidance_scale), seed=int(seed), unconditional=unconditional,
-            attention_maps=attention_maps)
+            attention_maps=attention_maps, image_prompt_scale=float(image_prompt_scale))
         params.check()
-        result = fatezero.run(models.pipeline(), clip, params, on_step=step_progress(progress, "invert, edit, reconstruct"))
+        prompt = None
+        if image_prompt and params.image_prompt_scale > 0:  # scale 0 is no image: nothing to load
+            prompt = models.image_prompt(load_image(image_prompt, "image_prompt"), params.image_prompt_scale)
+        result = fatezero.run(models.pipeline(), clip, params, on_step=step_progress(progress, "invert, edit, reconstruct"),
+                              image_prompt=prompt)
         what = "inverted latents" if params.attention_maps == "recompute" else "stored attention maps"
         stored = f"{result.stored_bytes / 2**20:.1f} MiB of {what} for {len(result.edited)} frames × {params.steps} steps"
         return save_video(result.edited, D.fps), save_video(result.reconstruction, D.fps), stored
 
     inputs = [video, source_prompt, target_prompt, cross, self_, blend_words, blend_threshold, amplify_words,
               amplify_value, frames, steps, seed, guidance_scale, unconditional, attention_maps]
-    engine_event(run, stop, edit, inputs, [edited, reconstruction, memory], api_name="fatezero")
+    engine_event(run, stop, edit, inputs + [image_prompt, image_prompt_scale], [edited, reconstruction, memory],
+                 api_name="fatezero")
     examples(recommendation, EXAMPLES, edit, inputs[:12], [edited, reconstruction, memory])

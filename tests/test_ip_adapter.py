@@ -256,3 +256,27 @@ def test_animatediff_image_prompt_matches_diffusers(adapter_file):
     zero = animatediff.generate(pipe, motion_unet, params, image_prompt=encode_image_prompt(adapter, encoder, processor,
                                                                                             red_square(), 0.0))
     assert np.array_equal(zero, without)
+
+
+def test_fatezero_image_prompt_reaches_the_edit_alone(adapter_file):
+    """FateZero's image prompt is seen by the edit only: the recomputed source branch (no image, as the inversion)
+    gives the stored maps' video, the reconstruction is unchanged, scale 0 is no image."""
+    from core.methods import fatezero
+    from core.shapes.dataset import moving_clip
+
+    pipe = make_tiny_pipe()
+    adapter = IPAdapter.load(pipe.unet, adapter_file)
+    encoder, processor = tiny_image_encoder(), tiny_processor()
+    video = moving_clip(np.random.default_rng(2), frames=8, size=32)[0]
+    params = dict(source_prompt="a red circle moving right", target_prompt="a blue circle moving right", frames=3,
+                  steps=4, blend_words="circle")
+    prompt = encode_image_prompt(adapter, encoder, processor, red_square(), 0.8)
+    plain = fatezero.run(pipe, video, fatezero.FateZeroParams(**params))
+    recomputed = fatezero.run(pipe, video, fatezero.FateZeroParams(**params), image_prompt=prompt)
+    stored = fatezero.run(pipe, video, fatezero.FateZeroParams(**params, attention_maps="store"), image_prompt=prompt)
+    assert np.abs(recomputed.edited.astype(int) - stored.edited.astype(int)).max() <= 2
+    assert np.abs(recomputed.edited.astype(int) - plain.edited.astype(int)).max() > 2
+    assert np.array_equal(recomputed.reconstruction, plain.reconstruction)
+    zero = fatezero.run(pipe, video, fatezero.FateZeroParams(**params), reconstruct=False,
+                        image_prompt=encode_image_prompt(adapter, encoder, processor, red_square(), 0.0))
+    assert np.array_equal(zero.edited, plain.edited)

@@ -49,6 +49,7 @@ class FateZeroParams:
     seed: int = D.seed
     unconditional: str = D.unconditional  # "source" (negative-prompt inversion) or "empty"
     attention_maps: str = D.attention_maps  # "recompute" (a source branch while editing) or "store"
+    image_prompt_scale: float = D.image_prompt_scale  # the edit's image prompt (IP-Adapter), when one is given
 
     def check(self) -> None:
         if self.unconditional not in ("source", "empty"):
@@ -63,6 +64,7 @@ class FateZeroParams:
         check_steps("self_replace_steps", self.self_replace_steps)
         check_range("blend_threshold", self.blend_threshold, 0.0, 1.0)
         check_range("amplify_value", self.amplify_value, 0.0, D.max_amplify)
+        check_range("image_prompt_scale", self.image_prompt_scale, 0.0, D.max_image_prompt_scale)
         check_range("frames", self.frames, 1, D.max_frames)
         check_sampling(self.steps, self.guidance_scale, self.seed)
 
@@ -105,7 +107,11 @@ def build_fusion(tokenizer, source, regions: SourceRegions | None, params: FateZ
     return controllers
 
 
-def run(pipe, video: np.ndarray, params: FateZeroParams, reconstruct: bool = True, on_step=None) -> FateZeroResult:
+def run(pipe, video: np.ndarray, params: FateZeroParams, reconstruct: bool = True, on_step=None,
+        image_prompt=None) -> FateZeroResult:
+    """Invert the source frames, edit them towards the target (attention fusion), and reconstruct (target =
+    source). `image_prompt` (core.ip_adapter.ImagePrompt): seen by the edit alone — not by the inversion, the
+    source branch that recomputes its maps, or the reconstruction."""
     params.check()
     steps, guidance = int(params.steps), float(params.guidance_scale)
     size = pipe.unet.config.sample_size * pipe.vae_scale_factor
@@ -143,7 +149,8 @@ def run(pipe, video: np.ndarray, params: FateZeroParams, reconstruct: bool = Tru
                                                 for i, t in enumerate(schedule.timesteps) if fusion[0].needs_source(i)},
                                     source_embeds)
             target_embeds = encode_prompts(pipe, [target]).expand(count, -1, -1)
-            with state.use(fusion, frames=count, frame_mode=FrameMode.MIDDLE):
+            prompts = [image_prompt] if image_prompt is not None and index == 0 else []
+            with state.use(fusion, frames=count, frame_mode=FrameMode.MIDDLE, image_prompts=prompts):
                 result = denoise(TextGuided(unet, target_embeds, uncond, guidance), scheduler, noise.clone(),
                                  steps, on_step=progress(index + 1))
             outputs.append(decode_frames(pipe, result.latents[:count]))
