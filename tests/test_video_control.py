@@ -76,7 +76,7 @@ def test_temporal_guidance_mixes_the_video_and_the_framewise_prediction(tiny_pip
     assert (video - framewise).abs().max() > 1e-2
 
 
-def test_inpainting_keeps_the_reference_outside_the_hole(tiny_pipe):
+def test_inpainting_keeps_the_reference_outside_the_hole(tiny_pipe, monkeypatch):
     motion_unet = inflate(tiny_pipe.unet, _random(new_motion_adapter(tiny_pipe.unet, max_frames=8), 1))
     reference = np.random.default_rng(1).integers(0, 256, (FRAMES, 32, 32, 3), dtype=np.uint8)
     keep = np.ones((16, 16), np.float32)
@@ -89,11 +89,8 @@ def test_inpainting_keeps_the_reference_outside_the_hole(tiny_pipe):
         captured["latents"] = original(self, step, timestep, latents, x0)
         return captured["latents"]
 
-    video_control.KeepOutside.__call__ = spy
-    try:
-        video_control.generate(tiny_pipe, motion_unet, params, inpaint=(reference, keep))
-    finally:
-        video_control.KeepOutside.__call__ = original
+    monkeypatch.setattr(video_control.KeepOutside, "__call__", spy)  # the blended latents of the last step
+    video_control.generate(tiny_pipe, motion_unet, params, inpaint=(reference, keep))
     expected = encode_images(tiny_pipe, reference).transpose(0, 1)[None]
     final = captured["latents"]
     outside = torch.from_numpy(keep).bool()
