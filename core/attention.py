@@ -151,6 +151,20 @@ def active_state() -> AttentionState | None:
 
 
 @contextlib.contextmanager
+def with_image_prompts(unet, image_prompts):
+    """The running call's attention state — a fresh one outside any `use` — with `image_prompts` added for this
+    block (scale 0: left out), so a caller's controllers keep seeing every step; `unet` gets the processor."""
+    install(unet)
+    with ensure_active() as state:
+        saved = state.image_prompts
+        state.image_prompts = saved + [p for p in image_prompts if p is not None and p.scale != 0]
+        try:
+            yield state
+        finally:
+            state.image_prompts = saved
+
+
+@contextlib.contextmanager
 def ensure_active():
     """The active state, or a fresh one active for this block (a loop run outside any `use`)."""
     state = _active.get()

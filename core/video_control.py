@@ -21,7 +21,8 @@ from diffusers import DDIMScheduler
 from diffusers.models.unets.unet_motion_model import UNetMotionOutput
 from torch import nn
 
-from .attention import InnerUNet, active_state, install
+from . import config
+from .attention import InnerUNet, active_state, with_image_prompts
 from .denoisers import TextGuided
 from .motion import motion_bypassed
 from .sampling import decode_video, denoise, encode_images, encode_prompts, frame_context, prepare_latents, to_unit_pixels
@@ -143,10 +144,10 @@ class KeepOutside:
 class ControlledVideoParams:
     prompt: str
     negative_prompt: str = ""
-    frames: int = 16
-    steps: int = 25
-    guidance_scale: float = 7.5
-    seed: int = 0
+    frames: int = config.AnimateDiffDefaults.frames
+    steps: int = config.AnimateDiffDefaults.steps
+    guidance_scale: float = config.AnimateDiffDefaults.guidance_scale
+    seed: int = config.AnimateDiffDefaults.seed
 
 
 def encode_reference(pipe, frames: np.ndarray) -> torch.Tensor:
@@ -178,8 +179,7 @@ def generate(pipe, motion_unet, params: ControlledVideoParams, controls: Sequenc
             noise = torch.randn(latents.shape, generator=generator, dtype=latents.dtype).to(latents.device)
             hooks.append(KeepOutside(scheduler, encode_reference(pipe, reference).to(latents.dtype), keep, noise))
         model = ControlledMotionUNet(motion_unet, controls, sparse, temporal_guidance)
-        state = install(motion_unet)
-        with state.use(frames=frames, image_prompts=image_prompts):
+        with with_image_prompts(motion_unet, image_prompts):
             result = denoise(TextGuided(model, cond, uncond, guidance), scheduler, latents, steps, hooks=hooks,
                              on_step=on_step)
         return decode_video(pipe, result.latents)

@@ -5,10 +5,10 @@ import gradio as gr
 
 from core import config
 from core.methods import animatediff
-from core.validate import load_image
 from core.video import write_video
 
-from .common import (examples, recommended_note, CheckedSlider, engine_event, handler, header, image_upload, output_path, run_buttons, save_video, seed_input,
+from .common import (examples, recommended_note, CheckedSlider, engine_event, handler, header, image_prompt_controls,
+                     load_image_prompt, output_path, run_buttons, save_video, seed_input,
                      step_progress)
 
 TITLE = "AnimateDiff"
@@ -46,11 +46,7 @@ def build(models) -> None:
                 steps = CheckedSlider(1, config.MAX_STEPS, D.steps, step=1, precision=0, label="steps")
                 guidance_scale = CheckedSlider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
                 seed = seed_input(D.seed)
-            with gr.Accordion("image prompt (IP-Adapter, SD1.5)", open=False):
-                with gr.Row():
-                    image_prompt = image_upload("image_prompt", "image_prompt (every frame sees it)")
-                    image_prompt_scale = CheckedSlider(0, D.max_image_prompt_scale, D.image_prompt_scale, step=0.05,
-                                                       label="image_prompt_scale")
+            image_prompt, image_prompt_scale = image_prompt_controls(D, "every frame sees it")
             run, stop = run_buttons("Animate")
         with gr.Column():
             video = gr.Video(label="video", autoplay=True, loop=True)
@@ -65,16 +61,13 @@ def build(models) -> None:
                                                float(guidance_scale), int(seed),
                                                image_prompt_scale=float(image_prompt_scale))
         params.check()
-        prompt_image = load_image(image_prompt, "image_prompt") if image_prompt else None
         base = (base_model or "").strip() or models.base_model
         progress(0, desc="loading the base model and motion adapter")
         pipe, unet = models.pipeline(base), models.motion_unet(base)
         loras = {"domain": 1.0}
         if (motion_lora or "").strip():
             loras[models.motion_lora(unet, motion_lora.strip())] = float(motion_lora_scale)
-        image = None
-        if prompt_image is not None and params.image_prompt_scale > 0:  # scale 0 is no image: nothing to load
-            image = models.image_prompt(prompt_image, params.image_prompt_scale)  # the app's base model's adapter
+        image = load_image_prompt(models, image_prompt, params.image_prompt_scale)  # the app's base model's adapter
         clip = animatediff.generate(pipe, unet, params, loras, on_step=step_progress(progress, "animate"),
                                     image_prompt=image)
         return save_video(clip, D.fps), str(write_video(clip, output_path(".gif"), fps=D.fps))

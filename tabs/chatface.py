@@ -26,7 +26,7 @@ EXAMPLES = [
 
 def stand_in(base_model: str) -> str:
     """The tab's line on what stands in for ChatFace's unpublished autoencoder on this base model."""
-    if base_model == config.EMBEDDED_BASE_MODEL or "image" not in config.IP_ADAPTERS.get(base_model, {}):
+    if not chatface.uses_image_embedding(base_model):
         return ("ChatFace has no public code or weights: this is an open re-implementation. The chat is an offline rule "
                 "parser (the paper uses ChatGPT); directions are diffae-style linear probes, or mappers you train. "
                 "Embedded: toy-chatface, a diffusion autoencoder trained here over toy-sd on coloured shapes.")

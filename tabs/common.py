@@ -361,6 +361,26 @@ def image_upload(name: str, label: str | None = None, **kwargs) -> CheckedImage:
     return image
 
 
+def image_prompt_controls(defaults, who_sees_it: str) -> tuple[CheckedImage, "CheckedSlider"]:
+    """An optional image prompt (IP-Adapter) and its scale, folded away: (image_prompt, image_prompt_scale), the
+    scale's range the method's (`defaults.image_prompt_scale`, `max_image_prompt_scale`)."""
+    with gr.Accordion("image prompt (IP-Adapter; on a base model that has one)", open=False):
+        with gr.Row():
+            image = image_upload("image_prompt", f"image_prompt ({who_sees_it})")
+            scale = CheckedSlider(0, defaults.max_image_prompt_scale, defaults.image_prompt_scale, step=0.05,
+                                  label="image_prompt_scale")
+    return image, scale
+
+
+def load_image_prompt(models, path: str | None, scale: float):
+    """The uploaded image as an image prompt at `scale` through the base model's IP-Adapter; None without an image
+    or at scale 0 (no image: nothing is loaded)."""
+    from core.validate import load_image
+    if not path or scale <= 0:
+        return None
+    return models.image_prompt(load_image(path, "image_prompt"), scale)
+
+
 def video_upload(name: str, label: str | None = None, **kwargs) -> gr.Video:
     """A video upload whose label states the limits that read_video enforces."""
     limits = (f"≤ {config.MAX_VIDEO_FRAMES} frames, ≤ {config.MAX_VIDEO_SECONDS} s, "

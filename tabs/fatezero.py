@@ -5,9 +5,9 @@ import gradio as gr
 
 from core import config
 from core.methods import fatezero
-from core.validate import load_image
 
-from .common import (examples, recommended_note, CheckedSlider, engine_event, handler, header, image_upload, read_video_input, run_buttons, save_video,
+from .common import (examples, recommended_note, CheckedSlider, engine_event, handler, header, image_prompt_controls,
+                     load_image_prompt, read_video_input, run_buttons, save_video,
                      seed_input, step_progress, video_upload)
 
 
@@ -57,11 +57,7 @@ def build(models) -> None:
             attention_maps = gr.Radio(list(D.attention_maps_choices), value=D.attention_maps,
                                       label="attention_maps (recompute: a source branch while editing; store: kept "
                                             "from the inversion — the same video, far more memory)")
-            with gr.Accordion("image prompt (IP-Adapter, SD1.5)", open=False):
-                with gr.Row():
-                    image_prompt = image_upload("image_prompt", "image_prompt (the edit sees it)")
-                    image_prompt_scale = CheckedSlider(0, D.max_image_prompt_scale, D.image_prompt_scale, step=0.05,
-                                                       label="image_prompt_scale")
+            image_prompt, image_prompt_scale = image_prompt_controls(D, "the edit sees it")
             run, stop = run_buttons("Invert and edit")
         with gr.Column():
             edited = gr.Video(label="edited", autoplay=True, loop=True)
@@ -83,9 +79,7 @@ def build(models) -> None:
             guidance_scale=float(guidance_scale), seed=int(seed), unconditional=unconditional,
             attention_maps=attention_maps, image_prompt_scale=float(image_prompt_scale))
         params.check()
-        prompt = None
-        if image_prompt and params.image_prompt_scale > 0:  # scale 0 is no image: nothing to load
-            prompt = models.image_prompt(load_image(image_prompt, "image_prompt"), params.image_prompt_scale)
+        prompt = load_image_prompt(models, image_prompt, params.image_prompt_scale)
         result = fatezero.run(models.pipeline(), clip, params, on_step=step_progress(progress, "invert, edit, reconstruct"),
                               image_prompt=prompt)
         what = "inverted latents" if params.attention_maps == "recompute" else "stored attention maps"

@@ -9,10 +9,9 @@ from core import config
 from core.control.schedule import parse_steps
 from core.heatmaps import overlay
 from core.methods import p2p
-from core.validate import load_image
 
-from .common import (examples, CheckedSlider, engine_event, gallery_output, handler, header, image_output, image_upload,
-                     run_buttons, seed_input, step_progress)
+from .common import (examples, CheckedSlider, engine_event, gallery_output, handler, header, image_output, image_prompt_controls,
+                     load_image_prompt, run_buttons, seed_input, step_progress)
 
 TITLE = "Prompt-to-Prompt"
 # the papers' real-world prompts (SD1.5); the embedded model's own are in its studio.json
@@ -111,11 +110,7 @@ def build(models) -> None:
             source_prompt = gr.Textbox(D.source_prompt, label="source_prompt", elem_id="p2p-source")
             target_prompt = gr.Textbox(D.target_prompt, label="target_prompt", elem_id="p2p-target")
             controls = edit_controls()
-            with gr.Accordion("image prompt (IP-Adapter; on a base model that has one)", open=False):
-                with gr.Row():
-                    image_prompt = image_upload("image_prompt", "image_prompt (both prompts also see it)")
-                    image_prompt_scale = CheckedSlider(0, D.max_image_prompt_scale, D.image_prompt_scale, step=0.05,
-                                                       label="image_prompt_scale")
+            image_prompt, image_prompt_scale = image_prompt_controls(D, "both prompts also see it")
             run, stop = run_buttons("Generate and edit", "p2p-run")
         with gr.Column():
             with gr.Row():
@@ -138,9 +133,7 @@ def build(models) -> None:
         params.check()
         progress(0, desc="loading model")
         pipe = models.pipeline()
-        prompt = None
-        if image_prompt and params.image_prompt_scale > 0:  # scale 0 is no image: nothing to load
-            prompt = models.image_prompt(load_image(image_prompt, "image_prompt"), params.image_prompt_scale)
+        prompt = load_image_prompt(models, image_prompt, params.image_prompt_scale)
         result = p2p.edit(pipe, params, on_step=step_progress(progress, f"{p2p.resolve_mode(params)}"),
                           image_prompt=prompt)
         return result.source_image, result.edited_image, gallery(result.heatmaps, result.blend_mask, result.source_image)

@@ -96,3 +96,15 @@ def test_inpainting_keeps_the_reference_outside_the_hole(tiny_pipe, monkeypatch)
     outside = torch.from_numpy(keep).bool()
     assert torch.equal(final[..., outside], expected[..., outside])  # the last step lands on the reference
     assert (final[..., ~outside] - expected[..., ~outside]).abs().max() > 0.1  # the hole is generated
+
+
+def test_a_caller_controller_sees_every_step_of_a_controlled_video(tiny_pipe, step_log):
+    """Image prompts are added to the running call's attention state, not a new one: a controller the caller made
+    active still sees every step (AnimateDiff's loop is this one)."""
+    from core.attention import install
+
+    motion_unet = inflate(tiny_pipe.unet, _random(new_motion_adapter(tiny_pipe.unet, max_frames=8), 1))
+    params = video_control.ControlledVideoParams("a red circle", frames=FRAMES, steps=3, seed=0)
+    with install(motion_unet).use([step_log]):
+        video_control.generate(tiny_pipe, motion_unet, params, image_prompts=[None])
+    assert step_log.steps == [(i, 3) for i in range(3)]

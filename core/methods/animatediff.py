@@ -5,22 +5,18 @@ The base model's UNet is inflated with a `MotionAdapter` (core.motion: temporal 
 every resnet/attention pair, zero-initialised outputs), optionally with motion LoRAs (camera moves)
 at a scale each, and sampled by the engine's one loop over video latents (B, C, F, h, w) — the
 computation of diffusers' `AnimateDiffPipeline`, with our progress, attention processor and
-per-frame decoding.
+per-frame decoding (core.video_control.generate with no control model).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from diffusers import DDIMScheduler
 
-from .. import config
-from ..attention import install
-from ..denoisers import TextGuided
+from .. import config, video_control
 from ..motion import use_loras
-from ..sampling import decode_video, denoise, encode_prompts, frame_context, prepare_latents
 from ..validate import check_prompt, check_range, check_sampling
+from ..video_control import ControlledVideoParams
 
 D = config.AnimateDiffDefaults
 
@@ -50,21 +46,9 @@ def generate(pipe, motion_unet, params: AnimateDiffParams, loras: dict[str, floa
     """Text → uint8 frames (F, H, W, 3). `pipe` supplies text encoder, VAE and scheduler config;
     `motion_unet` is its UNet inflated with a motion adapter; `loras` maps loaded LoRA adapter names
     to their scales; `image_prompt` (core.ip_adapter.ImagePrompt) is seen by every frame, as in diffusers."""
-    # 1. check inputs
     params.check(max_frames)
-    frames, steps, guidance = int(params.frames), int(params.steps), float(params.guidance_scale)
-    size = pipe.unet.config.sample_size * pipe.vae_scale_factor
     use_loras(motion_unet, loras or {})
-    with torch.no_grad():
-        # 2. encode the prompt (one row per frame)
-        cond = frame_context(encode_prompts(pipe, [params.prompt]), frames)
-        uncond = frame_context(encode_prompts(pipe, [params.negative_prompt]), frames) if guidance > 1 else None
-        # 3. timesteps and 4. latents: one noise video, drawn on the CPU generator's stream
-        scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
-        generator = torch.Generator().manual_seed(int(params.seed))
-        latents = prepare_latents(pipe, 1, size, size, generator, frames=frames)
-        # 5. the loop, 6. decode
-        with install(motion_unet).use(image_prompts=[image_prompt] if image_prompt is not None else []):
-            result = denoise(TextGuided(motion_unet, cond, uncond, guidance), scheduler, latents, steps,
-                             on_step=on_step)
-        return decode_video(pipe, result.latents)
+    return video_control.generate(
+        pipe, motion_unet, ControlledVideoParams(params.prompt, params.negative_prompt, int(params.frames),
+                                                 int(params.steps), float(params.guidance_scale), int(params.seed)),
+        image_prompts=[image_prompt], on_step=on_step)

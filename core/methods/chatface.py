@@ -25,7 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .. import config
-from ..attention import install
+from ..attention import with_image_prompts
 from ..chat_plan import EditPlan, parse_instruction
 from ..denoisers import TextGuided
 from ..directions import DirectionLibrary
@@ -259,11 +259,11 @@ class ImageEmbeddingCodec:
         return encode_prompts(self.pipe, [""]).expand(batch, -1, -1)
 
     def invert(self, image: np.ndarray, z: torch.Tensor, schedule: DDIMSchedule) -> torch.Tensor:
-        with install(self.pipe.unet).use(image_prompts=[self.prompt([z])]):
+        with with_image_prompts(self.pipe.unet, [self.prompt([z])]):
             return ddim_invert(self.pipe.unet, encode_images(self.pipe, image[None]), self._empty(1), schedule)[-1]
 
     def decode(self, x_T: torch.Tensor, codes, schedule: DDIMSchedule, on_step=None) -> torch.Tensor:
-        with install(self.pipe.unet).use(image_prompts=[self.prompt(list(codes))]):
+        with with_image_prompts(self.pipe.unet, [self.prompt(list(codes))]):
             return denoise(TextGuided(self.pipe.unet, self._empty(x_T.shape[0])), schedule, x_T, on_step=on_step).latents
 
 
@@ -454,9 +454,14 @@ def load_model(models, name: str | None = None) -> ChatFaceModel:
     return models.cached(("ChatFace", name), load)
 
 
+def uses_image_embedding(base_model: str) -> bool:
+    """Does ChatFace run as the CLIP-embedding autoencoder (through the base model's IP-Adapter) on this base, rather
+    than toy-chatface's DAE (the embedded model, or a base with no IP-Adapter: a clear error there)?"""
+    return base_model != config.EMBEDDED_BASE_MODEL and "image" in config.IP_ADAPTERS.get(base_model, {})
+
+
 def codec_for(models):
-    """The autoencoder on the app's base model: toy-chatface's DAE where it decodes (the embedded model), else the
-    CLIP-embedding autoencoder through the base model's IP-Adapter (config.IP_ADAPTERS), else a clear error."""
-    if models.base_model == config.EMBEDDED_BASE_MODEL or "image" not in config.IP_ADAPTERS.get(models.base_model, {}):
+    """The autoencoder on the app's base model (`uses_image_embedding`)."""
+    if not uses_image_embedding(models.base_model):
         return DiffaeCodec(models.pipeline(), load_model(models))
     return ImageEmbeddingCodec(models.pipeline(), *models.ip_adapter("image"), scale=D.ip_adapter_scale)

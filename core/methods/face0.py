@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .. import config
-from ..attention import install
+from ..attention import with_image_prompts
 from ..guidance import ClipInputs
 from ..identity import IdentityMapper, identity_embedding, insert_identity  # noqa: F401 (part of Face0's API)
 from ..ip_adapter import encode_image_prompt
@@ -155,6 +155,6 @@ def three_way_sample(pipe, contexts: dict[str, torch.Tensor], empty: torch.Tenso
     model = Branches(pipe.unet, [empty] + [contexts[n] for n in names], combine)
     prompts = [] if image_prompt is None else \
         [image_prompt.with_branches((False, *(SEES_THE_FACE[n] for n in names)))]
-    with install(pipe.unet).use(image_prompts=prompts):
+    with with_image_prompts(pipe.unet, prompts):
         result = denoise(model, scheduler, latents, int(params.steps), generator=generator, on_step=on_step)
     return decode(pipe, result.latents)[0]
