@@ -28,7 +28,7 @@ from core import config  # noqa: E402
 from core.methods import animatediff  # noqa: E402
 from core.models import load_lora  # noqa: E402
 from core.motion import inflate, new_motion_adapter, temporal_parameters  # noqa: E402
-from core.sampling import encode_prompts  # noqa: E402
+from core.sampling import encode_prompts, frame_context  # noqa: E402
 from core.shapes import dataset  # noqa: E402
 from core.training.epsilon import X0_WEIGHT_CAP, epsilon_loss, frozen_pipeline, loss_words, video_latents  # noqa: E402
 from core.training.loop import CONTINUED_FROM, Checkpoint, optimizer_step, steps_trained  # noqa: E402
@@ -107,7 +107,7 @@ def main() -> None:
         rng = np.random.default_rng([SEED, first_batch + step])
         clips, captions = clip_batch(rng, BATCH, args.centred)
         x0 = video_latents(pipe, clips)
-        context = animatediff.frame_context(encode_prompts(pipe, captions), FRAMES)
+        context = frame_context(encode_prompts(pipe, captions), FRAMES)
         loss = epsilon_loss(pipe, x0, context, torch.Generator().manual_seed(int(rng.integers(2**31))), unet=unet,
                             high_noise_bias=args.high_noise_bias, x0_weight_cap=args.x0_weight_cap)
         optimizer_step(optimizer, loss, step, args.steps, LR, warmup=100)

@@ -26,11 +26,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script from anywhere
 from core import config  # noqa: E402
 from core.guidance import clip_image_features  # noqa: E402
-from core.methods import animatediff  # noqa: E402
 from core.guidance import clip_inputs  # noqa: E402
 from core.models import Models  # noqa: E402
 from core.motion import inflate  # noqa: E402
-from core.sampling import encode_prompts, to_model_pixels  # noqa: E402
+from core.sampling import encode_prompts, frame_context, to_model_pixels  # noqa: E402
 from core.shapes import dataset  # noqa: E402
 from core.training.epsilon import X0_WEIGHT_CAP, epsilon_loss, frozen_pipeline, loss_words, video_latents  # noqa: E402
 from core.training.loop import CONTINUED_FROM, Checkpoint, optimizer_step, steps_trained  # noqa: E402
@@ -166,7 +165,7 @@ def main() -> None:
                 picks = clips[np.arange(BATCH), rng.integers(0, FRAMES, BATCH)]
                 style = clip_image_features(clip_model, inputs, to_model_pixels(picks))
         context = torch.cat([text, composer.style_token(style, BATCH)], dim=1)
-        context = animatediff.frame_context(context, FRAMES)
+        context = frame_context(context, FRAMES)
         if rng.random() < IMAGE_MODE:  # every frame a one-frame clip
             b, c, f, h, w = x0.shape
             x0 = x0.transpose(1, 2).reshape(b * f, c, 1, h, w)

@@ -120,12 +120,12 @@ def test_dynamic_thresholding_bounds_x0_and_saturates_less_than_clipping(models)
     from diffusers import DDIMScheduler
 
     from core.denoisers import TextGuided
-    from core.sampling import Snapshots, denoise, encode_prompts, prepare_latents
+    from core.sampling import Snapshots, denoise, encode_prompts, frame_context, prepare_latents
     from core.thresholding import dynamic_threshold, saturated_share, static_clip
     pipe, unet = models.pipeline(), models.motion_unet()
     bound = config.CascadeDefaults.latent_bound
-    text = animatediff.frame_context(encode_prompts(pipe, ["a red circle moving right on a white background"]), 4)
-    empty = animatediff.frame_context(encode_prompts(pipe, [""]), 4)
+    text = frame_context(encode_prompts(pipe, ["a red circle moving right on a white background"]), 4)
+    empty = frame_context(encode_prompts(pipe, [""]), 4)
     latents = prepare_latents(pipe, 1, 64, 64, torch.Generator().manual_seed(0), frames=4)
     snapshots = Snapshots(range(25))
     denoise(TextGuided(unet, text, empty, 20.0), DDIMScheduler.from_config(pipe.scheduler.config), latents, 25,
