@@ -12,18 +12,20 @@ import gradio as gr  # noqa: E402
 import tabs  # noqa: E402
 from core import config  # noqa: E402
 from core.models import Models  # noqa: E402
-from tabs import common  # noqa: E402
+from tabs import common, pointing  # noqa: E402
 
 CSS = """.studio-header p { margin: 0 }
+.studio-send { gap: 4px; align-items: center }
 .studio-result img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated }"""
 
 
 def build_demo(models: Models, folders: config.Folders | None = None) -> gr.Blocks:
     if folders is not None:  # None: keep the folders already set (another page built in the same process)
         common.use_folders(folders)
+    pointing.reset()
     with gr.Blocks(title="Diffusion Studio", fill_width=True) as demo:
         gr.Markdown(f"## Diffusion Studio\n{models.describe()}", elem_classes="studio-header", elem_id="studio-header")
-        inner = []
+        inner = {}
         with gr.Tabs(elem_id="studio-groups") as groups:  # by task: a method is two clicks away
             for group, (summary, members) in tabs.GROUPS.items():
                 with gr.Tab(group, id=group):
@@ -32,7 +34,8 @@ def build_demo(models: Models, folders: config.Folders | None = None) -> gr.Bloc
                         for tab in members:
                             with gr.Tab(tab.TITLE, id=tabs.key(tab)):
                                 tab.build(models)
-                    inner.append(methods)
+                    inner[group] = methods
+        pointing.connect(groups, inner, tabs.group_of)  # "use as input" under every result
 
         def open_linked_tab(request: gr.Request):
             """`?tab=<key>` (e.g. ?tab=p2p) opens that method: its group, then its tab."""
@@ -43,7 +46,7 @@ def build_demo(models: Models, folders: config.Folders | None = None) -> gr.Bloc
             return [gr.Tabs(selected=group)] + [gr.Tabs(selected=name) if g == group else gr.Tabs()
                                                 for g in tabs.GROUPS]
 
-        demo.load(open_linked_tab, None, [groups, *inner], api_visibility="private", concurrency_limit=None)
+        demo.load(open_linked_tab, None, [groups, *inner.values()], api_visibility="private", concurrency_limit=None)
     return demo
 
 

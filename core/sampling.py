@@ -234,6 +234,13 @@ def encode_images(pipe, images: np.ndarray, scaled: bool = True) -> torch.Tensor
     return latents * vae.config.scaling_factor if scaled else latents
 
 
+def square_mask(mask: np.ndarray, side: int) -> np.ndarray:
+    """A mask (H, W) bool drawn over a picture → the same centre crop and resize as `square_image` gives the
+    picture: (side, side) bool."""
+    pixels = (np.asarray(mask, bool).astype(np.uint8) * 255)[..., None].repeat(3, -1)
+    return square_image(pixels, side)[..., 0] > 127
+
+
 def square_image(image: np.ndarray, side: int) -> np.ndarray:
     """Centre-crop to a square and resize to the model's resolution."""
     h, w = image.shape[:2]

@@ -124,3 +124,23 @@ def flow_to_rgb(flow: np.ndarray) -> np.ndarray:
     hsv[..., 1] = 255
     hsv[..., 2] = cv2.normalize(magnitude, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+
+
+def path_motion(points, frames: int, side: int, radius: float | None = None) -> np.ndarray:
+    """A drawn trajectory → motion vectors per frame (T, side, side, 2) in `frame_motion`'s layout: an object
+    travels the path (points (x, y) in fractions of the frame, at constant speed along it) over the frames, and
+    frame k's vectors are its last move, inside a disc of `radius` px (side / 8) around where it is; zero elsewhere
+    and in frame 0."""
+    path = np.asarray(points, np.float64).reshape(-1, 2) * (side - 1)
+    if len(path) < 2:
+        raise ValueError("a motion path needs at least two points (a start and an end)")
+    lengths = np.r_[0.0, np.cumsum(np.hypot(*np.diff(path, axis=0).T))]
+    where = np.linspace(0.0, lengths[-1], frames)
+    at = np.stack([np.interp(where, lengths, path[:, 0]), np.interp(where, lengths, path[:, 1])], axis=1)
+    radius = side / 8 if radius is None else radius
+    ys, xs = np.mgrid[0:side, 0:side]
+    flow = np.zeros((frames, side, side, 2), np.float32)
+    for k in range(1, frames):
+        inside = np.hypot(xs - at[k, 0], ys - at[k, 1]) <= radius
+        flow[k][inside] = at[k] - at[k - 1]
+    return flow

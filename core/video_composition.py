@@ -14,9 +14,9 @@ from diffusers import DDIMScheduler
 from . import config
 from .attention import FrameMode, install
 from .denoisers import TextGuided
-from .sampling import decode_video, denoise, encode_prompts, frame_context, prepare_latents, square_image
+from .sampling import decode_video, denoise, encode_prompts, frame_context, prepare_latents, square_image, square_mask
 from .validate import check_prompt, check_range, check_sampling
-from .video import draw_motion, sample_frames
+from .video import draw_motion, path_motion, sample_frames
 from .video_control import (ControlledVideoParams, FrameControl, frame_control, sparse_control, warped_noise,
                             generate as generate_controlled)
 from .videocomposer import CONDITION_CHANNELS, ComposedUNet, condition_sequences, to_tensors
@@ -71,6 +71,42 @@ def condition_views(reference: np.ndarray, sequences: dict[str, np.ndarray]) -> 
     return views
 
 
+def drawn_on_frames(drawing: np.ndarray | None, side: int) -> np.ndarray | None:
+    """A map drawn over the reference's first frame (H, W) (a sketch, uint8, or a painted mask, bool) → the model's
+    frames: centre-cropped square at `side` px, as `reference_frames` crops the video."""
+    if drawing is None:
+        return None
+    drawing = np.asarray(drawing)
+    if drawing.dtype == bool:
+        return square_mask(drawing, side)
+    return square_image(drawing.astype(np.uint8)[..., None].repeat(3, -1), side)[..., 0]
+
+
+def parse_motion_path(text: str | None) -> list[tuple[float, float]] | None:
+    """'x, y; x, y; …' (fractions of the frame, 0–1) → the points; None for an empty text."""
+    if not (text or "").strip():
+        return None
+    points = []
+    for part in str(text).split(";"):
+        if not part.strip():
+            continue
+        try:
+            x, y = (float(v) for v in part.split(","))
+        except ValueError:
+            raise ValueError(f"motion_path takes 'x, y' pairs separated by ';', got {part.strip()!r}") from None
+        if not (0 <= x <= 1 and 0 <= y <= 1):
+            raise ValueError(f"motion_path points are fractions of the frame (0 to 1), got {part.strip()!r}")
+        points.append((x, y))
+    if len(points) < 2:
+        raise ValueError("motion_path needs at least two points: where the object starts and where it goes")
+    return points
+
+
+def drawn_motion(points, frames: int, side: int) -> np.ndarray | None:
+    """A drawn trajectory (points in fractions of the frame) → motion vectors for the model's frames, or None."""
+    return None if points is None or len(points) == 0 else path_motion(points, frames, side)
+
+
 def model_depth_frames(depth: np.ndarray | None, frames: int, side: int) -> np.ndarray | None:
     """A depth-model sequence (T, H, W) in [0, 1] → the `frames` used, centre-cropped square at `side` px."""
     if depth is None:
@@ -82,12 +118,15 @@ def model_depth_frames(depth: np.ndarray | None, frames: int, side: int) -> np.n
 def generate(pipe, unet, composer, reference: np.ndarray | None, params: VideoComposerParams,
              style: torch.Tensor | None = None, depth: np.ndarray | None = None, hole: np.ndarray | None = None,
              structure_level: int = 0, temporal_guidance: float = 1.0, cross_frame_attention: bool = False,
-             on_step=None) -> ComposedVideo:
+             on_step=None, sketch: np.ndarray | None = None, motion_path=None) -> ComposedVideo:
     """Conditions from `reference` (F, H, W, 3) uint8 + text (+ `style`: a CLIP image embedding) → video.
 
     `pipe` supplies text encoder, VAE and scheduler; `unet` is the widened motion UNet and
     `composer` its encoders (Models.videocomposer). `depth`: a depth-model sequence for the reference
-    frames (else the offline stand-in); `hole`: the inpainting mask. Gen-1 uses `structure_level`,
+    frames (else the offline stand-in); `hole`: the inpainting mask (H, W) bool, True = fill in (else a centred
+    box); `sketch`: a drawn single sketch (H, W) uint8 (else frame 0's). Both are drawn over the reference's first
+    frame and cropped as it is. `motion_path`: points (x, y) in fractions of the frame, a drawn trajectory whose
+    motion vectors replace the reference's (core.video.path_motion). Gen-1 uses `structure_level`,
     `temporal_guidance` and `cross_frame_attention` (every frame also reads the first frame's keys
     and values)."""
     # 1. check inputs
@@ -100,8 +139,9 @@ def generate(pipe, unet, composer, reference: np.ndarray | None, params: VideoCo
     depth = model_depth_frames(depth, frames, side)
     with torch.no_grad():
         # 2. extract and encode the conditions once
-        sequences = condition_sequences(reference, params.conditions, depth=depth, hole=hole,
-                                        structure_level=structure_level) if params.conditions else {}
+        sequences = condition_sequences(reference, params.conditions, depth=depth, hole=drawn_on_frames(hole, side),
+                                        structure_level=structure_level, sketch=drawn_on_frames(sketch, side),
+                                        motion=drawn_motion(motion_path, frames, side)) if params.conditions else {}
         generator = torch.Generator().manual_seed(int(params.seed))
         latents = prepare_latents(pipe, 1, side, side, generator, frames=frames)
         features = composer.features(to_tensors(sequences), tuple(latents.shape))
@@ -129,12 +169,14 @@ KEY_FRAME_CONTROLLED = ("single_image", "single_sketch")  # SparseCtrl on frame 
 def generate_with_controls(pipe, motion_unet, control_models: dict, reference: np.ndarray | None,
                            params: VideoComposerParams, depth: np.ndarray | None = None, image_prompts=(),
                            structure_level: int = 0, temporal_guidance: float = 1.0,
-                           on_step=None) -> ComposedVideo:
+                           on_step=None, hole: np.ndarray | None = None, sketch: np.ndarray | None = None,
+                           motion_path=None) -> ComposedVideo:
     """The same conditions as `generate`, read by public models (SD1.5): depth and sketch sequences through their
     ControlNets frame by frame, the mask sequence through the inpaint ControlNet with the reference kept outside
     the hole, a single image or sketch through SparseCtrl on frame 0, motion vectors as the initial noise carried
     along them (core.video_control.warped_noise: no public model reads motion), the style / content image as an
-    image prompt. `control_models`: condition kind → its loaded model (Models.video_controls)."""
+    image prompt. `control_models`: condition kind → its loaded model (Models.video_controls); `hole`, `sketch`,
+    `motion_path` as in `generate`."""
     params.check()
     frames = int(params.frames)
     side = pipe.unet.config.sample_size * pipe.vae_scale_factor
@@ -145,7 +187,9 @@ def generate_with_controls(pipe, motion_unet, control_models: dict, reference: n
         raise ValueError(f"on this base model one SparseCtrl model reads the key frame: choose one of {', '.join(single)}")
     reference = reference_frames(reference, frames, side) if reference is not None else None
     sequences = condition_sequences(reference, params.conditions, depth=model_depth_frames(depth, frames, side),
-                                    structure_level=structure_level) if params.conditions else {}
+                                    hole=drawn_on_frames(hole, side), structure_level=structure_level,
+                                    sketch=drawn_on_frames(sketch, side), motion=drawn_motion(motion_path, frames, side)
+                                    ) if params.conditions else {}
     views = condition_views(reference, sequences) if sequences else {}
     controls, sparse, inpaint, latents = [], None, None, None
     scale = D.control_scale

@@ -40,12 +40,15 @@ CONDITION_CHANNELS = {
 
 
 def condition_sequences(frames: np.ndarray, kinds, depth: np.ndarray | None = None, hole: np.ndarray | None = None,
-                        structure_level: int = 0) -> dict[str, np.ndarray]:
+                        structure_level: int = 0, sketch: np.ndarray | None = None,
+                        motion: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Reference frames (F, H, W, 3) uint8 → each asked condition as float (F, H, W, C) in the encoders'
     ranges: pixels and maps in [−1, 1], motion vectors in px / `motion_scale`.
 
     `depth`: a depth sequence (F, H, W) in [0, 1] from a depth model; else the offline stand-in.
     `hole`: (H, W) bool, True where video inpainting fills in; else a centred box.
+    `sketch`: a drawn sketch (H, W) uint8, white lines on black, for `single_sketch`; else frame 0's extracted.
+    `motion`: drawn motion vectors (F, H, W, 2) in px (core.video.path_motion); else the reference's.
     `structure_level` coarsens depth and sketches (Gen-1's structure fidelity)."""
     frames = np.asarray(frames)
     f, h, w = frames.shape[:3]
@@ -54,7 +57,7 @@ def condition_sequences(frames: np.ndarray, kinds, depth: np.ndarray | None = No
     out = {}
     for kind in kinds:
         if kind == "motion":
-            out[kind] = frame_motion(frames) / config.VideoComposerDefaults.motion_scale
+            out[kind] = (frame_motion(frames) if motion is None else motion) / config.VideoComposerDefaults.motion_scale
         elif kind == "depth":
             maps = extract("pseudo_depth", frames)[..., :1] if depth is None else \
                 (np.clip(depth, 0, 1)[..., None] * 255).astype(np.uint8)
@@ -62,7 +65,8 @@ def condition_sequences(frames: np.ndarray, kinds, depth: np.ndarray | None = No
         elif kind == "sketch":
             out[kind] = unit(coarse(extract("sketch", frames)[..., :1]).reshape(f, h, w, 1))
         elif kind == "single_sketch":
-            out[kind] = np.repeat(unit(extract("sketch", frames[0])[None, ..., :1]), f, axis=0)
+            drawn = extract("sketch", frames[0])[..., 0] if sketch is None else np.asarray(sketch)
+            out[kind] = np.repeat(unit(drawn[None, ..., None]), f, axis=0)
         elif kind == "single_image":
             out[kind] = np.repeat(unit(frames[:1]), f, axis=0)
         elif kind == "mask":

@@ -9,7 +9,8 @@ from core.video import write_video
 
 from .common import (examples, recommended_note, CheckedSlider, engine_event, handler, header, image_prompt_controls,
                      load_image_prompt, output_path, run_buttons, save_video, seed_input,
-                     step_progress)
+                     step_progress, video_output)
+from .pointing import camera_directions, direction_picker
 
 TITLE = "AnimateDiff"
 D = config.AnimateDiffDefaults
@@ -41,6 +42,9 @@ def build(models) -> None:
                                           allow_custom_value=True, label="motion_lora (Hub id; empty: none)")
                 motion_lora_scale = CheckedSlider(0, D.max_motion_lora_scale, D.motion_lora_scale, step=0.05,
                                               label="motion_lora_scale")
+            direction_picker("camera move: click a direction (the motion LoRA for it)",
+                             camera_directions(motion_lora.choices and [value for _, value in motion_lora.choices]),
+                             motion_lora, elem_id="animatediff-camera")
             with gr.Row():
                 frames = CheckedSlider(2, D.max_frames, V.frames, step=1, precision=0, label="frames")
                 steps = CheckedSlider(1, config.MAX_STEPS, D.steps, step=1, precision=0, label="steps")
@@ -49,7 +53,7 @@ def build(models) -> None:
             image_prompt, image_prompt_scale = image_prompt_controls(D, "every frame sees it")
             run, stop = run_buttons("Animate")
         with gr.Column():
-            video = gr.Video(label="video", autoplay=True, loop=True)
+            video = video_output("video")
             gif = gr.File(label="GIF")
 
     @handler(exclusive=True)

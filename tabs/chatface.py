@@ -13,6 +13,7 @@ from core.sampling import square_image
 
 from .common import (CheckedNumber, CheckedSlider, clip_bundle, engine_event, examples, folders, gallery_output, handler,
                      header, image_output, image_upload, run_buttons, step_progress)
+from .pointing import input_target
 
 TITLE = "ChatFace"
 D = config.ChatFaceDefaults
@@ -58,6 +59,7 @@ def build(models) -> None:
         with gr.Row():
             with gr.Column():
                 image = image_upload("image")
+                input_target("image", "chatface", TITLE, image)
                 instruction = gr.Textbox(D.instruction, label="instruction")
                 with gr.Row():
                     strength_scale = CheckedSlider(0, D.max_strength_scale, D.strength_scale, step=0.1,
@@ -69,7 +71,7 @@ def build(models) -> None:
                     edited = image_output("edited")
                     reconstruction = image_output("reconstruction (z unchanged)")
                 plan = gr.JSON(label="edit plan")
-                schedule = image_output("z_t schedule")
+                schedule = image_output("z_t schedule", send=False)
     with gr.Tab("train a mapper"):
         with gr.Row():
             with gr.Column():
@@ -90,7 +92,7 @@ def build(models) -> None:
                 train_button, train_stop = run_buttons("Train mapper")
             with gr.Column():
                 trained = gallery_output("reconstruction · edited", columns=2)
-                losses = image_output("loss")
+                losses = image_output("loss", send=False)
                 saved = gr.Textbox(label="saved mapper", interactive=False)
 
     def square(path: str, name: str = "image"):

@@ -201,7 +201,7 @@ def example_result(key: str, base_model: str) -> None:
         gr.Video(path, label=label, interactive=False, autoplay=True, loop=True, height=288,
                  elem_id=f"example-result-{key}")
     else:
-        image_output(label, value=path, interactive=False, elem_id=f"example-result-{key}")
+        image_output(label, send=False, value=path, interactive=False, elem_id=f"example-result-{key}")
 
 
 def recommended_note(recommendation) -> None:
@@ -224,10 +224,11 @@ def seed_input(value: int = 0) -> CheckedNumber:
     return CheckedNumber(value, precision=0, minimum=0, maximum=config.MAX_SEED, label="seed")
 
 
-def sampling_controls(defaults):
+def sampling_controls(defaults, elem_prefix: str | None = None):
     """The row of knobs every sampler-driven tab has: steps, seed, guidance_scale (defaults from config)."""
     with gr.Row():
-        steps = CheckedSlider(1, config.MAX_STEPS, defaults.steps, step=1, precision=0, label="steps")
+        steps = CheckedSlider(1, config.MAX_STEPS, defaults.steps, step=1, precision=0, label="steps",
+                              elem_id=f"{elem_prefix}-steps" if elem_prefix else None)
         seed = seed_input(defaults.seed)
         guidance_scale = CheckedSlider(0, config.MAX_GUIDANCE, defaults.guidance_scale, step=0.5, label="guidance_scale")
     return steps, seed, guidance_scale
@@ -424,13 +425,33 @@ class FileGallery(gr.Gallery):
         return super().postprocess(value)
 
 
-def image_output(label: str, **kwargs) -> FileImage:
+def image_output(label: str, send: bool = True, **kwargs) -> FileImage:
     """A result image (PNG) in a box 288 px high: the embedded models' 64-px pictures are drawn enlarged
-    (pixelated, app.py's CSS), SD's 512-px ones shrunk to fit beside each other."""
+    (pixelated, app.py's CSS), SD's 512-px ones shrunk to fit beside each other. `send`: a picture people may take
+    into another tab ("use as input" under it; plots and examples have none)."""
     kwargs.setdefault("format", "png")
     kwargs.setdefault("height", 288)
     kwargs.setdefault("elem_classes", ["studio-result"])
-    return FileImage(label=label, type="numpy", **kwargs)
+    kwargs.setdefault("interactive", False)  # an output (that "use as input" also reads: Gradio would offer an upload)
+    if not send:
+        return FileImage(label=label, type="numpy", **kwargs)
+    from .pointing import send_row
+    with gr.Column(min_width=160):
+        image = FileImage(label=label, type="numpy", **kwargs)
+        send_row(image, "image")
+    return image
+
+
+def video_output(label: str, send: bool = True, **kwargs) -> gr.Video:
+    """A result video, looping; `send` as for `image_output`."""
+    kwargs.setdefault("interactive", False)
+    if not send:
+        return gr.Video(label=label, autoplay=True, loop=True, **kwargs)
+    from .pointing import send_row
+    with gr.Column(min_width=160):
+        video = gr.Video(label=label, autoplay=True, loop=True, **kwargs)
+        send_row(video, "video")
+    return video
 
 
 def gallery_output(label: str, **kwargs) -> FileGallery:

@@ -64,7 +64,7 @@ def build(models) -> None:
                 train_button, train_stop = run_buttons("Train direction")
             with gr.Column():
                 results = gallery_output("original · reconstruction · edited", columns=3)
-                losses = image_output("loss")
+                losses = image_output("loss", send=False)
                 saved = gr.Textbox(label="saved direction", interactive=False)
     with gr.Tab("edit with saved directions"):
         with gr.Row():

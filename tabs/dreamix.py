@@ -13,7 +13,8 @@ from core.validate import load_image
 from core.video import VIDEO_SUFFIXES
 
 from .common import (examples, CheckedSlider, engine_event, handler, header, read_video_input, run_buttons, save_video,
-                     seed_input, step_progress)
+                     seed_input, step_progress, video_output)
+from .pointing import camera_directions, direction_picker, input_target
 
 TITLE = "Dreamix"
 D = config.DreamixDefaults
@@ -60,6 +61,8 @@ def build(models) -> None:
             with gr.Row():
                 mode = gr.Radio(list(dreamix.MODES), value="edit", label="mode")
                 camera = gr.Dropdown(list(dreamix.CAMERAS), value="pan right", label="camera (animate)")
+            direction_picker("camera (animate): click a direction", camera_directions(dreamix.CAMERAS), camera,
+                             elem_id="dreamix-camera")
             with gr.Row():
                 downsample = CheckedSlider(1, D.max_downsample, D.downsample, step=1, precision=0, label="downsample")
                 strength = CheckedSlider(0, 1, D.strength, step=0.05, label="strength")
@@ -69,8 +72,11 @@ def build(models) -> None:
                 seed = seed_input(D.seed)
             run, stop = run_buttons("Fine-tune and generate")
         with gr.Column():
-            video = gr.Video(label="video", autoplay=True, loop=True)
-            source = gr.Video(label="input clip (what was fine-tuned on)", autoplay=True, loop=True)
+            video = video_output("video")
+            source = video_output("input clip (what was fine-tuned on)", send=False)
+
+    input_target("image", "dreamix", TITLE, media, extra={mode: "animate"})
+    input_target("video", "dreamix", TITLE, media, extra={mode: "edit"})
 
     @handler(exclusive=True)
     def generate(video_or_image: list[str], prompt: str, mode: str = "edit", downsample: int = D.downsample,

@@ -10,6 +10,7 @@ from core.validate import load_image
 
 from .common import (examples, CheckedSlider, engine_event, handler, header, image_output, image_upload, run_buttons, seed_input,
                      step_progress)
+from .pointing import input_target
 
 TITLE = "Face0"
 D = config.Face0Defaults
@@ -53,6 +54,7 @@ def build(models) -> None:
     with gr.Row():
         with gr.Column():
             face_image = image_upload("face_image", "face_image (reference)")
+            input_target("image", "face0", TITLE, face_image)
             prompt = gr.Textbox(D.prompt, label="prompt")
             with gr.Row():
                 c = CheckedSlider(0, 1, D.c, step=0.05, label="c (weight of text+face)")

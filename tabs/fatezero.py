@@ -8,7 +8,8 @@ from core.methods import fatezero
 
 from .common import (examples, recommended_note, CheckedSlider, engine_event, handler, header, image_prompt_controls,
                      load_image_prompt, read_video_input, run_buttons, save_video,
-                     seed_input, step_progress, video_upload)
+                     seed_input, step_progress, video_upload, video_output)
+from .pointing import input_target
 
 
 
@@ -35,6 +36,7 @@ def build(models) -> None:
     with gr.Row():
         with gr.Column():
             video = video_upload("video")
+            input_target("video", "fatezero", TITLE, video)
             source_prompt = gr.Textbox(D.source_prompt, label="source_prompt")
             target_prompt = gr.Textbox(D.target_prompt, label="target_prompt")
             with gr.Row():
@@ -47,8 +49,10 @@ def build(models) -> None:
                 amplify_words = gr.Textbox(D.amplify_words, label="amplify_words")
                 amplify_value = CheckedSlider(0, D.max_amplify, D.amplify_value, step=1, label="amplify_value")
             with gr.Row():
-                frames = CheckedSlider(1, D.max_frames, D.frames, step=1, precision=0, label="frames")
-                steps = CheckedSlider(1, config.MAX_STEPS, D.steps, step=1, precision=0, label="steps")
+                frames = CheckedSlider(1, D.max_frames, D.frames, step=1, precision=0, label="frames",
+                                       elem_id="fatezero-frames")
+                steps = CheckedSlider(1, config.MAX_STEPS, D.steps, step=1, precision=0, label="steps",
+                                      elem_id="fatezero-steps")
                 seed = seed_input(D.seed)
                 guidance_scale = CheckedSlider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
             unconditional = gr.Radio(["source", "empty"], value=V.unconditional,
@@ -58,10 +62,10 @@ def build(models) -> None:
                                       label="attention_maps (recompute: a source branch while editing; store: kept "
                                             "from the inversion — the same video, far more memory)")
             image_prompt, image_prompt_scale = image_prompt_controls(D, "the edit sees it")
-            run, stop = run_buttons("Invert and edit")
+            run, stop = run_buttons("Invert and edit", "fatezero-run")
         with gr.Column():
-            edited = gr.Video(label="edited", autoplay=True, loop=True)
-            reconstruction = gr.Video(label="reconstruction (target = source)", autoplay=True, loop=True)
+            edited = video_output("edited", elem_id="fatezero-edited")
+            reconstruction = video_output("reconstruction (target = source)")
             memory = gr.Textbox(label="kept between inversion and editing", interactive=False)
 
     @handler

@@ -52,7 +52,7 @@ def build(models) -> None:
             with gr.Row():
                 guided = image_output("guided")
                 unguided = image_output("unguided (same seed)")
-            plot = image_output("energy per step")
+            plot = image_output("energy per step", send=False)
             energies = gr.JSON(label="final energies")
 
     @handler

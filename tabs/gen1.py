@@ -8,7 +8,8 @@ from core.methods import gen1, videocomposer
 from core.validate import load_image
 
 from .common import (examples, CheckedSlider, engine_event, handler, header, image_upload, read_video_input, run_buttons,
-                     sampling_controls, save_video, step_progress, video_upload)
+                     sampling_controls, save_video, step_progress, video_upload, video_output)
+from .pointing import input_target
 
 
 TITLE = "Gen-1 (structure + content)"
@@ -48,6 +49,7 @@ def build(models) -> None:
         with gr.Column():
             with gr.Row():
                 video_in = video_upload("video")
+                input_target("video", "gen1", TITLE, video_in)
                 content_image = image_upload("content_image", label="content_image (optional)")
             prompt = gr.Textbox(D.prompt, label="prompt")
             with gr.Row():
@@ -58,8 +60,8 @@ def build(models) -> None:
             steps, seed, guidance_scale = sampling_controls(D)
             run, stop = run_buttons("Edit the video")
         with gr.Column():
-            video = gr.Video(label="video", autoplay=True, loop=True)
-            depth = gr.Video(label="depth sequence (as used, after structure_level)", autoplay=True, loop=True)
+            video = video_output("video")
+            depth = video_output("depth sequence (as used, after structure_level)", send=False)
 
     @handler
     def edit(video: str, prompt: str, content_image: str | None = None, structure_level: int = D.structure_level,

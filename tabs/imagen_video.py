@@ -6,7 +6,7 @@ import gradio as gr
 from core import config
 from core.methods import imagen_video
 
-from .common import examples, CheckedSlider, engine_event, handler, header, run_buttons, save_video, seed_input, step_progress
+from .common import examples, CheckedSlider, engine_event, handler, header, run_buttons, save_video, seed_input, step_progress, video_output
 
 TITLE = "Imagen Video (cascade)"
 D = config.CascadeDefaults
@@ -43,9 +43,9 @@ def build(models) -> None:
                 guidance_scale = CheckedSlider(0, config.MAX_GUIDANCE, D.guidance_scale, step=0.5, label="guidance_scale")
             run, stop = run_buttons("Run the cascade")
         with gr.Column():
-            base = gr.Video(label="1. base", autoplay=True, loop=True)
-            tsr = gr.Video(label="2. temporal super-resolution", autoplay=True, loop=True)
-            ssr = gr.Video(label="3. spatial super-resolution", autoplay=True, loop=True)
+            base = video_output("1. base")
+            tsr = video_output("2. temporal super-resolution")
+            ssr = video_output("3. spatial super-resolution")
             shapes = gr.Textbox(label="stage shapes (frames × height × width)", interactive=False)
 
     @handler(exclusive=True)

@@ -38,7 +38,7 @@ def build(models) -> None:
             run, stop = run_buttons("Sample", "sampler-run")
         with gr.Column():
             image = image_output("final image", elem_id="sampler-image")
-            plot = image_output("noise schedule")
+            plot = image_output("noise schedule", send=False)
     trajectory = gallery_output("trajectory: x_t and predicted x̂0", columns=8)
 
     @handler

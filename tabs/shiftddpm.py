@@ -46,8 +46,8 @@ def build(models) -> None:
         with gr.Column():
             samples = gallery_output("samples", columns=4)
             with gr.Row():
-                shift_map = image_output("E(c): the learned shift")
-                curves = image_output("k_t of the three variants")
+                shift_map = image_output("E(c): the learned shift", send=False)
+                curves = image_output("k_t of the three variants", send=False)
     trajectory = gallery_output("trajectory of the first sample: x_t", columns=8)
 
     @handler

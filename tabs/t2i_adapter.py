@@ -8,8 +8,9 @@ from core.conditions import EXTRACTORS
 from core.methods import t2i_adapter
 from core.validate import load_image
 
-from .common import (examples, CheckedSlider, engine_event, gallery_output, handler, header, image_output, run_buttons,
+from .common import (examples, image_file, CheckedSlider, engine_event, gallery_output, handler, header, image_output, run_buttons,
                      sampling_controls, step_progress)
+from .pointing import DRAW_COLORS, UI_ONLY, drawing, input_target, model_side, sketch_canvas
 
 TITLE = "T2I-Adapter"
 D = config.T2IAdapterDefaults
@@ -19,6 +20,11 @@ EXAMPLES = [
     {'conditions': ['blue_square_left_white.png', 'yellow_circle_black.png'], 'condition_types': ['canny', 'palette'], 'weights': '1.0, 1.0', 'prompt': 'an object on a white background', 'cond_tau': 1.0, 'extract': True, 'steps': 25, 'seed': 1},
     {'conditions': ['yellow_circle_black.png'], 'condition_types': ['palette'], 'weights': '1.0', 'prompt': 'a square on a gray background', 'cond_tau': 0.5, 'extract': True, 'steps': 25, 'seed': 2},
 ]
+
+
+# what can be drawn, in the order offered (the base model's adapters permitting), and the brush colours
+DRAWN_KINDS = ("sketch", "canny", "palette")
+EXTRACTED_DRAWINGS = {"palette"}  # drawn colours go through the extractor; line drawings are maps already
 
 
 def parse_weights(text: str, count: int) -> list[float]:
@@ -40,10 +46,17 @@ def build(models) -> None:
            "is extracted from each upload (shown on the right); off, the uploads are used as condition maps. "
            "Embedded: toy-adapters (canny, palette) for toy-sd; on a GPU the TencentARC SD1.x adapters.")
     kinds = sorted({kind for adapters in config.T2I_ADAPTERS.values() for kind in adapters})
+    drawable = [k for k in DRAWN_KINDS if k in config.T2I_ADAPTERS.get(models.base_model, {})] or list(DRAWN_KINDS)
     with gr.Row():
         with gr.Column():
-            conditions = gr.File(label="conditions (one image per condition type)", file_count="multiple",
+            conditions = gr.File(label="conditions (one image per condition type)", file_count="multiple", elem_id="t2i-conditions",
                                  file_types=["image"], type="filepath")
+            input_target("image", "t2i_adapter", TITLE, conditions)
+            with gr.Accordion("or draw the condition", open=True):
+                drawn_kind = gr.Radio(drawable, value=drawable[0], label="the drawing is a",
+                                      info="sketch / canny: white lines on black, used as the map; palette: colour "
+                                           "blocks, coarsened by the extractor. The drawing replaces the uploads.")
+                canvas = sketch_canvas("drawing", model_side(models), elem_id="t2i-canvas", colors=DRAW_COLORS)
             condition_types = gr.Dropdown(kinds, value=list(D.condition_types), multiselect=True,
                                           label="condition_types (in upload order)")
             weights = gr.Textbox(str(D.weight), label="weights (one per condition type, comma-separated)")
@@ -51,11 +64,11 @@ def build(models) -> None:
             with gr.Row():
                 cond_tau = CheckedSlider(0, 1, D.cond_tau, step=0.05, label="cond_tau")
                 extract = gr.Checkbox(D.extract, label="extract conditions from the uploads")
-            steps, seed, guidance_scale = sampling_controls(D)
-            run, stop = run_buttons("Generate")
+            steps, seed, guidance_scale = sampling_controls(D, "t2i")
+            run, stop = run_buttons("Generate", "t2i-run")
         with gr.Column():
-            image = image_output("result")
-            maps = gallery_output("condition maps used", columns=4, format="png")
+            image = image_output("result", elem_id="t2i-result")
+            maps = gallery_output("condition maps used", columns=4, format="png", elem_id="t2i-maps")
 
     @handler
     def generate(conditions: list[str], condition_types: list[str] = list(D.condition_types), weights: str = "1.0",
@@ -79,6 +92,17 @@ def build(models) -> None:
         adapters = models.t2i_adapters(condition_types)
         result = t2i_adapter.generate(pipe, adapters, images, params, on_step=step_progress(progress, "sampling"))
         return result.image, [(m, kind) for m, kind in zip(result.maps, condition_types)]
+
+    def use_drawing(value, kind):
+        """The drawing as the one condition: a line map as it is (extract off), colour blocks through the palette
+        extractor."""
+        picture = drawing(value)
+        if picture is None:
+            return gr.update(), gr.update(), gr.update()
+        return [image_file(picture)], [kind], kind in EXTRACTED_DRAWINGS
+
+    canvas.input(use_drawing, [canvas, drawn_kind], [conditions, condition_types, extract], **UI_ONLY)
+    drawn_kind.change(use_drawing, [canvas, drawn_kind], [conditions, condition_types, extract], **UI_ONLY)
 
     inputs = [conditions, condition_types, weights, prompt, cond_tau, extract, steps, seed, guidance_scale]
     engine_event(run, stop, generate, inputs, [image, maps], api_name="t2i_adapter")

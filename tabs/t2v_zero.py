@@ -10,7 +10,8 @@ from core.methods import t2v_zero
 from core.video import resize_frames, sample_frames
 
 from .common import (examples, recommended_note, CheckedSlider, engine_event, gallery_output, handler, header, read_video_input, run_buttons,
-                     save_video, seed_input, step_progress, video_upload)
+                     save_video, seed_input, step_progress, video_upload, video_output)
+from .pointing import UI_ONLY, arrow_motion, first_frame, motion_pad
 
 
 
@@ -42,10 +43,13 @@ def build(models) -> None:
             prompt = gr.Textbox(D.prompt, label="prompt")
             with gr.Row():
                 frames = CheckedSlider(1, D.max_frames, D.frames, step=1, precision=0, label="frames")
-                motion_x = CheckedSlider(-D.max_motion, D.max_motion, D.motion_x, step=1, label="motion_x",
+                motion_x = CheckedSlider(-D.max_motion, D.max_motion, D.motion_x, step=1, label="motion_x", elem_id="t2v-motion-x",
                                          info="flow in px of a 512-px frame: frame k shows frame 1 at p + k·motion "
                                               "(as the official: positive moves the content left / up)")
-                motion_y = CheckedSlider(-D.max_motion, D.max_motion, D.motion_y, step=1, label="motion_y")
+                motion_y = CheckedSlider(-D.max_motion, D.max_motion, D.motion_y, step=1, label="motion_y",
+                                         elem_id="t2v-motion-y")
+            pad = motion_pad("motion: click where the content starts, then where it should end (over the clip)",
+                             elem_id="t2v-motion")
             with gr.Row():
                 t0 = CheckedSlider(0, D.schedule_steps - 2, V.t0, step=1, precision=0, label="t0",
                                    info=f"step counted from the end of {D.schedule_steps} (other step counts: the same fraction)")
@@ -61,9 +65,9 @@ def build(models) -> None:
                 control_video = video_upload("control_video", "control_video (controlnet mode: Canny edges per frame)")
                 source_video = video_upload("source_video", "source_video (pix2pix mode)")
                 instruction = gr.Textbox("", label="instruction (pix2pix mode)")
-            run, stop = run_buttons("Generate video")
+            run, stop = run_buttons("Generate video", "t2v-run")
         with gr.Column():
-            video = gr.Video(label="video", autoplay=True, loop=True)
+            video = video_output("video", elem_id="t2v-video")
             conditions = gallery_output("condition maps", columns=8)
 
     @handler
@@ -97,6 +101,20 @@ def build(models) -> None:
             pipe = models.pipeline(D.pix2pix_model, StableDiffusionInstructPix2PixPipeline)
             out = t2v_zero.edit_pix2pix(pipe, clip, instruction, params, D.image_guidance_scale, on_step=on_step)
         return save_video(out, D.fps), [m for m in maps]
+
+    def motion_from_arrow(points, frames):
+        """The clicked arrow as motion_x / motion_y: the content travels it over the clip (positive motion moves
+        the content left / up, as the official), clipped to the sliders' range."""
+        if len(points) < 2:
+            return gr.update(), gr.update()
+        dx, dy = arrow_motion(points, frames, t2v_zero.MOTION_REFERENCE)
+        clip = lambda value: round(min(max(-value, -D.max_motion), D.max_motion), 1)  # noqa: E731
+        return clip(dx), clip(dy)
+
+    pad.picture.select(pad.click, [pad.background, pad.points], [pad.picture, pad.points], **UI_ONLY).then(
+        motion_from_arrow, [pad.points, frames], [motion_x, motion_y], **UI_ONLY)
+    video.change(lambda path, points: pad.set_background(first_frame(path), points), [video, pad.points],
+                 [pad.picture, pad.background], **UI_ONLY)
 
     inputs = [prompt, frames, motion_x, motion_y, t0, t1, steps, seed, mode, control_video, source_video, instruction,
               guidance_scale, cross_frame, noise]

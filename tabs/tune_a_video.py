@@ -10,7 +10,8 @@ from core.methods import tune_a_video
 from core.plots import line_plot
 
 from .common import (examples, recommended_note, CheckedNumber, CheckedSlider, engine_event, folders, handler, header, image_output,
-                     read_video_input, run_buttons, save_video, seed_input, step_progress, video_upload)
+                     read_video_input, run_buttons, save_video, seed_input, step_progress, video_upload, video_output)
+from .pointing import input_target
 
 
 
@@ -47,6 +48,7 @@ def build(models) -> None:
         with gr.Row():
             with gr.Column():
                 video = video_upload("video")
+                input_target("video", "tune_a_video", TITLE, video)
                 prompt = gr.Textbox(D.prompt, label="prompt (describes the video)")
                 with gr.Row():
                     steps = CheckedSlider(1, D.max_train_steps, D.train_steps, step=1, precision=0, label="steps")
@@ -56,7 +58,7 @@ def build(models) -> None:
                 name = gr.Textbox("", label="name in the model library (empty: from the prompt)")
                 start, stop = run_buttons("Tune")
             with gr.Column():
-                loss_plot = image_output("training loss")
+                loss_plot = image_output("training loss", send=False)
                 status = gr.Textbox(label="status", interactive=False)
     with gr.Tab("2. Generate"):
         with gr.Row():
@@ -72,7 +74,7 @@ def build(models) -> None:
                     gen_seed = seed_input(D.seed)
                 generate_button, generate_stop = run_buttons("Generate")
             with gr.Column():
-                result = gr.Video(label="video", autoplay=True, loop=True)
+                result = video_output("video")
                 info = gr.JSON(label="tuned model")
 
     @handler(exclusive=True)

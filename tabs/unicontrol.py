@@ -8,8 +8,9 @@ from core.methods import unicontrol
 from core.unicontrol import INSTRUCTIONS
 from core.validate import load_image
 
-from .common import (examples, CheckedSlider, engine_event, handler, header, image_output, image_upload, run_buttons,
+from .common import (examples, image_file, CheckedSlider, engine_event, handler, header, image_output, image_upload, run_buttons,
                      sampling_controls, step_progress)
+from .pointing import DRAW_COLORS, UI_ONLY, drawing, input_target, model_side, sketch_canvas
 
 TITLE = "UniControl"
 D = config.UniControlDefaults
@@ -19,6 +20,8 @@ EXAMPLES = [
     {'condition_image': 'green_triangle_white.png', 'task': 'segmentation map to image', 'prompt': 'a blue object on a white background', 'strength': 1.0, 'extract': True, 'steps': 25, 'seed': 1},
     {'condition_image': 'yellow_circle_black.png', 'task': 'color blocks to image', 'prompt': 'a square on a white background', 'strength': 1.0, 'extract': True, 'steps': 25, 'seed': 2},
 ]
+
+
 
 
 def build(models) -> None:
@@ -31,6 +34,10 @@ def build(models) -> None:
     with gr.Row():
         with gr.Column():
             condition_image = image_upload("condition_image")
+            input_target("image", "unicontrol", TITLE, condition_image)
+            with gr.Accordion("or draw the condition", open=False):
+                canvas = sketch_canvas("drawing (white lines for edges and sketches; colours for maps and blocks)",
+                                       model_side(models), elem_id="unicontrol-canvas", colors=DRAW_COLORS)
             task = gr.Dropdown(list(INSTRUCTIONS.values()), value=D.task, allow_custom_value=True,
                                label="task (instruction)")
             prompt = gr.Textbox(D.prompt, label="prompt")
@@ -56,6 +63,15 @@ def build(models) -> None:
         model = models.unicontrol()
         result = unicontrol.generate(pipe, model, pixels, params, on_step=step_progress(progress, "sampling"))
         return result.image, result.condition
+
+    def use_drawing(value, task):
+        """The drawing as the condition: a map as it is, colour blocks through the task's extractor."""
+        picture = drawing(value)
+        if picture is None:
+            return gr.update(), gr.update()
+        return image_file(picture), "color" in str(task)
+
+    canvas.input(use_drawing, [canvas, task], [condition_image, extract], **UI_ONLY)
 
     inputs = [condition_image, task, prompt, strength, extract, steps, seed, guidance_scale]
     engine_event(run, stop, generate, inputs, [image, condition], api_name="unicontrol")

@@ -93,3 +93,24 @@ def refinement_alignment(tokenizer, source: str, target: str) -> tuple[torch.Ten
         index[eos], alpha[eos] = min(len(src) + 1, length - 1), 1.0
     index[eos + 1:], alpha[eos + 1:] = torch.arange(eos + 1, length), 1.0
     return index, alpha
+
+
+def word_alignment(tokenizer, source: str, target: str, mode: str = "auto") -> list[tuple[str, str]]:
+    """What an edit does to each word of `target`, by the same alignment the edit runs: (word, "kept"), (word,
+    "swap ← <source word>") for a word swap, (word, "added") for a word refinement brings in, (word, "changed")
+    for a word only some of whose tokens the source shares. `mode`: replace, refine, or auto / reweight (replace
+    when both prompts have as many words, as the edit decides)."""
+    source_words, target_words = source.split(), target.split()
+    if mode not in ("replace", "refine"):
+        mode = "replace" if len(source_words) == len(target_words) else "refine"
+    if mode == "replace":
+        if len(source_words) != len(target_words):
+            return [(word, "words differ in number: refine") for word in target_words]
+        return [(t, "kept" if s.lower() == t.lower() else f"swap ← {s}") for s, t in zip(source_words, target_words)]
+    _, alpha = refinement_alignment(tokenizer, source, target)
+    out, cursor = [], 1
+    for word, ids in zip(target_words, word_tokens(tokenizer, target)):
+        shared = alpha[cursor:cursor + len(ids)]
+        cursor += len(ids)
+        out.append((word, "kept" if bool(shared.all()) else "added" if not bool(shared.any()) else "changed"))
+    return out

@@ -22,20 +22,31 @@ from .store import AttentionStore
 
 
 class LocalBlend(AttentionController):
-    def __init__(self, store: AttentionStore, positions: list[list[int]], threshold: float, start_step: int = 0,
-                 exclude_positions: list[list[int]] | None = None):
+    def __init__(self, store: AttentionStore, positions: list[list[int]] | None, threshold: float, start_step: int = 0,
+                 exclude_positions: list[list[int]] | None = None, region: np.ndarray | None = None, prompts: int = 2):
         self.store = store  # must come before this controller in the list
-        self.positions = positions  # per prompt, the token positions of the blend words
+        self.positions = positions  # per prompt, the token positions of the blend words (None: the region alone)
+        # a painted region (H, W) bool at any resolution: the blend is confined to it (our addition to the paper,
+        # which finds the region from words alone)
+        self.region = None if region is None else torch.from_numpy(np.asarray(region, np.float32))[None, None]
+        self.prompts = len(positions) if positions is not None else prompts
         self.threshold = threshold
         self.start_step = start_step
         self.exclude_positions = exclude_positions  # per prompt, words whose region may not change
         self.last_mask: torch.Tensor | None = None  # (prompts, h, w), for display and tests
 
     def mask(self, latent_hw: tuple[int, int]) -> torch.Tensor:
+        """(prompts, frames or 1, 1, h, w) bool: where the edit may change the latents."""
+        if self.positions is None:
+            return self.latent_region(latent_hw).expand(self.prompts, 1, 1, *latent_hw)
         mask = self.word_mask(self.positions, latent_hw, pool=True)
         if self.exclude_positions is not None and any(self.exclude_positions):
             mask = mask & ~self.word_mask(self.exclude_positions, latent_hw, pool=False)
-        return mask
+        return mask if self.region is None else mask & self.latent_region(latent_hw)
+
+    def latent_region(self, latent_hw: tuple[int, int]) -> torch.Tensor:
+        """The painted region on the latent grid (1, 1, 1, h, w): every latent cell the paint touches."""
+        return (F.adaptive_max_pool2d(self.region, latent_hw) > 0)[None]
 
     def word_mask(self, positions: list[list[int]], latent_hw: tuple[int, int], pool: bool) -> torch.Tensor:
         maps = self.store.total  # (prompts·frames, q, tokens)
@@ -50,9 +61,9 @@ class LocalBlend(AttentionController):
         return mask[:1] | mask  # a pixel may change where either prompt's word is
 
     def step_end(self, latents: torch.Tensor, step: int) -> torch.Tensor:
-        if step < self.start_step or self.store.total is None:
+        if step < self.start_step or (self.positions is not None and self.store.total is None):
             return latents
-        prompts = len(self.positions)
+        prompts = self.prompts
         mask = self.mask(tuple(latents.shape[-2:]))
         self.last_mask = mask[:, 0, 0].float()
         x = latents.view(prompts, -1, *latents.shape[1:])

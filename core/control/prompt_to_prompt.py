@@ -8,7 +8,7 @@ noise or from inverted latents with per-step null-text embeddings (core.methods.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -18,10 +18,10 @@ from .. import config
 from ..attention import install
 from ..denoisers import TextGuided
 from ..heatmaps import token_heatmaps
-from ..sampling import decode, denoise, encode_prompts, prepare_latents
+from ..sampling import decode, denoise, encode_prompts, prepare_latents, square_mask
 from ..tokenizer import TOKENIZER_LOCK
 from ..validate import check_prompt, check_range, check_sampling
-from .alignment import refinement_alignment, replacement_mapper, token_positions
+from .alignment import refinement_alignment, replacement_mapper, token_positions, word_tokens
 from .blend import LocalBlend, overlay_source
 from .edit import AttentionRefine, AttentionReplace, AttentionReweight, cross_edit, same_word_count
 from .schedule import check_steps, cross_replace_alpha, parse_steps, step_window
@@ -48,6 +48,9 @@ class P2PParams:
     blend_start: float = D.blend_start  # fraction of steps before local blend starts
     blend_exclude_words: str = D.blend_exclude_words  # words whose region may not change (official substruct_words)
     image_prompt_scale: float = D.image_prompt_scale  # an image prompt's weight (IP-Adapter), when one is given
+    # a painted region (H, W) bool, any resolution: only there may the edit change the picture (local blend from a
+    # painted mask, our addition to the paper; with blend_words, their region within it)
+    blend_region: np.ndarray | None = None
 
     def check(self) -> None:
         check_prompt(self.source_prompt, "source_prompt")
@@ -67,6 +70,11 @@ class P2PParams:
         check_sampling(self.steps, self.guidance_scale, self.seed)
         check_range("blend_start", self.blend_start, 0.0, 1.0)
         check_range("image_prompt_scale", self.image_prompt_scale, 0.0, D.max_image_prompt_scale)
+        if self.blend_region is not None:
+            region = np.asarray(self.blend_region)
+            if region.ndim != 2 or not region.any():
+                raise ValueError("blend_region is empty: paint the region the edit may change (or leave it out)")
+            self.blend_region = region.astype(bool)
 
 
 @dataclass
@@ -90,6 +98,9 @@ class P2PResult:
     heatmaps: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (token, overlay)
     blend_mask: np.ndarray | None = None
     mode: str = ""
+    # "source" / "edited" → per word of that prompt, (word, its share of the attention the prompt's words get,
+    # averaged over steps and layers): a reweighted word's share moves the asked way
+    attention_shares: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
 
 
 def resolve_mode(params: P2PParams) -> str:
@@ -131,7 +142,10 @@ def build_controllers(tokenizer, params: P2PParams, num_steps: int, map_side: in
     elif mode == "reweight":
         raise ValueError("edit_mode 'reweight' needs reweight_words")
     blend = None
-    if params.blend_words.strip():
+    if params.blend_region is not None and not params.blend_words.strip():
+        blend = LocalBlend(store, None, params.blend_threshold, int(params.blend_start * num_steps),
+                           region=params.blend_region)
+    elif params.blend_words.strip():
         positions = [token_positions(tokenizer, p, params.blend_words) for p in (source, target)]
         if not any(positions):
             raise ValueError(f"blend_words {params.blend_words!r} are not words of either prompt")
@@ -140,7 +154,8 @@ def build_controllers(tokenizer, params: P2PParams, num_steps: int, map_side: in
             exclude = [token_positions(tokenizer, p, params.blend_exclude_words) for p in (source, target)]
             if not any(exclude):
                 raise ValueError(f"blend_exclude_words {params.blend_exclude_words!r} are not words of either prompt")
-        blend = LocalBlend(store, positions, params.blend_threshold, int(params.blend_start * num_steps), exclude)
+        blend = LocalBlend(store, positions, params.blend_threshold, int(params.blend_start * num_steps), exclude,
+                           region=params.blend_region)
     return Controllers(store, blend, edit, reweight, mode)
 
 
@@ -153,9 +168,11 @@ def edit(pipe, params: P2PParams, latents: torch.Tensor | None = None, uncond_em
     core.ip_adapter.ImagePrompt both prompts also see (IP-Adapter), or None."""
     params.check()
     num_steps = int(params.steps)
+    size = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    if params.blend_region is not None:  # painted over the picture as given: cropped and resized as it is
+        params = replace(params, blend_region=square_mask(params.blend_region, size))
     controllers = build_controllers(pipe.tokenizer, params, num_steps, heatmap_side(pipe.unet))
     if latents is None:
-        size = pipe.unet.config.sample_size * pipe.vae_scale_factor
         latents = prepare_latents(pipe, 1, size, size, torch.Generator().manual_seed(int(params.seed)))
     cond = encode_prompts(pipe, [params.source_prompt, params.target_prompt])
     if uncond_embeds is None:
@@ -172,4 +189,21 @@ def edit(pipe, params: P2PParams, latents: torch.Tensor | None = None, uncond_em
                               images[0] if heatmap_image is None else heatmap_image)
     mask = controllers.blend.last_mask[1].cpu().numpy() if controllers.blend and controllers.blend.last_mask is not None else None
     edited = images[1] if mask is None else overlay_source(images[0], images[1], mask, pipe.vae_scale_factor // 2)
-    return P2PResult(images[0], edited, heatmaps, mask, controllers.mode)
+    if params.blend_region is not None:  # the seam may not leave the painted region: the source's pixels outside it
+        edited = np.where(params.blend_region[..., None], edited, images[0])
+    maps = controllers.store.average()
+    shares = {"source": attention_shares(pipe.tokenizer, params.source_prompt, maps[0]),
+              "edited": attention_shares(pipe.tokenizer, params.target_prompt, maps[1])}
+    return P2PResult(images[0], edited, heatmaps, mask, controllers.mode, shares)
+
+
+def attention_shares(tokenizer, prompt: str, maps: torch.Tensor) -> list[tuple[str, float]]:
+    """maps (side, side, sequence) of one prompt averaged over the steps → (word, its share of the attention the
+    prompt's words get), per word of `prompt`."""
+    spans, cursor = [], 1
+    for ids in word_tokens(tokenizer, prompt):
+        spans.append(list(range(cursor, min(cursor + len(ids), tokenizer.model_max_length - 1))))
+        cursor += len(ids)
+    mass = maps.float().sum(dim=(0, 1))  # (sequence,)
+    total = float(mass[[i for span in spans for i in span]].sum()) or 1.0
+    return [(word, float(mass[span].sum()) / total) for word, span in zip(prompt.split(), spans) if span]

@@ -64,6 +64,7 @@ class NullTextResult:
     heatmaps: list = field(default_factory=list)
     input_image: np.ndarray | None = None
     blend_mask: np.ndarray | None = None  # local blend's final mask (latent resolution), when blend_words are given
+    attention_shares: dict = field(default_factory=dict)  # as P2PResult's
 
 
 class InversionCache:
@@ -138,4 +139,5 @@ def run(pipe, image: np.ndarray, params: NullTextParams, cache: InversionCache |
     result = p2p.edit(pipe, params.edit, latents=inversion.latent, uncond_embeds=inversion.uncond,
                       heatmap_image=image)
     return NullTextResult(result.source_image, result.edited_image, psnr(result.source_image, image),
-                          0.0 if cached else inversion.seconds, cached, result.heatmaps, image, result.blend_mask)
+                          0.0 if cached else inversion.seconds, cached, result.heatmaps, image, result.blend_mask,
+                          result.attention_shares)
