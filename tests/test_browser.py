@@ -26,7 +26,9 @@ def test_sampler_tab_in_chromium(app_url, tmp_path):
         page = browser.new_page()
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(app_url, wait_until="networkidle")
+        # "load", not "networkidle": the page keeps a heartbeat stream open (Gradio's, for its per-visitor State)
+        page.goto(app_url, wait_until="load")
+        page.locator("#studio-header").wait_for(state="visible", timeout=30_000)
         assert "toy-sd" in page.locator("#studio-header").inner_text()
         page.get_by_role("tab", name="Guided generation", exact=True).click()
         page.get_by_role("tab", name="Sampler inspector").click()
@@ -58,7 +60,7 @@ def test_sampler_tab_in_chromium(app_url, tmp_path):
             page.evaluate("window.scrollTo(0, 0)")
             page.screenshot(path=str(ARTIFACTS / f"group_{group.lower().replace(' ', '_')}.png"))
         # a link opens a method
-        page.goto(app_url + "?tab=dreamix", wait_until="networkidle")
+        page.goto(app_url + "?tab=dreamix", wait_until="load")
         page.get_by_role("heading", name="Dreamix", exact=True).wait_for(state="visible", timeout=10_000)
         page.get_by_role("button", name="Fine-tune and generate", exact=True).wait_for(state="visible", timeout=10_000)
         page.screenshot(path=str(ARTIFACTS / "dreamix_tab.png"), full_page=True)
