@@ -12,7 +12,7 @@ import gradio as gr  # noqa: E402
 import tabs  # noqa: E402
 from core import config  # noqa: E402
 from core.models import Models  # noqa: E402
-from tabs import common, pointing  # noqa: E402
+from tabs import common  # noqa: E402
 
 CSS = """.studio-header p { margin: 0 }
 .studio-send { gap: 4px; align-items: center }
@@ -22,7 +22,7 @@ CSS = """.studio-header p { margin: 0 }
 def build_demo(models: Models, folders: config.Folders | None = None) -> gr.Blocks:
     if folders is not None:  # None: keep the folders already set (another page built in the same process)
         common.use_folders(folders)
-    pointing.reset()
+    common.reset_sends()
     with gr.Blocks(title="Diffusion Studio", fill_width=True) as demo:
         gr.Markdown(f"## Diffusion Studio\n{models.describe()}", elem_classes="studio-header", elem_id="studio-header")
         inner = {}
@@ -35,7 +35,7 @@ def build_demo(models: Models, folders: config.Folders | None = None) -> gr.Bloc
                             with gr.Tab(tab.TITLE, id=tabs.key(tab)):
                                 tab.build(models)
                     inner[group] = methods
-        pointing.connect(groups, inner, tabs.group_of)  # "use as input" under every result
+        common.connect_sends(groups, inner, tabs.group_of)  # "use as input" under every result
 
         def open_linked_tab(request: gr.Request):
             """`?tab=<key>` (e.g. ?tab=p2p) opens that method: its group, then its tab."""
@@ -46,7 +46,7 @@ def build_demo(models: Models, folders: config.Folders | None = None) -> gr.Bloc
             return [gr.Tabs(selected=group)] + [gr.Tabs(selected=name) if g == group else gr.Tabs()
                                                 for g in tabs.GROUPS]
 
-        demo.load(open_linked_tab, None, [groups, *inner.values()], api_visibility="private", concurrency_limit=None)
+        demo.load(open_linked_tab, None, [groups, *inner.values()], **common.UI_ONLY)
     return demo
 
 

@@ -13,7 +13,7 @@ from core.sampling import square_image
 
 from .common import (CheckedNumber, CheckedSlider, clip_bundle, engine_event, examples, folders, gallery_output, handler,
                      header, image_output, image_upload, run_buttons, step_progress)
-from .pointing import input_target
+from .common import input_target
 
 TITLE = "ChatFace"
 D = config.ChatFaceDefaults

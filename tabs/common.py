@@ -13,7 +13,7 @@ import math
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -34,6 +34,7 @@ log = logging.getLogger("studio")
 # `queue(default_concurrency_limit=)` of them at once over all tabs (app.py: one per device); UI-only
 # events stay outside it.
 ENGINE_QUEUE = "engine"
+UI_ONLY = dict(api_visibility="private", concurrency_limit=None)  # page-only events: outside the engine's queue
 
 try:  # HuggingFace ZeroGPU: GPU work must run inside spaces.GPU; elsewhere the package is absent
     import spaces  # type: ignore
@@ -435,7 +436,6 @@ def image_output(label: str, send: bool = True, **kwargs) -> FileImage:
     kwargs.setdefault("interactive", False)  # an output (that "use as input" also reads: Gradio would offer an upload)
     if not send:
         return FileImage(label=label, type="numpy", **kwargs)
-    from .pointing import send_row
     with gr.Column(min_width=160):
         image = FileImage(label=label, type="numpy", **kwargs)
         send_row(image, "image")
@@ -447,7 +447,6 @@ def video_output(label: str, send: bool = True, **kwargs) -> gr.Video:
     kwargs.setdefault("interactive", False)
     if not send:
         return gr.Video(label=label, autoplay=True, loop=True, **kwargs)
-    from .pointing import send_row
     with gr.Column(min_width=160):
         video = gr.Video(label=label, autoplay=True, loop=True, **kwargs)
         send_row(video, "video")
@@ -458,3 +457,81 @@ def gallery_output(label: str, **kwargs) -> FileGallery:
     """A result gallery: pictures or (picture, caption) pairs."""
     kwargs.setdefault("height", "auto")
     return FileGallery(label=label, **kwargs)
+
+
+# Results into other tabs: "use as input" under every result picture and video loads it into a chosen tab's input
+# and opens that tab.
+
+@dataclass
+class Target:
+    """An input of a tab that a result can be sent to: `extra` sets other inputs of that tab at the same time."""
+    key: str
+    title: str
+    component: gr.components.Component
+    listed: bool  # a gr.File(file_count="multiple"): takes a list of files
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class Source:
+    result: gr.components.Component
+    kind: str
+    choice: gr.Dropdown
+    button: gr.Button
+
+
+# filled while a page is built (app.build_demo calls reset_sends first): one page at a time per process
+TARGETS: dict[str, list[Target]] = {"image": [], "video": []}
+SOURCES: list[Source] = []
+
+
+def reset_sends() -> None:
+    """Forget the last page's results and inputs (a new page is being built)."""
+    TARGETS.update(image=[], video=[])
+    SOURCES.clear()
+
+
+def input_target(kind: str, key: str, title: str, component, extra: dict | None = None) -> None:
+    """Register `component` of the tab `key` as where an `kind` ("image" / "video") result can be loaded."""
+    listed = getattr(component, "file_count", None) == "multiple"
+    TARGETS[kind] = [t for t in TARGETS[kind] if t.key != key] + [Target(key, title, component, listed, extra or {})]
+
+
+def send_row(result, kind: str) -> Source:
+    """Under a result: a list of the tabs that take it and a "use as input" button (filled in by `connect_sends`)."""
+    own = getattr(result, "elem_id", None)
+    with gr.Row(elem_classes="studio-send"):
+        choice = gr.Dropdown([], value=None, label="send to", show_label=False, container=False, scale=3,
+                             elem_classes="studio-send-to", elem_id=f"{own}-send-to" if own else None)
+        button = gr.Button("use as input", size="sm", scale=1, elem_classes="studio-send-button",
+                           elem_id=f"{own}-send" if own else None)
+    source = Source(result, kind, choice, button)
+    SOURCES.append(source)
+    return source
+
+
+def connect_sends(groups: gr.Tabs, inner: dict[str, gr.Tabs], group_of) -> None:
+    """Wire every registered result to the tabs that take its kind: the button loads it into the chosen tab's input
+    and opens that tab (its group, then the tab). Called once the page's tabs are built."""
+    for source in SOURCES:
+        targets = TARGETS[source.kind]
+        source.choice.choices = [(t.title, t.key) for t in targets]
+        source.choice.value = targets[0].key if targets else None
+        extras = [c for t in targets for c in t.extra]
+        outputs = [t.component for t in targets] + extras + [groups] + list(inner.values())
+
+        def send(value, key, targets=targets, extras=extras, kind=source.kind):
+            if value is None:
+                raise gr.Error(f"there is no {kind} to send yet: run this tab first")
+            chosen = next((t for t in targets if t.key == key), None)
+            if chosen is None:
+                raise gr.Error("choose the tab to send it to")
+            path = value if isinstance(value, str) else image_file(value)
+            updates = [([path] if t.listed else path) if t is chosen else gr.update() for t in targets]
+            updates += [chosen.extra.get(c, gr.update()) for c in extras]
+            group = group_of(chosen.key)
+            updates.append(gr.Tabs(selected=group))
+            updates += [gr.Tabs(selected=chosen.key) if name == group else gr.update() for name in inner]
+            return updates
+
+        source.button.click(send, [source.result, source.choice], outputs, **UI_ONLY)

@@ -10,7 +10,7 @@ from core.validate import load_image
 
 from .common import (examples, CheckedSlider, engine_event, handler, header, image_output, image_upload, run_buttons, seed_input,
                      step_progress)
-from .pointing import input_target
+from .common import input_target
 
 TITLE = "Face0"
 D = config.Face0Defaults

@@ -11,9 +11,9 @@ from core.control.schedule import parse_steps
 from core.heatmaps import overlay
 from core.methods import p2p
 
-from .common import (examples, CheckedSlider, engine_event, gallery_output, handler, header, image_output, image_prompt_controls,
-                     load_image_prompt, run_buttons, seed_input, step_progress)
-from .pointing import (UI_ONLY, canvas_over, clicked_word, mask_file, model_side, paint_canvas, painted, read_mask, toggle_word,
+from .common import (UI_ONLY, examples, CheckedSlider, engine_event, gallery_output, handler, header, image_output,
+                     image_prompt_controls, load_image_prompt, run_buttons, seed_input, step_progress)
+from .pointing import (canvas_over, clicked_word, mask_file, model_side, paint_canvas, painted, read_mask, toggle_word,
                        word_chips)
 
 TITLE = "Prompt-to-Prompt"

@@ -1,19 +1,17 @@
 """Point-and-click input: canvases to draw sketches and paint masks on, a picture to click motion on, prompts as
-clickable words, and "use as input" from a result into another tab. Each widget fills an endpoint's own plain
-input (an image file, a number, a string) through page-only events, so the Python API is unchanged and typing or
-uploading keeps working beside it."""
+clickable words ("use as input" from a result into another tab is in tabs.common, beside the result widgets). Each
+widget fills an endpoint's own plain input (an image file, a number, a string) through page-only events, so the
+Python API is unchanged and typing or uploading keeps working beside it."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import gradio as gr
 import numpy as np
 
-from .common import image_file
-
-UI_ONLY = dict(api_visibility="private", concurrency_limit=None)  # page events: outside the engine's queue
+from .common import UI_ONLY, FileImage, image_file
 SKETCH_COLOR = "#ffffff"  # sketches are white lines on black, as the extractors draw them
 DRAW_COLORS = (SKETCH_COLOR, "#ff0000", "#00c000", "#0050ff", "#ffff00", "#808080")  # lines, then colour blocks
 PAINT_COLOR = ("#ff00ff", 0.5)  # a painted region: half-transparent magenta over the picture
@@ -154,8 +152,8 @@ def motion_pad(label: str, elem_id: str, trajectory: bool = False) -> MotionPad:
     """A motion pad (see MotionPad); the tab wires `picture.select` to `click` and what the points set."""
     background = blank_picture(PAD_SIDE)
     with gr.Group():
-        picture = gr.Image(background, label=label, interactive=False, elem_id=elem_id, height=PAD_SIDE, format="png",
-                           buttons=[])
+        picture = FileImage(background, label=label, interactive=False, elem_id=elem_id, height=PAD_SIDE,
+                            format="png", buttons=[], type="numpy")
         clear = gr.Button("clear the arrows", size="sm", elem_id=f"{elem_id}-clear")
     pad = MotionPad(picture, gr.State(background), gr.State([]), clear, trajectory)
     clear.click(lambda b: (draw_arrows(b, []), []), pad.background, [picture, pad.points], **UI_ONLY)
@@ -216,8 +214,8 @@ def direction_picker(label: str, directions: dict[str, tuple[float, float]], tar
     `target` (a dropdown of those names) to the nearest. None when there is nothing to pick."""
     if not directions:
         return None
-    pad = gr.Image(direction_picture(directions, side), label=label, interactive=False, elem_id=elem_id, height=side,
-                   width=side, format="png", buttons=[])
+    pad = FileImage(direction_picture(directions, side), label=label, interactive=False, elem_id=elem_id, height=side,
+                    width=side, format="png", buttons=[], type="numpy")
 
     def pick(event: gr.SelectData) -> str:
         return nearest_direction(clicked_point(event, side), directions)
@@ -272,80 +270,3 @@ def clicked_word(event: gr.SelectData) -> str | None:
         value = value[0]
     word = str(value or "").strip()
     return word or None
-
-
-# ---- results into other tabs
-
-@dataclass
-class Target:
-    """An input of a tab that a result can be sent to: `extra` sets other inputs of that tab at the same time."""
-    key: str
-    title: str
-    component: gr.components.Component
-    listed: bool  # a gr.File(file_count="multiple"): takes a list of files
-    extra: dict = field(default_factory=dict)
-
-
-@dataclass
-class Source:
-    result: gr.components.Component
-    kind: str
-    choice: gr.Dropdown
-    button: gr.Button
-
-
-# filled while a page is built (app.build_demo resets them first): one page at a time per process
-TARGETS: dict[str, list[Target]] = {"image": [], "video": []}
-SOURCES: list[Source] = []
-
-
-def reset() -> None:
-    """Forget the last page's results and inputs (a new page is being built)."""
-    TARGETS.update(image=[], video=[])
-    SOURCES.clear()
-
-
-def input_target(kind: str, key: str, title: str, component, extra: dict | None = None) -> None:
-    """Register `component` of the tab `key` as where an `kind` ("image" / "video") result can be loaded."""
-    listed = getattr(component, "file_count", None) == "multiple"
-    TARGETS[kind] = [t for t in TARGETS[kind] if t.key != key] + [Target(key, title, component, listed, extra or {})]
-
-
-def send_row(result, kind: str) -> Source:
-    """Under a result: a list of the tabs that take it and a "use as input" button (filled in by `connect`)."""
-    own = getattr(result, "elem_id", None)
-    with gr.Row(elem_classes="studio-send"):
-        choice = gr.Dropdown([], value=None, label="send to", show_label=False, container=False, scale=3,
-                             elem_classes="studio-send-to", elem_id=f"{own}-send-to" if own else None)
-        button = gr.Button("use as input", size="sm", scale=1, elem_classes="studio-send-button",
-                           elem_id=f"{own}-send" if own else None)
-    source = Source(result, kind, choice, button)
-    SOURCES.append(source)
-    return source
-
-
-def connect(groups: gr.Tabs, inner: dict[str, gr.Tabs], group_of) -> None:
-    """Wire every registered result to the tabs that take its kind: the button loads it into the chosen tab's input
-    and opens that tab (its group, then the tab). Called once the page's tabs are built."""
-    for source in SOURCES:
-        targets = TARGETS[source.kind]
-        source.choice.choices = [(t.title, t.key) for t in targets]
-        source.choice.value = targets[0].key if targets else None
-        extras = [c for t in targets for c in t.extra]
-        outputs = [t.component for t in targets] + extras + [groups] + list(inner.values())
-
-        def send(value, key, targets=targets, extras=extras, kind=source.kind):
-            if value is None:
-                raise gr.Error(f"there is no {kind} to send yet: run this tab first")
-            chosen = next((t for t in targets if t.key == key), None)
-            if chosen is None:
-                raise gr.Error("choose the tab to send it to")
-            path = value if isinstance(value, str) else image_file(value)
-            updates = [([path] if t.listed else path) if t is chosen else gr.update() for t in targets]
-            updates += [chosen.extra.get(c, gr.update()) if c in chosen.extra else gr.update() for c in extras]
-            group = group_of(chosen.key)
-            updates.append(gr.Tabs(selected=group))
-            updates += [gr.Tabs(selected=chosen.key) if name == group else gr.update() for name in inner]
-            return updates
-
-        source.button.click(send, [source.result, source.choice], outputs, **UI_ONLY)

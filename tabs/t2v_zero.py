@@ -11,7 +11,8 @@ from core.video import resize_frames, sample_frames
 
 from .common import (examples, recommended_note, CheckedSlider, engine_event, gallery_output, handler, header, read_video_input, run_buttons,
                      save_video, seed_input, step_progress, video_upload, video_output)
-from .pointing import UI_ONLY, arrow_motion, first_frame, motion_pad
+from .pointing import arrow_motion, first_frame, motion_pad
+from .common import UI_ONLY
 
 
 

@@ -11,7 +11,7 @@ from core.plots import line_plot
 
 from .common import (examples, recommended_note, CheckedNumber, CheckedSlider, engine_event, folders, handler, header, image_output,
                      read_video_input, run_buttons, save_video, seed_input, step_progress, video_upload, video_output)
-from .pointing import input_target
+from .common import input_target
 
 
 

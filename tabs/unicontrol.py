@@ -10,7 +10,8 @@ from core.validate import load_image
 
 from .common import (examples, image_file, CheckedSlider, engine_event, handler, header, image_output, image_upload, run_buttons,
                      sampling_controls, step_progress)
-from .pointing import DRAW_COLORS, UI_ONLY, drawing, input_target, model_side, sketch_canvas
+from .pointing import DRAW_COLORS, drawing, model_side, sketch_canvas
+from .common import UI_ONLY, input_target
 
 TITLE = "UniControl"
 D = config.UniControlDefaults

@@ -10,10 +10,11 @@ from core.video_composition import parse_motion_path
 from core.video import side_by_side
 from core.videocomposer import CONDITION_CHANNELS
 
-from .common import (examples, image_file, recommended_note, CheckedSlider, engine_event, handler, header, image_upload, read_video_input, run_buttons,
-                     sampling_controls, save_video, step_progress, video_upload, video_output)
-from .pointing import (UI_ONLY, canvas_over, drawing, first_frame, input_target, mask_file, model_side, motion_pad,
-                       paint_canvas, painted, points_text, read_mask, sketch_canvas)
+from .common import (UI_ONLY, examples, image_file, input_target, recommended_note, CheckedSlider, engine_event, handler,
+                     header, image_upload, read_video_input, run_buttons, sampling_controls, save_video, step_progress,
+                     video_upload, video_output)
+from .pointing import (canvas_over, drawing, first_frame, mask_file, model_side, motion_pad, paint_canvas, painted,
+                       points_text, read_mask, sketch_canvas)
 
 
 TITLE = "VideoComposer"
@@ -88,7 +89,7 @@ def build(models) -> None:
             views = gr.Video(label="conditions as used, left to right in the order of `conditions` "
                                    "(motion vectors as arrows)", autoplay=True, loop=True, elem_id="vc-views")
     preset.change(lambda name: list(config.VIDEOCOMPOSER_PRESETS.get(name, D.conditions)), preset, conditions,
-                  api_visibility="private", concurrency_limit=None)  # UI only: outside the engine's queue
+                  **UI_ONLY)
 
     def with_condition(kind: str):
         """Drawing a condition chooses it too (once there is a drawing)."""

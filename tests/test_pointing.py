@@ -134,13 +134,15 @@ def test_every_result_can_be_sent_to_each_tab_of_its_kind():
     app.build_demo(Models(), app.folders_from_environment())
     import tabs
     keys = {tabs.key(tab) for tab in tabs.ALL}
-    assert {t.key for t in pointing.TARGETS["image"]} == {"null_text", "t2i_adapter", "unicontrol", "face0", "chatface",
+    from tabs import common
+
+    assert {t.key for t in common.TARGETS["image"]} == {"null_text", "t2i_adapter", "unicontrol", "face0", "chatface",
                                                            "dreamix"}
-    assert {t.key for t in pointing.TARGETS["video"]} == {"fatezero", "tune_a_video", "gen1", "dreamix", "videocomposer"}
-    assert all(t.key in keys for kind in pointing.TARGETS.values() for t in kind)
-    assert len([s for s in pointing.SOURCES if s.kind == "video"]) >= 8 and len(pointing.SOURCES) >= 25
-    for source in pointing.SOURCES:
-        assert [value for _, value in source.choice.choices] == [t.key for t in pointing.TARGETS[source.kind]]
+    assert {t.key for t in common.TARGETS["video"]} == {"fatezero", "tune_a_video", "gen1", "dreamix", "videocomposer"}
+    assert all(t.key in keys for kind in common.TARGETS.values() for t in kind)
+    assert len([s for s in common.SOURCES if s.kind == "video"]) >= 8 and len(common.SOURCES) >= 25
+    for source in common.SOURCES:
+        assert [value for _, value in source.choice.choices] == [t.key for t in common.TARGETS[source.kind]]
 
 
 # ---- the new plain parameters through the API
