@@ -11,9 +11,8 @@ from core.plots import line_plot
 from core.validate import load_image
 from core.sampling import square_image
 
-from .common import (CheckedNumber, CheckedSlider, clip_bundle, engine_event, examples, folders, gallery_output, handler,
-                     header, image_output, image_upload, run_buttons, step_progress)
-from .common import input_target
+from .common import (CheckedNumber, CheckedSlider, clip_bundle, engine_event, examples, folders, gallery_output,
+                     handler, header, image_output, image_upload, run_buttons, step_progress, input_target)
 
 TITLE = "ChatFace"
 D = config.ChatFaceDefaults

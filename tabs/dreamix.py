@@ -13,9 +13,8 @@ from core.validate import load_image
 from core.video import VIDEO_SUFFIXES
 
 from .common import (examples, CheckedSlider, engine_event, handler, header, read_video_input, run_buttons, save_video,
-                     seed_input, step_progress, video_output)
+                     seed_input, step_progress, video_output, input_target)
 from .pointing import camera_directions, direction_picker
-from .common import input_target
 
 TITLE = "Dreamix"
 D = config.DreamixDefaults

@@ -8,9 +8,8 @@ from core.methods import face0
 from core.guidance import clip_inputs
 from core.validate import load_image
 
-from .common import (examples, CheckedSlider, engine_event, handler, header, image_output, image_upload, run_buttons, seed_input,
-                     step_progress)
-from .common import input_target
+from .common import (examples, CheckedSlider, engine_event, handler, header, image_output, image_upload, run_buttons,
+                     seed_input, step_progress, input_target)
 
 TITLE = "Face0"
 D = config.Face0Defaults

@@ -7,9 +7,8 @@ from core import config
 from core.methods import fatezero
 
 from .common import (examples, recommended_note, CheckedSlider, engine_event, handler, header, image_prompt_controls,
-                     load_image_prompt, read_video_input, run_buttons, save_video,
-                     seed_input, step_progress, video_upload, video_output)
-from .common import input_target
+                     load_image_prompt, read_video_input, run_buttons, save_video, seed_input, step_progress,
+                     video_upload, video_output, input_target)
 
 
 

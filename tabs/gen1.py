@@ -7,9 +7,8 @@ from core import config
 from core.methods import gen1, videocomposer
 from core.validate import load_image
 
-from .common import (examples, CheckedSlider, engine_event, handler, header, image_upload, read_video_input, run_buttons,
-                     sampling_controls, save_video, step_progress, video_upload, video_output)
-from .common import input_target
+from .common import (examples, CheckedSlider, engine_event, handler, header, image_upload, read_video_input,
+                     run_buttons, sampling_controls, save_video, step_progress, video_upload, video_output, input_target)
 
 
 TITLE = "Gen-1 (structure + content)"

@@ -7,10 +7,9 @@ from core import config
 from core.methods import null_text
 from core.validate import load_image
 
-from .common import (examples, CheckedNumber, CheckedSlider, engine_event, gallery_output, handler, header, image_output,
-                     image_upload, run_buttons, step_progress)
+from .common import (examples, CheckedNumber, CheckedSlider, engine_event, gallery_output, handler, header,
+                     image_output, image_upload, run_buttons, step_progress, input_target)
 from .pointing import model_side
-from .common import input_target
 
 
 from .p2p import edit_controls, gallery, make_params, region_tools, word_tools

@@ -12,7 +12,7 @@ from core.heatmaps import overlay
 from core.methods import p2p
 
 from .common import (UI_ONLY, examples, CheckedSlider, engine_event, gallery_output, handler, header, image_output,
-                     image_prompt_controls, load_image_prompt, run_buttons, seed_input, step_progress)
+                     image_prompt_controls, load_image_prompt, run_buttons, seed_input, step_progress, image_upload)
 from .pointing import (canvas_over, clicked_word, mask_file, model_side, paint_canvas, painted, read_mask, toggle_word,
                        word_chips)
 
@@ -212,7 +212,6 @@ def word_tools(source_prompt, target_prompt, elem_prefix: str) -> WordTools:
 def region_tools(picture, side: int, elem_prefix: str):
     """A canvas over `picture` (the tab's source image, once there is one) to paint the region the edit may change,
     and the mask file it makes (the endpoint's `blend_region`; uploading a mask works too)."""
-    from .common import image_upload
     with gr.Accordion("paint the region the edit may change (an addition to the paper: local blend from a painted "
                       "mask instead of, or within, blend_words' region)", open=False):
         canvas = paint_canvas("paint over the source picture (once there is one)", side,

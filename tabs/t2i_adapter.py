@@ -8,10 +8,9 @@ from core.conditions import EXTRACTORS
 from core.methods import t2i_adapter
 from core.validate import load_image
 
-from .common import (examples, image_file, CheckedSlider, engine_event, gallery_output, handler, header, image_output, run_buttons,
-                     sampling_controls, step_progress)
+from .common import (examples, image_file, CheckedSlider, engine_event, gallery_output, handler, header, image_output,
+                     run_buttons, sampling_controls, step_progress, UI_ONLY, input_target)
 from .pointing import DRAW_COLORS, drawing, model_side, sketch_canvas
-from .common import UI_ONLY, input_target
 
 TITLE = "T2I-Adapter"
 D = config.T2IAdapterDefaults
@@ -50,8 +49,8 @@ def build(models) -> None:
     drawable = [k for k in DRAWN_KINDS if k in config.T2I_ADAPTERS.get(models.base_model, {})] or list(DRAWN_KINDS)
     with gr.Row():
         with gr.Column():
-            conditions = gr.File(label="conditions (one image per condition type)", file_count="multiple", elem_id="t2i-conditions",
-                                 file_types=["image"], type="filepath")
+            conditions = gr.File(label="conditions (one image per condition type)", file_count="multiple",
+                                 file_types=["image"], type="filepath", elem_id="t2i-conditions")
             input_target("image", "t2i_adapter", TITLE, conditions)
             with gr.Accordion("or draw the condition", open=True):
                 drawn_kind = gr.Radio(drawable, value=drawable[0], label="the drawing is a",

@@ -9,10 +9,10 @@ from core.conditions import extract
 from core.methods import t2v_zero
 from core.video import resize_frames, sample_frames
 
-from .common import (examples, recommended_note, CheckedSlider, engine_event, gallery_output, handler, header, read_video_input, run_buttons,
-                     save_video, seed_input, step_progress, video_upload, video_output)
+from .common import (examples, recommended_note, CheckedSlider, engine_event, gallery_output, handler, header,
+                     read_video_input, run_buttons, save_video, seed_input, step_progress, video_upload, video_output,
+                     UI_ONLY)
 from .pointing import arrow_motion, first_frame, motion_pad
-from .common import UI_ONLY
 
 
 
@@ -44,7 +44,8 @@ def build(models) -> None:
             prompt = gr.Textbox(D.prompt, label="prompt")
             with gr.Row():
                 frames = CheckedSlider(1, D.max_frames, D.frames, step=1, precision=0, label="frames")
-                motion_x = CheckedSlider(-D.max_motion, D.max_motion, D.motion_x, step=1, label="motion_x", elem_id="t2v-motion-x",
+                motion_x = CheckedSlider(-D.max_motion, D.max_motion, D.motion_x, step=1, label="motion_x",
+                                         elem_id="t2v-motion-x",
                                          info="flow in px of a 512-px frame: frame k shows frame 1 at p + k·motion "
                                               "(as the official: positive moves the content left / up)")
                 motion_y = CheckedSlider(-D.max_motion, D.max_motion, D.motion_y, step=1, label="motion_y",

@@ -9,9 +9,9 @@ from core import config
 from core.methods import tune_a_video
 from core.plots import line_plot
 
-from .common import (examples, recommended_note, CheckedNumber, CheckedSlider, engine_event, folders, handler, header, image_output,
-                     read_video_input, run_buttons, save_video, seed_input, step_progress, video_upload, video_output)
-from .common import input_target
+from .common import (examples, recommended_note, CheckedNumber, CheckedSlider, engine_event, folders, handler, header,
+                     image_output, read_video_input, run_buttons, save_video, seed_input, step_progress, video_upload,
+                     video_output, input_target)
 
 
 

@@ -8,10 +8,9 @@ from core.methods import unicontrol
 from core.unicontrol import INSTRUCTIONS
 from core.validate import load_image
 
-from .common import (examples, image_file, CheckedSlider, engine_event, handler, header, image_output, image_upload, run_buttons,
-                     sampling_controls, step_progress)
+from .common import (examples, image_file, CheckedSlider, engine_event, handler, header, image_output, image_upload,
+                     run_buttons, sampling_controls, step_progress, UI_ONLY, input_target)
 from .pointing import DRAW_COLORS, drawing, model_side, sketch_canvas
-from .common import UI_ONLY, input_target
 
 TITLE = "UniControl"
 D = config.UniControlDefaults

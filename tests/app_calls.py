@@ -2,8 +2,11 @@
 plain HTTP."""
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -92,3 +95,28 @@ def wait_for_call(name: str, start: float, steps: int, timeout: float = 120) -> 
             return found[-1]
         time.sleep(0.01)
     raise AssertionError(f"{name} did not reach {steps} steps")
+
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"  # screenshots the browser tests leave
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@contextlib.contextmanager
+def chromium_page(profile: Path):
+    """A page in Debian's headless Chromium at 1280×800 (a laptop), driven by Playwright; `page.errors` collects the
+    page's JavaScript errors."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    assert Path(CHROMIUM).exists(), "install Debian's chromium package (see README)"
+    ARTIFACTS.mkdir(exist_ok=True)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch_persistent_context(
+            str(profile), executable_path=CHROMIUM, headless=True, viewport={"width": 1280, "height": 800},
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"])
+        page = browser.new_page()
+        page.errors = []
+        page.on("pageerror", lambda e: page.errors.append(str(e)))
+        try:
+            yield page
+        finally:
+            browser.close()

@@ -1,31 +1,14 @@
 """The page in a real headless Chromium (Debian's package, driven by Playwright)."""
 from __future__ import annotations
 
-import shutil
 import time
-from pathlib import Path
 
-import pytest
-
-from app_calls import wait_for_call
-
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+from app_calls import ARTIFACTS, chromium_page, wait_for_call
 
 
 def test_sampler_tab_in_chromium(app_url, tmp_path):
-    playwright = pytest.importorskip("playwright.sync_api")
-    assert Path(CHROMIUM).exists(), "install Debian's chromium package (see README)"
-    ARTIFACTS.mkdir(exist_ok=True)
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True,
-            viewport={"width": 1280, "height": 800},  # a laptop
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"])
-        page = browser.new_page()
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
+    with chromium_page(tmp_path / "profile") as page:
+        errors = page.errors
         # "load", not "networkidle": the page keeps a heartbeat stream open (Gradio's, for its per-visitor State)
         page.goto(app_url, wait_until="load")
         page.locator("#studio-header").wait_for(state="visible", timeout=30_000)
@@ -66,6 +49,5 @@ def test_sampler_tab_in_chromium(app_url, tmp_path):
         page.get_by_role("heading", name="Dreamix", exact=True).wait_for(state="visible", timeout=10_000)
         page.get_by_role("button", name="Fine-tune and generate", exact=True).wait_for(state="visible", timeout=10_000)
         page.screenshot(path=str(ARTIFACTS / "dreamix_tab.png"), full_page=True)
-        browser.close()
     assert src
     assert not errors

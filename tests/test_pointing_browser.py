@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import re
-import shutil
 import time
 from pathlib import Path
 
@@ -15,12 +14,11 @@ import pytest
 from gradio_client import handle_file
 from PIL import Image
 
+from app_calls import ARTIFACTS, chromium_page
 from core import config
 from core.shapes import reader
 from core.video import read_video
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 EXAMPLE_VIDEO = str(config.EXAMPLES_DIR / "red_circle_moving_right.mp4")
 SIDE = config.TOY_IMAGE_SIZE  # the embedded model's pictures (and so its canvases)
 RUN_TIMEOUT_MS = 240_000
@@ -28,20 +26,8 @@ RUN_TIMEOUT_MS = 240_000
 
 @pytest.fixture(scope="module")
 def page(app_url, tmp_path_factory):
-    playwright = pytest.importorskip("playwright.sync_api")
-    assert Path(CHROMIUM).exists(), "install Debian's chromium package (see README)"
-    ARTIFACTS.mkdir(exist_ok=True)
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("profile")), executable_path=CHROMIUM, headless=True,
-            viewport={"width": 1280, "height": 800},
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"])
-        page = browser.new_page()
-        page.errors = []
-        page.on("pageerror", lambda e: page.errors.append(str(e)))
+    with chromium_page(tmp_path_factory.mktemp("profile")) as page:
         yield page
-        browser.close()
     assert not page.errors
 
 
