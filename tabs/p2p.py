@@ -152,11 +152,12 @@ def shares_table(shares) -> str:
 
 @dataclass
 class WordTools:
-    """The prompts as clickable words: the target's words (a click adds or removes one in the chosen word list) and
-    what the edit will do to each (before running); after a run (`connect`), each word's share of the attention."""
+    """The prompts as clickable words (a click adds or removes one in the chosen word list) and what the edit will
+    do to each target word (before running); after a run (`connect`), each word's share of the attention."""
     source_prompt: gr.Textbox
     target_prompt: gr.Textbox
     click_sets: gr.Radio
+    source_chips: gr.HighlightedText
     chips: gr.HighlightedText
     alignment: gr.HighlightedText
     shares: gr.State | None = None
@@ -172,8 +173,9 @@ class WordTools:
         def refresh_chips(target, *texts):
             return word_chips(target, dict(zip(WORD_ROLES, texts)))
 
-        for component in [self.target_prompt, *roles]:
-            component.change(refresh_chips, [self.target_prompt, *roles], self.chips, **UI_ONLY)
+        for prompt, chips in ((self.source_prompt, self.source_chips), (self.target_prompt, self.chips)):
+            for component in [prompt, *roles]:
+                component.change(refresh_chips, [prompt, *roles], chips, **UI_ONLY)
         for component in (self.source_prompt, self.target_prompt, controls.edit_mode):
             component.change(alignment_items, [self.source_prompt, self.target_prompt, controls.edit_mode],
                              self.alignment, **UI_ONLY)
@@ -186,6 +188,7 @@ class WordTools:
                 return [gr.update()] * len(texts)
             return [toggle_word(text, word) if name == role else gr.update() for name, text in zip(WORD_ROLES, texts)]
 
+        self.source_chips.select(on_click, [self.click_sets, *roles], roles, **UI_ONLY)
         self.chips.select(on_click, [self.click_sets, *roles], roles, **UI_ONLY)
         heatmaps.select(on_click, [self.click_sets, *roles], roles, **UI_ONLY)
         self.shares.change(shares_table, self.shares, shares_view, **UI_ONLY)
@@ -197,16 +200,20 @@ def word_tools(source_prompt, target_prompt, elem_prefix: str) -> WordTools:
     with gr.Group():
         click_sets = gr.Radio(list(WORD_ROLES), value=WORD_ROLES[0], label="a click on a word adds it to (or takes it "
                               "out of)", elem_id=f"{elem_prefix}-click-sets")
-        chips = gr.HighlightedText(word_chips(target_prompt.value, {"reweight_words": D.reweight_words,
-                                                                   "blend_words": D.blend_words,
-                                                                   "blend_exclude_words": D.blend_exclude_words}),
+        chosen = {"reweight_words": D.reweight_words, "blend_words": D.blend_words,
+                  "blend_exclude_words": D.blend_exclude_words}
+        source_chips = gr.HighlightedText(word_chips(source_prompt.value, chosen),
+                                          label="source_prompt's words: click to choose (blend words may be either "
+                                                "prompt's)", combine_adjacent=False, show_legend=False,
+                                          color_map=ROLE_COLORS, elem_id=f"{elem_prefix}-source-words")
+        chips = gr.HighlightedText(word_chips(target_prompt.value, chosen),
                                    label="target_prompt's words: click to choose", combine_adjacent=False,
                                    show_legend=True, color_map=ROLE_COLORS, elem_id=f"{elem_prefix}-words")
         alignment = gr.HighlightedText(alignment_items(source_prompt.value, target_prompt.value, D.edit_mode),
                                        label="what the edit does to each target word (swap ← source word, added, kept)",
                                        combine_adjacent=False, show_legend=False, color_map=ALIGNMENT_COLORS,
                                        elem_id=f"{elem_prefix}-alignment")
-    return WordTools(source_prompt, target_prompt, click_sets, chips, alignment)
+    return WordTools(source_prompt, target_prompt, click_sets, source_chips, chips, alignment)
 
 
 def region_tools(picture, side: int, elem_prefix: str):

@@ -19,9 +19,9 @@ torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
 # The files in the order they start on the two workers, longest first (seconds summed from `--durations=0` on
 # 2 cores), so that both finish together; xdist's loadfile would start the files with the most tests first.
-LONGEST_FIRST = ["test_shiftddpm.py", "test_motion_behaviour.py", "test_reliability.py",
-                 "test_videocomposer_behaviour.py", "test_video_behaviour.py", "test_rehearsal.py",
-                 "test_engine_calls.py", "test_diffusionclip.py", "test_p2p_behaviour.py", "test_freedom.py",
+LONGEST_FIRST = ["test_reliability.py", "test_shiftddpm.py", "test_motion_behaviour.py",
+                 "test_videocomposer_behaviour.py", "test_video_behaviour.py", "test_engine_calls.py", "test_rehearsal.py",
+                 "test_p2p_behaviour.py", "test_pointing_browser.py", "test_diffusionclip.py", "test_freedom.py",
                  "test_video_mechanics.py", "test_embedded_models.py", "test_app_motion.py", "test_t2i_adapter.py"]
 
 
