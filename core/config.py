@@ -38,6 +38,19 @@ TOY_TOKENIZER_LENGTH = 24  # our grammar's captions are ≤ 20 tokens; 77 would 
 
 # ---- sampling -----------------------------------------------------------------------------
 DEFAULT_STEPS = 50
+
+
+@dataclass(frozen=True)
+class ZeroGPUDefaults:
+    """How long a call asks a ZeroGPU Space's GPU for (spaces.GPU's `duration`), from the call's own arguments.
+    No GPU has reached this project, so the unit is a stated conservative estimate, not a measurement: SD1.5 at
+    512² in float16 runs about 10 guided steps a second on an A10G-class card (published figures), 0.1 s each; we
+    grant twice that per UNet evaluation of one picture or frame, guidance's batch of two included."""
+    unit_step_s: float = 0.2  # one guided UNet step of one 512² picture (or one frame)
+    train_factor: float = 3.0  # a training step (forward, backward, optimiser) ≈ three evaluations
+    overhead_s: float = 15.0  # weights to the GPU worker, encoders, the VAE, writing results
+    margin: float = 1.25  # asked for above the estimate
+    ceiling_s: int = 300  # the longest call ZeroGPU accepts in practice (more is refused as an illegal duration)
 DEFAULT_GUIDANCE = 7.5
 MAX_STEPS = 200
 MAX_GUIDANCE = 30.0

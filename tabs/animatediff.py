@@ -7,7 +7,7 @@ from core import config
 from core.methods import animatediff
 from core.video import write_video
 
-from .common import (examples, recommended_note, CheckedSlider, engine_event, handler, header, image_prompt_controls,
+from .common import (unet_seconds, examples, recommended_note, CheckedSlider, engine_event, handler, header, image_prompt_controls,
                      load_image_prompt, output_path, run_buttons, save_video, seed_input,
                      step_progress, video_output)
 from .pointing import camera_directions, direction_picker
@@ -56,7 +56,7 @@ def build(models) -> None:
             video = video_output("video")
             gif = gr.File(label="GIF")
 
-    @handler(exclusive=True)
+    @handler(exclusive=True, gpu_seconds=lambda frames, steps, **_: unet_seconds(frames * steps))
     def animate(prompt: str, base_model: str = D.base_model, motion_lora: str = D.motion_lora,
                 motion_lora_scale: float = D.motion_lora_scale, frames: int = D.frames, steps: int = D.steps,
                 guidance_scale: float = D.guidance_scale, seed: int = D.seed, image_prompt: str | None = None,

@@ -11,7 +11,7 @@ from core.plots import line_plot
 from core.validate import load_image
 from core.sampling import square_image
 
-from .common import (CheckedNumber, CheckedSlider, clip_bundle, engine_event, examples, folders, gallery_output,
+from .common import (unet_seconds, CheckedNumber, CheckedSlider, clip_bundle, engine_event, examples, folders, gallery_output,
                      handler, header, image_output, image_upload, run_buttons, step_progress, input_target)
 
 TITLE = "ChatFace"
@@ -98,7 +98,7 @@ def build(models) -> None:
         pipe = models.pipeline()
         return square_image(load_image(path, name), pipe.unet.config.sample_size * pipe.vae_scale_factor)
 
-    @handler(exclusive=True)
+    @handler(exclusive=True, gpu_seconds=lambda steps, **_: unet_seconds(2 * steps))  # inversion, then decoding
     def edit(image: str, instruction: str = D.instruction, strength_scale: float = D.strength_scale,
              steps: int = D.steps, progress=gr.Progress()):
         pixels = square(image)
@@ -109,7 +109,8 @@ def build(models) -> None:
         plot = line_plot(list(result.schedule), "share of Δz in z_t", "sampling step (T → 0)", "share")
         return result.edited, result.reconstruction, result.plan.as_json(), plot
 
-    @handler(exclusive=True)
+    @handler(exclusive=True, gpu_seconds=lambda iterations, train_steps, **_: unet_seconds(iterations * train_steps,
+                                                                                          training=True))
     def train(image: str, instruction: str = D.train_instruction, source_text: str = D.source_text,
               target_text: str = D.target_text, iterations: int = D.iterations, train_steps: int = D.train_steps,
               lr: float = D.lr, lambda_clip: float = D.lambda_clip, lambda_l2: float = D.lambda_l2,

@@ -36,12 +36,13 @@ log = logging.getLogger("studio")
 ENGINE_QUEUE = "engine"
 UI_ONLY = dict(api_visibility="private", concurrency_limit=None)  # page-only events: outside the engine's queue
 
-try:  # HuggingFace ZeroGPU: GPU work must run inside spaces.GPU; elsewhere the package is absent
+try:  # HuggingFace ZeroGPU: GPU work must run inside spaces.GPU; elsewhere the package is absent, and on a host
+    # that is not a ZeroGPU Space spaces.GPU returns the function unchanged
     import spaces  # type: ignore
-
-    _gpu_decorator = spaces.GPU
 except ImportError:  # pragma: no cover - depends on the host
-    _gpu_decorator = None
+    spaces = None
+
+Z = config.ZeroGPUDefaults
 
 
 @contextlib.contextmanager
@@ -63,33 +64,85 @@ def user_errors(name: str = "handler"):
         raise gr.Error("something went wrong on the server while running this; the details are in its log") from None
 
 
-def handler(fn: Callable | None = None, *, exclusive: bool = False) -> Callable:
+def unet_seconds(evaluations: float, training: bool = False) -> float:
+    """GPU seconds for `evaluations` guided UNet steps of one 512² picture or frame (a training step counts as
+    config.ZeroGPUDefaults.train_factor of them): what a handler's `gpu_seconds` estimate adds up."""
+    return float(evaluations) * Z.unit_step_s * (Z.train_factor if training else 1.0)
+
+
+@dataclass(frozen=True)
+class EngineTask:
+    """What one handler runs on the GPU: its function, whether it streams, its GPU-seconds estimate."""
+    fn: Callable
+    streams: bool
+    gpu_seconds: Callable | None
+
+
+# handler key → its task: module-level, so a ZeroGPU worker (a fork of this process) finds it by its key and only the
+# call's plain arguments cross to it
+ENGINE_TASKS: dict[str, EngineTask] = {}
+
+
+def gpu_seconds(key: str, args, kwargs) -> int:
+    """spaces.GPU's duration for one call: the handler's estimate from the call's own arguments (steps, frames …)
+    plus the overhead, with a margin, at most the ceiling. A call whose estimate is over the ceiling is refused
+    with the hardware it needs (raised before ZeroGPU schedules it)."""
+    task = ENGINE_TASKS[key]
+    estimate = Z.overhead_s
+    if task.gpu_seconds is not None:
+        bound = inspect.signature(task.fn).bind_partial(*args, **kwargs)
+        bound.apply_defaults()
+        arguments = {key: value for key, value in bound.arguments.items() if key != "progress"}
+        estimate += task.gpu_seconds(**arguments)
+    if estimate > Z.ceiling_s:
+        raise gr.Error(f"this run needs about {estimate:.0f} s of GPU time and a ZeroGPU call may take at most "
+                       f"{Z.ceiling_s} s: use fewer steps or frames, or run the app on a dedicated GPU (an A10G or "
+                       "larger; docs/SERVING.md)")
+    return int(math.ceil(min(estimate * Z.margin, Z.ceiling_s)))
+
+
+def engine_task(key: str, args, kwargs):
+    """One call's engine work as ("update" | "result", value) pairs: the handler's function with its errors made
+    gr.Error. On a ZeroGPU Space it runs in the GPU worker (spaces.GPU with `gpu_seconds`); its results are arrays
+    and file paths, never CUDA tensors."""
+    task = ENGINE_TASKS[key]
+    with user_errors(task.fn.__name__):
+        if task.streams:
+            for update in task.fn(*args, **kwargs):
+                yield "update", update
+        else:
+            yield "result", task.fn(*args, **kwargs)
+
+
+gpu_task = spaces.GPU(duration=gpu_seconds)(engine_task) if spaces is not None else engine_task
+
+
+def handler(fn: Callable | None = None, *, exclusive: bool = False, gpu_seconds: Callable | None = None) -> Callable:
     """A tab's handler as an engine call. `fn` (a function, or a generator of intermediate outputs) runs
     in a worker thread as one `core.calls.Call`; the handler Gradio sees is an async generator that
     relays its outputs. When Gradio cancels the event (the Stop button, a client's cancel) the call's
     cancel signal is set at once, the engine stops before its next step, and the handler returns only
     after the worker has left the engine as it found it. `exclusive`: the method changes shared
-    weights (LoRA adapters, tuned layers, gradient flags), so no other call may run beside it."""
+    weights (LoRA adapters, tuned layers, gradient flags), so no other call may run beside it.
+    `gpu_seconds(**arguments)`: the GPU seconds the call's work needs (`unet_seconds`), which sets its ZeroGPU
+    duration; without it a call asks for the overhead alone."""
     if fn is None:
-        return functools.partial(handler, exclusive=exclusive)
+        return functools.partial(handler, exclusive=exclusive, gpu_seconds=gpu_seconds)
     name = f"{fn.__module__}.{fn.__name__}"
-    streams = inspect.isgeneratorfunction(fn)
+    key = f"{name}@{id(fn):x}"  # this handler of this page (a process may build more than one)
+    ENGINE_TASKS[key] = task = EngineTask(fn, inspect.isgeneratorfunction(fn), gpu_seconds)
 
     def work(call: calls.Call, post: Callable, args, kwargs) -> None:
         try:
             with calls.running(call, exclusive), user_errors(fn.__name__):
-                if streams:
-                    for update in fn(*args, **kwargs):
-                        post("update", update)
+                for kind, value in gpu_task(key, args, kwargs):
+                    post(kind, value)
+                if task.streams:
                     post("done")
-                else:
-                    post("result", fn(*args, **kwargs))
         except calls.Cancelled:
             post("done")
         except BaseException as error:  # noqa: BLE001 - handed to the event loop, raised there
             post("error", error)
-
-    gpu_work = _gpu_decorator(work) if _gpu_decorator is not None else work
 
     @functools.wraps(fn)
     async def run(*args, **kwargs):
@@ -99,7 +152,7 @@ def handler(fn: Callable | None = None, *, exclusive: bool = False) -> Callable:
             loop.call_soon_threadsafe(updates.put_nowait, (kind, value))
 
         # the worker sees this request's context (gr.Progress, gr.Request) as the handler would
-        worker = threading.Thread(target=contextvars.copy_context().run, args=(gpu_work, call, post, args, kwargs),
+        worker = threading.Thread(target=contextvars.copy_context().run, args=(work, call, post, args, kwargs),
                                   name=name, daemon=True)
         ended = False
         worker.start()

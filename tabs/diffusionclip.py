@@ -11,7 +11,7 @@ from core.sampling import square_image
 from core.shapes import dataset
 from core.validate import load_image
 
-from .common import (CheckedNumber, CheckedSlider, clip_bundle, engine_event, examples, folders, gallery_output, handler, header,
+from .common import (unet_seconds, CheckedNumber, CheckedSlider, clip_bundle, engine_event, examples, folders, gallery_output, handler, header,
                      image_output, image_upload, run_buttons, step_progress)
 
 
@@ -77,7 +77,8 @@ def build(models) -> None:
             with gr.Column():
                 edited = image_output("edited")
 
-    @handler(exclusive=True)
+    @handler(exclusive=True, gpu_seconds=lambda iterations, inversion_steps, train_steps, **_: unet_seconds(
+        inversion_steps) + unet_seconds(iterations * train_steps, training=True))
     def train(image: str | None = None, source_text: str = D.source_text, target_text: str = D.target_text,
               t0: int = D.t0, iterations: int = D.iterations, direction_name: str = "",
               inversion_steps: int = D.inversion_steps, train_steps: int = D.train_steps, lr: float = D.lr,
@@ -108,7 +109,7 @@ def build(models) -> None:
         plot = line_plot(result.losses, "training loss", "iteration", "loss")
         return gallery, plot, f"{params.direction_name} ({result.seconds:.0f} s)", saved_text()
 
-    @handler(exclusive=True)
+    @handler(exclusive=True, gpu_seconds=lambda **_: unet_seconds(D.inversion_steps + D.edit_steps))
     def edit(image: str, directions: str = "red-to-blue: 1.0", t0: int = D.t0, progress=gr.Progress()):
         pixels = load_image(image)
         pipe = models.pipeline()

@@ -12,7 +12,7 @@ from core.sampling import square_image
 from core.validate import load_image
 from core.video import VIDEO_SUFFIXES
 
-from .common import (examples, CheckedSlider, engine_event, handler, header, read_video_input, run_buttons, save_video,
+from .common import (unet_seconds, examples, CheckedSlider, engine_event, handler, header, read_video_input, run_buttons, save_video,
                      seed_input, step_progress, video_output, input_target)
 from .pointing import camera_directions, direction_picker
 
@@ -78,7 +78,8 @@ def build(models) -> None:
     input_target("image", "dreamix", TITLE, media, extra={mode: "animate"})
     input_target("video", "dreamix", TITLE, media, extra={mode: "edit"})
 
-    @handler(exclusive=True)
+    @handler(exclusive=True, gpu_seconds=lambda finetune_steps, **_: unet_seconds(finetune_steps * D.frames, training=True)
+                                                          + unet_seconds(D.steps * D.frames))
     def generate(video_or_image: list[str], prompt: str, mode: str = "edit", downsample: int = D.downsample,
                  strength: float = D.strength, finetune_steps: int = D.finetune_steps,
                  frame_loss_weight: float = D.frame_loss_weight, seed: int = D.seed, camera: str = "pan right",

@@ -8,7 +8,7 @@ from core.methods import face0
 from core.guidance import clip_inputs
 from core.validate import load_image
 
-from .common import (examples, CheckedSlider, engine_event, handler, header, image_output, image_upload, run_buttons,
+from .common import (unet_seconds, examples, CheckedSlider, engine_event, handler, header, image_output, image_upload, run_buttons,
                      seed_input, step_progress, input_target)
 
 TITLE = "Face0"
@@ -68,7 +68,7 @@ def build(models) -> None:
             crop = image_output("detected crop (the identity)")
             found = gr.Textbox(label="detected", interactive=False)
 
-    @handler
+    @handler(gpu_seconds=lambda steps, **_: unet_seconds(steps))
     def generate(face_image: str, prompt: str = D.prompt, c: float = D.c, a: float = D.a,
                  steps: int = D.steps, seed: int = D.seed, guidance_scale: float = D.guidance_scale,
                  progress=gr.Progress()):

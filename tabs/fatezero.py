@@ -6,7 +6,7 @@ import gradio as gr
 from core import config
 from core.methods import fatezero
 
-from .common import (examples, recommended_note, CheckedSlider, engine_event, handler, header, image_prompt_controls,
+from .common import (unet_seconds, examples, recommended_note, CheckedSlider, engine_event, handler, header, image_prompt_controls,
                      load_image_prompt, read_video_input, run_buttons, save_video, seed_input, step_progress,
                      video_upload, video_output, input_target)
 
@@ -67,7 +67,7 @@ def build(models) -> None:
             reconstruction = video_output("reconstruction (target = source)")
             memory = gr.Textbox(label="kept between inversion and editing", interactive=False)
 
-    @handler
+    @handler(gpu_seconds=lambda frames, steps, **_: unet_seconds(3 * frames * steps))  # inversion, source, edit
     def edit(video: str, source_prompt: str, target_prompt: str, cross_replace_steps: float = D.cross_replace_steps,
              self_replace_steps: float = D.self_replace_steps, blend_words: str = D.blend_words,
              blend_threshold: float = D.blend_threshold, amplify_words: str = D.amplify_words,

@@ -9,7 +9,7 @@ from core.guidance import clip_inputs
 from core.methods import freedom
 from core.validate import load_image
 
-from .common import (examples, CheckedSlider, engine_event, handler, header, image_output, image_upload, run_buttons, seed_input,
+from .common import (unet_seconds, examples, CheckedSlider, engine_event, handler, header, image_output, image_upload, run_buttons, seed_input,
                      step_progress)
 
 TITLE = "FreeDoM"
@@ -55,7 +55,8 @@ def build(models) -> None:
             plot = image_output("energy per step", send=False)
             energies = gr.JSON(label="final energies")
 
-    @handler
+    # each step also differentiates the energy through the UNet (≈ 3 evaluations), repeated time_travel times
+    @handler(gpu_seconds=lambda steps, time_travel, **_: unet_seconds(3 * steps * max(1, time_travel)))
     def generate(prompt: str, energy: str = D.energy, reference_image: str | None = None,
                  reference_text: str = D.reference_text, mask: str | None = None, rho_scale: float = D.rho_scale,
                  guidance_start: float = D.guidance_start, guidance_end: float = D.guidance_end,

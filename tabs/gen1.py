@@ -7,7 +7,7 @@ from core import config
 from core.methods import gen1, videocomposer
 from core.validate import load_image
 
-from .common import (examples, CheckedSlider, engine_event, handler, header, image_upload, read_video_input,
+from .common import (unet_seconds, examples, CheckedSlider, engine_event, handler, header, image_upload, read_video_input,
                      run_buttons, sampling_controls, save_video, step_progress, video_upload, video_output, input_target)
 
 
@@ -62,7 +62,8 @@ def build(models) -> None:
             video = video_output("video")
             depth = video_output("depth sequence (as used, after structure_level)", send=False)
 
-    @handler
+    @handler(gpu_seconds=lambda frames, steps, temporal_guidance, **_: unet_seconds(
+        frames * steps * (1 if temporal_guidance == 1 else 2)))
     def edit(video: str, prompt: str, content_image: str | None = None, structure_level: int = D.structure_level,
              temporal_guidance: float = D.temporal_guidance, frames: int = D.frames, steps: int = D.steps,
              seed: int = D.seed, guidance_scale: float = D.guidance_scale, progress=gr.Progress()):

@@ -6,7 +6,8 @@ import gradio as gr
 from core import config
 from core.methods import imagen_video
 
-from .common import examples, CheckedSlider, engine_event, handler, header, run_buttons, save_video, seed_input, step_progress, video_output
+from .common import (unet_seconds, examples, CheckedSlider, engine_event, handler, header, run_buttons, save_video,
+                     seed_input, step_progress, video_output)
 
 TITLE = "Imagen Video (cascade)"
 D = config.CascadeDefaults
@@ -48,7 +49,8 @@ def build(models) -> None:
             ssr = video_output("3. spatial super-resolution")
             shapes = gr.Textbox(label="stage shapes (frames × height × width)", interactive=False)
 
-    @handler(exclusive=True)
+    @handler(exclusive=True, gpu_seconds=lambda base_frames, tsr_factor, ssr_factor, steps, **_: unet_seconds(
+        steps * base_frames * (1 + tsr_factor * (1 + ssr_factor ** 2))))  # base, TSR, SSR stages
     def cascade(prompt: str, base_frames: int = D.base_frames, tsr_factor: int = D.tsr_factor,
                 ssr_factor: int = D.ssr_factor, noise_aug: float = D.noise_aug,
                 dynamic_threshold: float = D.dynamic_threshold, oscillating_guidance: bool = False, seed: int = D.seed,

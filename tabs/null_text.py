@@ -7,7 +7,7 @@ from core import config
 from core.methods import null_text
 from core.validate import load_image
 
-from .common import (examples, CheckedNumber, CheckedSlider, engine_event, gallery_output, handler, header,
+from .common import (unet_seconds, examples, CheckedNumber, CheckedSlider, engine_event, gallery_output, handler, header,
                      image_output, image_upload, run_buttons, step_progress, input_target)
 from .pointing import model_side
 
@@ -54,7 +54,8 @@ def build(models) -> None:
             shares = words.connect(controls, heatmaps, "nt")
             blend_region = region_tools(image, model_side(models), "nt")
 
-    @handler(exclusive=True)
+    @handler(exclusive=True, gpu_seconds=lambda inversion, num_inner_steps, steps, **_: unet_seconds(
+        steps * (1 + (2 * num_inner_steps if inversion == "null-text" else 0) + 2)))
     def invert_and_edit(image: str, source_prompt: str, target_prompt: str, inversion: str = D.inversion,
                         num_inner_steps: int = D.num_inner_steps, early_stop_epsilon: float = D.early_stop_epsilon,
                         edit_mode: str = P.edit_mode, cross_replace_steps: float = P.cross_replace_steps,

@@ -11,7 +11,7 @@ from core.control.schedule import parse_steps
 from core.heatmaps import overlay
 from core.methods import p2p
 
-from .common import (UI_ONLY, examples, CheckedSlider, engine_event, gallery_output, handler, header, image_output,
+from .common import (unet_seconds, UI_ONLY, examples, CheckedSlider, engine_event, gallery_output, handler, header, image_output,
                      image_prompt_controls, load_image_prompt, run_buttons, seed_input, step_progress, image_upload)
 from .pointing import (canvas_over, clicked_word, mask_file, model_side, paint_canvas, painted, read_mask, toggle_word,
                        word_chips)
@@ -251,7 +251,7 @@ def build(models) -> None:
             shares = words.connect(controls, heatmaps, "p2p")
             blend_region = region_tools(source_image, model_side(models), "p2p")
 
-    @handler
+    @handler(gpu_seconds=lambda steps, **_: unet_seconds(2 * steps))  # source and edit
     def generate(source_prompt: str, target_prompt: str, edit_mode: str = D.edit_mode,
                  cross_replace_steps: float = D.cross_replace_steps, self_replace_steps: float = D.self_replace_steps,
                  blend_words: str = D.blend_words, blend_threshold: float = D.blend_threshold,

@@ -7,7 +7,7 @@ from core import config
 from core.methods import sampler
 from core.schedulers import SCHEDULERS
 
-from .common import (examples, CheckedSlider, engine_event, gallery_output, handler, header, image_output, run_buttons,
+from .common import (unet_seconds, examples, CheckedSlider, engine_event, gallery_output, handler, header, image_output, run_buttons,
                      seed_input, step_progress)
 
 TITLE = "Sampler inspector"
@@ -41,7 +41,7 @@ def build(models) -> None:
             plot = image_output("noise schedule", send=False)
     trajectory = gallery_output("trajectory: x_t and predicted x̂0", columns=8)
 
-    @handler
+    @handler(gpu_seconds=lambda steps, **_: unet_seconds(steps))
     def sample(prompt: str, scheduler: str = D.scheduler, eta: float = D.eta, steps: int = D.steps,
                guidance_scale: float = D.guidance_scale, seed: int = D.seed, snapshots: int = D.snapshots,
                progress=gr.Progress()):

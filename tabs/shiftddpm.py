@@ -7,7 +7,7 @@ from core import config
 from core.methods import shiftddpm
 from core.plots import curves_plot
 
-from .common import (examples, CheckedSlider, engine_event, gallery_output, handler, header, image_output, run_buttons,
+from .common import (unet_seconds, examples, CheckedSlider, engine_event, gallery_output, handler, header, image_output, run_buttons,
                      seed_input, step_progress)
 
 TITLE = "ShiftDDPM"
@@ -50,7 +50,7 @@ def build(models) -> None:
                 curves = image_output("k_t of the three variants", send=False)
     trajectory = gallery_output("trajectory of the first sample: x_t", columns=8)
 
-    @handler
+    @handler(gpu_seconds=lambda steps, n, **_: unet_seconds(steps * n / 16))  # a 32-px pixel model
     def generate(class_name: str = D.class_name, variant: str = D.variant, sampler: str = D.sampler,
                  steps: int = D.steps, seed: int = D.seed, n: int = D.n, interpolate_to: str = D.interpolate_to,
                  mix: float = D.mix, progress=gr.Progress()):

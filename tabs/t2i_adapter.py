@@ -8,7 +8,7 @@ from core.conditions import EXTRACTORS
 from core.methods import t2i_adapter
 from core.validate import load_image
 
-from .common import (examples, image_file, CheckedSlider, engine_event, gallery_output, handler, header, image_output,
+from .common import (unet_seconds, examples, image_file, CheckedSlider, engine_event, gallery_output, handler, header, image_output,
                      run_buttons, sampling_controls, step_progress, UI_ONLY, input_target)
 from .pointing import DRAW_COLORS, drawing, model_side, sketch_canvas
 
@@ -70,7 +70,7 @@ def build(models) -> None:
             image = image_output("result", elem_id="t2i-result")
             maps = gallery_output("condition maps used", columns=4, format="png", elem_id="t2i-maps")
 
-    @handler
+    @handler(gpu_seconds=lambda steps, **_: unet_seconds(steps))
     def generate(conditions: list[str], condition_types: list[str] = list(D.condition_types), weights: str = "1.0",
                  prompt: str = D.prompt, cond_tau: float = D.cond_tau, extract: bool = D.extract,
                  steps: int = D.steps, seed: int = D.seed, guidance_scale: float = D.guidance_scale,

@@ -9,7 +9,7 @@ from core.conditions import extract
 from core.methods import t2v_zero
 from core.video import resize_frames, sample_frames
 
-from .common import (examples, recommended_note, CheckedSlider, engine_event, gallery_output, handler, header,
+from .common import (unet_seconds, examples, recommended_note, CheckedSlider, engine_event, gallery_output, handler, header,
                      read_video_input, run_buttons, save_video, seed_input, step_progress, video_upload, video_output,
                      UI_ONLY)
 from .pointing import arrow_motion, first_frame, motion_pad
@@ -72,7 +72,7 @@ def build(models) -> None:
             video = video_output("video", elem_id="t2v-video")
             conditions = gallery_output("condition maps", columns=8)
 
-    @handler
+    @handler(gpu_seconds=lambda frames, steps, **_: unet_seconds(frames * steps))
     def generate(prompt: str, frames: int = D.frames, motion_x: float = D.motion_x, motion_y: float = D.motion_y,
                  t0: int = D.t0, t1: int = D.t1, steps: int = D.steps, seed: int = D.seed, mode: str = "text",
                  control_video: str | None = None, source_video: str | None = None, instruction: str = "",

@@ -9,7 +9,7 @@ from core import config
 from core.methods import tune_a_video
 from core.plots import line_plot
 
-from .common import (examples, recommended_note, CheckedNumber, CheckedSlider, engine_event, folders, handler, header,
+from .common import (unet_seconds, examples, recommended_note, CheckedNumber, CheckedSlider, engine_event, folders, handler, header,
                      image_output, read_video_input, run_buttons, save_video, seed_input, step_progress, video_upload,
                      video_output, input_target)
 
@@ -77,7 +77,7 @@ def build(models) -> None:
                 result = video_output("video")
                 info = gr.JSON(label="tuned model")
 
-    @handler(exclusive=True)
+    @handler(exclusive=True, gpu_seconds=lambda steps, frames, **_: unet_seconds(steps * frames, training=True))
     def train(video: str, prompt: str, steps: int = D.train_steps, lr: float = D.lr, frames: int = D.frames,
               seed: int = D.seed, name: str = "", progress=gr.Progress()):
         """A generator, so that Cancel stops the tuning between steps."""
@@ -100,7 +100,8 @@ def build(models) -> None:
         yield (line_plot(losses, "ε-loss", "step", "loss"),
                f"saved as {target_name!r} ({tuned.settings['seconds']} s); choose it in 2. Generate")
 
-    @handler(exclusive=True)
+    @handler(exclusive=True, gpu_seconds=lambda inversion, steps, **_: unet_seconds(
+        steps * D.frames * (2 if inversion else 1)))
     def generate(model: str, prompt: str, inversion: bool = True, steps: int = D.steps,
                  guidance_scale: float = D.guidance_scale, seed: int = D.seed, progress=gr.Progress()):
         params = tune_a_video.GenerateParams(prompt, bool(inversion), int(steps), float(guidance_scale), int(seed))

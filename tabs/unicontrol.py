@@ -8,7 +8,7 @@ from core.methods import unicontrol
 from core.unicontrol import INSTRUCTIONS
 from core.validate import load_image
 
-from .common import (examples, image_file, CheckedSlider, engine_event, handler, header, image_output, image_upload,
+from .common import (unet_seconds, examples, image_file, CheckedSlider, engine_event, handler, header, image_output, image_upload,
                      run_buttons, sampling_controls, step_progress, UI_ONLY, input_target)
 from .pointing import DRAW_COLORS, drawing, model_side, sketch_canvas
 
@@ -50,7 +50,7 @@ def build(models) -> None:
             image = image_output("result")
             condition = image_output("condition map used")
 
-    @handler
+    @handler(gpu_seconds=lambda steps, **_: unet_seconds(steps))
     def generate(condition_image: str, task: str = D.task, prompt: str = D.prompt, strength: float = D.strength,
                  extract: bool = D.extract, steps: int = D.steps, seed: int = D.seed,
                  guidance_scale: float = D.guidance_scale, progress=gr.Progress()):

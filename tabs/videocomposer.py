@@ -10,7 +10,7 @@ from core.video_composition import parse_motion_path
 from core.video import side_by_side
 from core.videocomposer import CONDITION_CHANNELS
 
-from .common import (UI_ONLY, examples, image_file, input_target, recommended_note, CheckedSlider, engine_event, handler,
+from .common import (unet_seconds, UI_ONLY, examples, image_file, input_target, recommended_note, CheckedSlider, engine_event, handler,
                      header, image_upload, read_video_input, run_buttons, sampling_controls, save_video, step_progress,
                      video_upload, video_output)
 from .pointing import (canvas_over, drawing, first_frame, mask_file, model_side, motion_pad, paint_canvas, painted,
@@ -112,7 +112,7 @@ def build(models) -> None:
     reference_video.change(show_reference, [reference_video, pad.points], [hole_painting, pad.picture, pad.background],
                            **UI_ONLY)
 
-    @handler
+    @handler(gpu_seconds=lambda frames, steps, **_: unet_seconds(frames * steps))
     def compose(prompt: str, reference_video: str | None = None, style_image: str | None = None,
                 conditions: list[str] | None = None, frames: int = D.frames, steps: int = D.steps,
                 seed: int = D.seed, guidance_scale: float = D.guidance_scale, sketch_image: str | None = None,
