@@ -76,7 +76,19 @@ def parse_args(argv=None) -> config.ServerConfig:
     parser.add_argument("--auth", help="protect the page and API with USER:PASSWORD")
     parser.add_argument("--queue-size", type=int, default=defaults.queue_size,
                         help="requests that may wait for the engine; more are refused (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="run the engine on N workers on Ray Serve (a local Ray cluster; one per GPU), "
+                             "N requests at once; needs requirements-serve.txt (default: in this process)")
+    parser.add_argument("--ray-address", help="with --workers: join the Ray cluster at this address")
     args = parser.parse_args(argv)
+    if args.workers < 0:
+        parser.error("--workers takes a number of engine workers (1 or more)")
+    if args.ray_address and not args.workers:
+        parser.error("--ray-address needs --workers N")
+    if args.workers:
+        import serving
+        if not serving.available():
+            parser.error("--workers needs Ray Serve: pip install -r requirements-serve.txt")
     auth = None
     if args.auth:
         user, sep, password = args.auth.partition(":")
@@ -84,11 +96,16 @@ def parse_args(argv=None) -> config.ServerConfig:
             parser.error("--auth takes USER:PASSWORD")
         auth = (user, password)
     return config.ServerConfig(host=args.host, port=args.port, share=args.share, auth=auth,
-                               queue_size=args.queue_size, model=args.model, folders=folders_from_environment())
+                               queue_size=args.queue_size, model=args.model, folders=folders_from_environment(),
+                               workers=args.workers, ray_address=args.ray_address)
 
 
 def launch(server: config.ServerConfig, **launch_kwargs):
     models = Models(base_model=server.model, allow_local=server.model is not None)
+    if server.workers:  # the engine on Ray Serve: this process is the front end, N requests run at once
+        import serving
+        common.use_remote_engine(serving.start(server.workers, server.model, server.folders, server.ray_address))
+        models.device_count = server.workers
     demo = build_demo(models, server.folders)
     # engine events share one concurrency group (tabs.common.ENGINE_QUEUE): this limit is the whole app's
     demo.queue(default_concurrency_limit=models.device_count, max_size=server.queue_size)

@@ -21,6 +21,7 @@ SCRIPTS = [
     ("attention_kernels.py", []),  # fused vs explicit attention at 256/512/768 px
     ("inversion_speed.py", ["--steps", "25"]),  # negative-prompt vs null-text inversion on toy-sd
     ("video_memory.py", []),  # memory per frame of the video tabs vs independent images
+    ("serve_throughput.py", []),  # 8 concurrent /sampler calls on 2 vs 1 Ray Serve workers (needs Ray)
 ]
 
 

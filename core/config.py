@@ -92,6 +92,8 @@ class ServerConfig:
     queue_size: int = 16  # requests waiting beyond this are refused
     model: str | None = None  # None: Hub SD1.5 on CUDA, the embedded toy-sd otherwise
     folders: Folders | None = None  # None: Folders()'s defaults
+    workers: int = 0  # engine workers on Ray Serve (serving.py); 0: the engine runs in the app's process
+    ray_address: str | None = None  # join this Ray cluster instead of starting a local one
 
 
 @dataclass

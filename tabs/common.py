@@ -72,15 +72,37 @@ def unet_seconds(evaluations: float, training: bool = False) -> float:
 
 @dataclass(frozen=True)
 class EngineTask:
-    """What one handler runs on the GPU: its function, whether it streams, its GPU-seconds estimate."""
+    """What one handler runs on the GPU: its function, whether it streams, its GPU-seconds estimate, whether it
+    needs the engine to itself."""
     fn: Callable
     streams: bool
     gpu_seconds: Callable | None
+    exclusive: bool = False
 
 
 # handler key → its task: module-level, so a ZeroGPU worker (a fork of this process) finds it by its key and only the
 # call's plain arguments cross to it
 ENGINE_TASKS: dict[str, EngineTask] = {}
+_LATEST: dict[str, str] = {}  # handler name → the key of the last page's handler of that name
+# where engine calls run: here (None), or on a pool of engine workers (serving.RemoteEngine, app.py --workers)
+_remote_engine = [None]
+
+
+def latest_task(name: str) -> str:
+    """The key of the last built page's handler `name` (an engine worker builds one page)."""
+    return _LATEST[name]
+
+
+def call_arguments(name: str, args, kwargs) -> dict:
+    """A call of the handler `name` as {parameter: value}, its defaults filled in."""
+    bound = inspect.signature(ENGINE_TASKS[latest_task(name)].fn).bind_partial(*args, **kwargs)
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
+def use_remote_engine(engine) -> None:
+    """Send every engine call to `engine` (serving.RemoteEngine) instead of running it in this process."""
+    _remote_engine[0] = engine
 
 
 def gpu_seconds(key: str, args, kwargs) -> int:
@@ -92,8 +114,7 @@ def gpu_seconds(key: str, args, kwargs) -> int:
     if task.gpu_seconds is not None:
         bound = inspect.signature(task.fn).bind_partial(*args, **kwargs)
         bound.apply_defaults()
-        arguments = {key: value for key, value in bound.arguments.items() if key != "progress"}
-        estimate += task.gpu_seconds(**arguments)
+        estimate += task.gpu_seconds(**{name: value for name, value in bound.arguments.items() if name != "progress"})
     if estimate > Z.ceiling_s:
         raise gr.Error(f"this run needs about {estimate:.0f} s of GPU time and a ZeroGPU call may take at most "
                        f"{Z.ceiling_s} s: use fewer steps or frames, or run the app on a dedicated GPU (an A10G or "
@@ -130,12 +151,16 @@ def handler(fn: Callable | None = None, *, exclusive: bool = False, gpu_seconds:
         return functools.partial(handler, exclusive=exclusive, gpu_seconds=gpu_seconds)
     name = f"{fn.__module__}.{fn.__name__}"
     key = f"{name}@{id(fn):x}"  # this handler of this page (a process may build more than one)
-    ENGINE_TASKS[key] = task = EngineTask(fn, inspect.isgeneratorfunction(fn), gpu_seconds)
+    ENGINE_TASKS[key] = task = EngineTask(fn, inspect.isgeneratorfunction(fn), gpu_seconds, exclusive)
+    _LATEST[name] = key
 
     def work(call: calls.Call, post: Callable, args, kwargs) -> None:
+        remote = _remote_engine[0]
         try:
-            with calls.running(call, exclusive), user_errors(fn.__name__):
-                for kind, value in gpu_task(key, args, kwargs):
+            # on a pool of engine workers the engine is theirs: this process holds no engine lock
+            with calls.running(call, exclusive and remote is None), user_errors(fn.__name__):
+                outputs = remote.stream(name, args, kwargs, call) if remote is not None else gpu_task(key, args, kwargs)
+                for kind, value in outputs:
                     post(kind, value)
                 if task.streams:
                     post("done")
