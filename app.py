@@ -102,6 +102,10 @@ def parse_args(argv=None) -> config.ServerConfig:
 
 def launch(server: config.ServerConfig, **launch_kwargs):
     models = Models(base_model=server.model, allow_local=server.model is not None)
+    if os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true"):
+        # on ZeroGPU the base model is loaded at start-up: its move to CUDA here is recorded and replayed in every
+        # GPU worker, instead of a load from disk inside each call's time
+        models.pipeline()
     if server.workers:  # the engine on Ray Serve: this process is the front end, N requests run at once
         import serving
         common.use_remote_engine(serving.start(server.workers, server.model, server.folders, server.ray_address))
