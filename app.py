@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home; set before gradio loads
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # nor from Ray (--workers)
 
 import gradio as gr  # noqa: E402
 
