@@ -496,6 +496,8 @@ MOTION_ADAPTERS = {EMBEDDED_BASE_MODEL: EMBEDDED_MOTION_ADAPTER}
 # a motion adapter folder may carry a LoRA of the spatial layers trained with it (AnimateDiff v3's
 # "domain adapter"), always applied with it at scale 1
 MOTION_DOMAIN_LORA_DIR = "domain_lora"
+# the embedded motion adapter's own camera LoRAs (scripts/train_toy_motion_lora.py), in the Hub ones' format
+EMBEDDED_MOTION_LORAS = ("toy-motion-lora-pan-left", "toy-motion-lora-pan-right", "toy-motion-lora-zoom-in")
 HUB_MOTION_LORAS = ("guoyww/animatediff-motion-lora-zoom-in", "guoyww/animatediff-motion-lora-zoom-out",
                     "guoyww/animatediff-motion-lora-pan-left", "guoyww/animatediff-motion-lora-pan-right",
                     "guoyww/animatediff-motion-lora-tilt-up", "guoyww/animatediff-motion-lora-tilt-down",

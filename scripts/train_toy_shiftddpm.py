@@ -24,7 +24,7 @@ from core import config  # noqa: E402
 from core.methods import shiftddpm  # noqa: E402
 from core.sampling import to_model_pixels  # noqa: E402
 from core.shapes.metrics import shift_class_accuracy  # noqa: E402
-from core.training.loop import EMA, Checkpoint, warmup_cosine  # noqa: E402
+from core.training.loop import CONTINUED_FROM, EMA, Checkpoint, steps_trained, warmup_cosine  # noqa: E402
 
 SEED = 0
 SIZE, BATCH, LR, EMA_DECAY = 32, 32, 5e-4, 0.999
@@ -108,10 +108,14 @@ def main() -> None:
     parser.add_argument("--run-dir", type=Path, default=config.ROOT / "runs" / "toy-shiftddpm")
     parser.add_argument("--code", default="mean+texture", choices=("mean", "texture", "mean+texture"),
                         help="E(c)'s start: 3 × class mean images, the toy texture code, or both summed")
+    parser.add_argument("--init-from", type=Path, help="go on from a saved model (its UNet and E(c); a fresh "
+                        "optimiser, EMA from the saved weights, a new warm-up and cosine over --steps)")
+    parser.add_argument("--lr", type=float, default=LR)
     parser.add_argument("--train-shift", action="store_true", help="train E(c) jointly (the paper) instead of fixing it")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads (1 when two trainings share 2 cores)")
     args = parser.parse_args()
     torch.manual_seed(SEED)
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     data_images = data_labels = None
     if args.data is not None:
@@ -128,10 +132,17 @@ def main() -> None:
     else:
         codes = class_means(names, args.size, data_images, data_labels)
     model.predictor.start_from(codes, SHIFT_START_SCALE)
+    earlier = None
+    if args.init_from is not None:
+        saved = shiftddpm.ShiftModel.load(args.init_from)
+        if saved.class_names != names or saved.variant != args.variant:
+            raise SystemExit(f"{args.init_from}: its classes or variant ({saved.variant}) differ from this run's")
+        model.unet.load_state_dict(saved.unet.state_dict()), model.predictor.load_state_dict(saved.predictor.state_dict())
+        earlier = json.loads((args.init_from / "metrics.json").read_text())
     model.predictor.requires_grad_(bool(args.train_shift))
     modules = torch.nn.ModuleDict({"unet": model.unet, "predictor": model.predictor}).to(device)
     ema = EMA(modules, EMA_DECAY)
-    optimizer = torch.optim.AdamW([p for p in modules.parameters() if p.requires_grad], lr=LR, weight_decay=0.0)
+    optimizer = torch.optim.AdamW([p for p in modules.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.0)
     ckpt = Checkpoint(args.run_dir / "model.pt", every=250)
     start = 0
     if (state := ckpt.load()) is not None:
@@ -139,8 +150,9 @@ def main() -> None:
         optimizer.load_state_dict(state["optimizer"])
         start = state["step"]
     args.run_dir.mkdir(parents=True, exist_ok=True)
+    first_batch = steps_trained(earlier) if earlier else 0  # a continuation draws new batches
     for step in range(start, args.steps):
-        rng = np.random.default_rng([SEED, step])
+        rng = np.random.default_rng([SEED, first_batch + step])
         if args.data is not None:
             pick = rng.integers(0, len(data_labels), BATCH)
             x0, labels = to_model_pixels(data_images[pick]), torch.from_numpy(data_labels[pick])
@@ -148,7 +160,7 @@ def main() -> None:
             x0, labels = shiftddpm.toy_batch(rng, names, BATCH, args.size)
         x0, weights = x0.to(device), torch.nn.functional.one_hot(labels, len(names)).float().to(device)
         for group in optimizer.param_groups:
-            group["lr"] = LR * warmup_cosine(step, args.steps, warmup=100)
+            group["lr"] = args.lr * warmup_cosine(step, args.steps, warmup=100)
         loss = shiftddpm.training_loss(model, x0, weights, torch.Generator().manual_seed(int(rng.integers(2**31))))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -173,13 +185,22 @@ def main() -> None:
         print(f"saved {args.out}")
         return
     report = {"variant": args.variant, "code": args.code, "shift_trained": bool(args.train_shift), "steps": args.steps, "batch": BATCH,
-              "train_seconds": round(ckpt.elapsed()),
+              "lr": args.lr, "train_seconds": round(ckpt.elapsed()),
               "ddpm_1000_accuracy": shift_class_accuracy(reloaded, shiftddpm.sample, "DDPM", 1000, EVAL_PER_CLASS, EVAL_SEED),
               "ddim_50_accuracy": shift_class_accuracy(reloaded, shiftddpm.sample, "DDIM", 50, EVAL_PER_CLASS, EVAL_SEED),
-              "per_class": EVAL_PER_CLASS}
+              "per_class": EVAL_PER_CLASS} | ({CONTINUED_FROM: earlier} if earlier else {})
     (args.out / "metrics.json").write_text(json.dumps(report, indent=2))
     write_card(args.out, report)
     print(json.dumps(report, indent=2))
+
+
+def went_on_from(earlier: dict | None) -> str:
+    """The card's words for the saved runs a continuation (--init-from) went on from, newest first."""
+    if earlier is None:
+        return ""
+    return (f", going on from a model trained {earlier['steps']} steps at lr {earlier.get('lr', LR)} "
+            f"({earlier['train_seconds']} s; DDPM-1000 {earlier['ddpm_1000_accuracy']:.3f}, DDIM-50 "
+            f"{earlier['ddim_50_accuracy']:.3f})" + went_on_from(earlier.get(CONTINUED_FROM)))
 
 
 def write_card(out: Path, r: dict) -> None:
@@ -201,8 +222,8 @@ default of Diffusion Studio's `/shiftddpm` tab, trained from scratch on 2 CPU co
   3×32×32) plus a per-class image: {CODE_WORDS[r['code']]}. Variant **{r['variant']}**;
   linear β 1e-4…0.02 over 1000 steps; ε-loss with ε̂ = ε_θ − k_t·E(c)/√(1−ᾱ_t); EMA {EMA_DECAY}.
   {"UNet and E(c) trained jointly." if r['shift_trained'] else "E(c) fixed at its data-informed start, the UNet trained (joint training collapsed E on our budget: see the script)."}
-- **Training**: {r['steps']} steps of batch {r['batch']}, AdamW lr {LR} (warm-up, cosine);
-  {r['train_seconds']} s of CPU.
+- **Training**: {r['steps']} steps of batch {r['batch']}, AdamW lr {r.get('lr', LR)} (warm-up, cosine);
+  {r['train_seconds']} s of CPU{went_on_from(r.get(CONTINUED_FROM))}.
 - **Weights**: fp16 safetensors.
 
 ## Metrics (colour and shape read from pixels, {r['per_class']} samples per class)

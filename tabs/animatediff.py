@@ -38,8 +38,11 @@ def build(models) -> None:
             prompt = gr.Textbox(D.prompt, label="prompt")
             with gr.Row():
                 base_model = gr.Textbox(D.base_model, label="base_model (empty: the app's; or an SD1.5 fine-tune's Hub id)")
-                motion_lora = gr.Dropdown([""] + ([] if embedded else list(config.HUB_MOTION_LORAS)), value=D.motion_lora,
-                                          allow_custom_value=True, label="motion_lora (Hub id; empty: none)")
+                toy_loras = [name for name in config.EMBEDDED_MOTION_LORAS if (config.MODELS_DIR / name).is_dir()]
+                motion_lora = gr.Dropdown([""] + (toy_loras if embedded else []) + list(config.HUB_MOTION_LORAS),
+                                          value=D.motion_lora, allow_custom_value=True,
+                                          label="motion_lora (empty: none; toy-motion-lora-* for the embedded base, "
+                                                "guoyww/* for SD1.5)")
                 motion_lora_scale = CheckedSlider(0, D.max_motion_lora_scale, D.motion_lora_scale, step=0.05,
                                               label="motion_lora_scale")
             direction_picker("camera move: click a direction (the motion LoRA for it)",

@@ -73,19 +73,19 @@ def test_make_it_blue_and_a_bit_bigger():
     models = Models()
     pipe, model = models.pipeline(), chatface.load_model(models)
     rng = np.random.default_rng(11)
-    blue = bigger = kept = 0
-    cases = 4
+    recoloured = bigger = kept = 0
+    cases = 6  # drawn red objects (shape, place, size) and target colours
     for _ in range(cases):
         image = dataset.render(dataset.random_scene(rng, two_object_prob=0.0, color="red", background="white"))
-        result = chatface.edit(chatface.DiffaeCodec(pipe, model), image, "make it blue and a bit bigger", steps=25)
-        assert result.plan.targets == {"colour": "blue", "size": "+small"}
+        color = str(rng.choice(["blue", "green", "yellow", "purple"]))
+        result = chatface.edit(chatface.DiffaeCodec(pipe, model), image, f"make it {color} and a bit bigger", steps=25)
+        assert result.plan.targets == {"colour": color, "size": "+small"}
         before, after = reader.read_single(image), reader.read_single(result.edited)
-        assert after is not None
-        blue += after.color == "blue"
-        bigger += after.area > before.area * 1.1
-        kept += np.hypot(after.cx - before.cx, after.cy - before.cy) <= 3.0
-    print(f"chatface: blue {blue}/{cases}, bigger {bigger}/{cases}, position kept {kept}/{cases}")
-    assert blue >= 3 and bigger >= 3 and kept >= 3
+        recoloured += after is not None and after.color == color
+        bigger += after is not None and after.area > before.area * 1.1
+        kept += after is not None and np.hypot(after.cx - before.cx, after.cy - before.cy) <= 3.0
+    print(f"chatface: recoloured {recoloured}/{cases}, bigger {bigger}/{cases}, position kept {kept}/{cases}")
+    assert min(recoloured, bigger, kept) >= 0.8 * cases
     assert not getattr(pipe.unet, "peft_config", None)  # the DAE's LoRA is off the shared UNet again
 
 

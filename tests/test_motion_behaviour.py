@@ -8,10 +8,9 @@ from core import config
 from core.methods import animatediff, tune_a_video
 from core.models import Models
 from core.shapes import reader
-from core.shapes.metrics import direction_score
-from core.video import read_video
+from core.shapes.dataset import DIRECTIONS, PALETTE, moving_clip, random_scene, render
+from core.shapes.metrics import direction_score, drawn_still_prompts
 
-EXAMPLE_VIDEO = config.EXAMPLES_DIR / "red_circle_moving_right.mp4"
 
 
 @pytest.fixture(scope="module")
@@ -19,34 +18,68 @@ def models():
     return Models("toy-sd", device="cpu")
 
 
+def drawn_clips(seed: int, n: int) -> list[tuple[np.ndarray, str, str]]:
+    """n (clip, its caption, a new colour for it) drawn over the grammar: a moving object of any colour, shape,
+    background, direction, place and speed (8 frames, 64²)."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    while len(cases) < n:
+        clip, caption = moving_clip(rng, frames=8)
+        if all(reader.read_single(f) is not None for f in clip):
+            color, background = caption.split()[1], caption.split()[-2]
+            cases.append((clip, caption, str(rng.choice([c for c in PALETTE if c not in (color, background)]))))
+    return cases
+
+
+def recoloured(caption: str, new_color: str) -> str:
+    return caption.replace(f" {caption.split()[1]} ", f" {new_color} ", 1)
+
+
+def follows(source, edited, new_color: str) -> tuple[bool, float]:
+    """Every edited frame shows one object of the new colour, and its path along the source's motion correlates
+    with the source's (≥ 0.9)."""
+    if any(b is None for b in source + edited):
+        return False, float("nan")
+    axis = np.array([source[-1].cx - source[0].cx, source[-1].cy - source[0].cy])
+    axis = axis / max(np.linalg.norm(axis), 1e-6)
+    along = [[b.cx * axis[0] + b.cy * axis[1] for b in blobs] for blobs in (source, edited)]
+    path = float(np.corrcoef(*along)[0, 1])
+    return bool(all(b.color == new_color for b in edited) and path >= 0.9), path
+
+
+TUNED_CLIPS, EDITS_PER_CLIP = 2, 3  # 6 drawn cases: two drawn clips tuned, three drawn new colours and seeds each
+
+
 @pytest.fixture(scope="module")
-def tuned(models):
-    """Tuned on the example (a red circle moving right): 100 steps at the toy learning rate (~40 s here)."""
-    video, _ = read_video(EXAMPLE_VIDEO)
-    params = tune_a_video.TuneParams("a red circle moving right on a white background", steps=100,
-                                     lr=models.recommended("tune_a_video_train").values["lr"], frames=8, seed=0)
-    return tune_a_video.run_tuning(models.pipeline(), video, params)
+def tuned_clips(models):
+    """Tune-A-Video tuned on drawn clips: 100 steps each at the toy learning rate (~40 s each here)."""
+    runs = []
+    for clip, caption, _ in drawn_clips(3614, TUNED_CLIPS):
+        params = tune_a_video.TuneParams(caption, steps=100, lr=models.recommended("tune_a_video_train").values["lr"],
+                                         frames=8, seed=0)
+        runs.append((tune_a_video.run_tuning(models.pipeline(), clip, params), caption))
+    return runs
 
 
-def centroids(frames) -> list[reader.Blob]:
-    blobs = [reader.read_single(f) for f in frames]
-    assert all(b is not None for b in blobs), "a frame without an object"
-    return blobs
-
-
-# Measured (tuned as above, 25 steps): guidance 7.5 → every frame blue, centroid correlation 0.94;
-# 6 → 0.94; 12.5 (the official value) mixes green into the blue frames on toy-sd.
+# Measured on the example clip (a red circle moving right, tuned as above, 25 steps): guidance 7.5 → every frame
+# blue, centroid correlation 0.94; 6 → 0.94; 12.5 (the official value) mixes green into the blue frames on toy-sd.
 @pytest.mark.parametrize("guidance_scale", [6.0, 7.5])
-def test_tune_a_video_edit_follows_the_source_motion(models, tuned, guidance_scale):
+def test_tune_a_video_edit_follows_the_source_motion(models, tuned_clips, guidance_scale):
     pipe = models.pipeline()
-    unet = tune_a_video.tuned_unet(pipe, tuned)
-    out = tune_a_video.generate(pipe, unet, tuned, tune_a_video.GenerateParams(
-        "a blue circle moving right on a white background", steps=25, guidance_scale=guidance_scale))
-    source, edited = centroids(tuned.source), centroids(out)
-    path = np.corrcoef([b.cx for b in source], [b.cx for b in edited])[0, 1]
-    print(f"Tune-A-Video w={guidance_scale}: {[(b.color, round(b.cx, 1)) for b in edited]}, correlation {path:.3f}")
-    assert all(b.color == "blue" for b in edited)
-    assert path >= 0.9
+    rng = np.random.default_rng(3615)
+    held = []
+    for tuned, caption in tuned_clips:
+        unet = tune_a_video.tuned_unet(pipe, tuned)
+        color, background = caption.split()[1], caption.split()[-2]
+        for new_color in rng.choice([c for c in PALETTE if c not in (color, background)], EDITS_PER_CLIP, replace=False):
+            out = tune_a_video.generate(pipe, unet, tuned, tune_a_video.GenerateParams(
+                recoloured(caption, str(new_color)), steps=25, guidance_scale=guidance_scale,
+                seed=int(rng.integers(10**6))))
+            ok, path = follows([reader.read_single(f) for f in tuned.source], [reader.read_single(f) for f in out],
+                               str(new_color))
+            held.append(ok)
+            print(f"Tune-A-Video w={guidance_scale} {caption} → {new_color}: correlation {path:.3f}, held {ok}")
+    assert np.mean(held) >= 0.8, held
 
 
 def animate(models, prompt, seed):
@@ -59,24 +92,29 @@ SCORES: dict[str, list[dict]] = {}
 
 
 def animatediff_scores(models, direction):
-    """Ten seeds of "a red circle moving {direction} …", read from pixels (computed once per direction)."""
+    """Ten drawn cases of "a {color} {shape} moving {direction} on a {background} background" (colours × shapes ×
+    backgrounds × seeds), read from pixels (computed once per direction)."""
     if direction not in SCORES:
-        prompt = f"a red circle moving {direction} on a white background"
-        SCORES[direction] = [direction_score(animate(models, prompt, seed), prompt) for seed in range(10)]
+        rng = np.random.default_rng([3606, list(DIRECTIONS).index(direction)])
+        prompts = [p.replace(" on a ", f" moving {direction} on a ", 1) for p in drawn_still_prompts(rng, 10)]
+        SCORES[direction] = [direction_score(animate(models, prompt, int(rng.integers(10**6))), prompt)
+                             for prompt in prompts]
         print(f"AnimateDiff {direction}: displacements {[s['displacement'] for s in SCORES[direction]]}, "
               f"colour and shape kept {[s['kept'] for s in SCORES[direction]]}")
     return SCORES[direction]
 
 
-# Measured with toy-motion (6,400 steps), seeds 0–9: the object moves (±10–17 px over 8 frames), but
-# which way is set by the seed — for one seed "left" and "right" give mirror-image motion (+12.2 / −11.4
-# px) — so each direction is right in 3–4 of 10 seeds; colour and shape held in every frame in 5/10
-# (right) and 8/10 (left). Correlated frame noise (PYoCo-style shares 0.5, 0.9) did not change it.
-# Why: the motion UNet is blind to frame order (scripts/probe_frame_order.py: a clip and its noise
-# reversed in time cost the same ε-loss, ratio 0.990–1.004 at t = 200…950), so "right" and "left" are
-# one clip played two ways to it.
-@pytest.mark.xfail(strict=True, reason="measured: toy-motion moves the named way in 3–4 of 10 seeds (the seed sets "
-                   "the sign) and keeps colour and shape in 5–8 of 10; both need ≥ 8")
+# Measured with toy-motion (6,400 steps) on drawn cases (10 per direction: colours × shapes × backgrounds × seeds,
+# draw 3606): the object moves (|shift| ≥ 3 px in 16 of 20), but which way is set by the seed — "right" moved right
+# in 1 of 10 (shifts −27.7…+16.2 px), "left" left in 6 of 10; colour and shape held in every frame in 6/10 (right)
+# and 7/10 (left). Before, on one prompt (a red circle) and seeds 0–9: 3–4 of 10 each way; for one seed "left" and
+# "right" gave mirror-image motion (+12.2 / −11.4 px). Correlated frame noise (PYoCo-style shares 0.5, 0.9) did not
+# change it. Why: the motion UNet is blind to frame order (scripts/probe_frame_order.py: a clip and its noise
+# reversed in time cost the same ε-loss, ratio 0.990–1.004 at t = 200…950), so "right" and "left" are one clip
+# played two ways to it. Real users steer the camera with motion LoRAs: the embedded ones are measured in
+# tests/test_motion_lora_behaviour.py.
+@pytest.mark.xfail(strict=True, reason="measured on drawn cases: toy-motion moves the named way in 1 (right) and 6 "
+                   "(left) of 10 (the seed sets the sign) and keeps colour and shape in 6–7 of 10; both need ≥ 8")
 @pytest.mark.parametrize("direction", ["right", "left"])
 def test_animatediff_moves_the_way_the_prompt_says(models, direction):
     scores = animatediff_scores(models, direction)
@@ -146,33 +184,44 @@ def dreamix_run(models, media, **kwargs):
     return dreamix.run(models.pipeline(), models.motion_unet(), media, params, loras={"domain": 1.0})
 
 
+DREAMIX_CASES = 6
+
+
 def test_dreamix_edit_recolours_and_keeps_the_motion(models):
-    video, _ = read_video(EXAMPLE_VIDEO)
-    out, clip = dreamix_run(models, video)
-    source, edited = centroids(clip), centroids(out)
-    path = np.corrcoef([b.cx for b in source], [b.cx for b in edited])[0, 1]
-    print(f"Dreamix edit: {[(b.color, round(b.cx, 1)) for b in edited]}, correlation {path:.3f}")
-    assert all(b.color == "blue" for b in edited)
-    assert path >= 0.9
+    held = []
+    for clip, caption, new_color in drawn_clips(3616, DREAMIX_CASES):
+        out, source = dreamix_run(models, clip, prompt=recoloured(caption, new_color))
+        ok, path = follows([reader.read_single(f) for f in source], [reader.read_single(f) for f in out], new_color)
+        held.append(ok)
+        print(f"Dreamix edit {caption} → {new_color}: correlation {path:.3f}, held {ok}")
+    assert np.mean(held) >= 0.8, held
 
 
 def test_dreamix_larger_downsample_keeps_less_structure(models):
-    video, _ = read_video(EXAMPLE_VIDEO)
-    ious = {}
-    for factor in (2, 16):
-        out, clip = dreamix_run(models, video, downsample=factor, finetune_steps=0)
-        ious[factor] = np.mean([reader.mask_iou(reader.foreground_mask(a), reader.foreground_mask(b))
-                                for a, b in zip(out, clip)])
-    print(f"Dreamix mask IoU with the source by downsample factor: {ious}")
-    assert ious[2] > ious[16]
+    looser = []
+    for clip, caption, new_color in drawn_clips(3617, DREAMIX_CASES):
+        ious = {}
+        for factor in (2, 16):
+            out, source = dreamix_run(models, clip, prompt=recoloured(caption, new_color), downsample=factor,
+                                      finetune_steps=0)
+            ious[factor] = np.mean([reader.mask_iou(reader.foreground_mask(a), reader.foreground_mask(b))
+                                    for a, b in zip(out, source)])
+        looser.append(ious[2] > ious[16])
+        print(f"Dreamix mask IoU with the source by downsample factor, {caption}: {ious}")
+    assert np.mean(looser) >= 0.8, looser
 
 
-def test_dreamix_animates_a_still_image_panning_right(models):
-    from PIL import Image
-    image = np.asarray(Image.open(config.EXAMPLES_DIR / "red_circle_white.png").convert("RGB"))
-    out, _ = dreamix_run(models, image[None], mode="animate", camera="pan right",
-                         prompt="a red circle on a white background")
-    blobs = centroids(out)
-    print(f"Dreamix pan right: {[round(b.cx, 1) for b in blobs]}")
-    assert blobs[-1].cx - blobs[0].cx >= 5
-    assert all(b.color == "red" for b in blobs)
+def test_dreamix_animates_a_still_image_the_camera_way(models):
+    rng = np.random.default_rng(3618)
+    held = []
+    for prompt in drawn_still_prompts(rng, DREAMIX_CASES):
+        _, color, shape, _, _, background, _ = prompt.split()
+        image = render(random_scene(rng, 64, two_object_prob=0.0, color=color, shape=shape, background=background))
+        way = str(rng.choice(["left", "right"]))
+        out, _ = dreamix_run(models, image[None], mode="animate", camera=f"pan {way}", prompt=prompt,
+                             seed=int(rng.integers(10**6)))
+        blobs = [reader.read_single(f) for f in out]
+        shift = 0.0 if any(b is None for b in blobs) else (blobs[-1].cx - blobs[0].cx) * DIRECTIONS[way][0]
+        held.append(shift >= 5 and all(b is not None and b.color == color for b in blobs))
+        print(f"Dreamix pan {way}, {prompt}: {round(shift, 1)} px its way")
+    assert np.mean(held) >= 0.8, held

@@ -12,6 +12,7 @@ from core.conditions import fill_outline
 from core.methods import unicontrol as uc
 from core.models import Models
 from core.shapes import dataset, reader
+from core.shapes.metrics import drawn_condition_cases
 from core.unicontrol import UniControlModel
 
 TASKS = ("control_canny", "control_seg", "control_palette")
@@ -93,38 +94,40 @@ def toy():
     return models.pipeline(), models.unicontrol()
 
 
-PLACES = [(20, 40, "square"), (44, 24, "circle"), (32, 30, "triangle"), (40, 44, "square")]
 # Measured on the shipped toy-unicontrol (3,000 + 1,500 steps, batch 32, 50 min of CPU; ε-loss weighted
 # by x0 error at high noise): its card's held-out probe gives mask IoU 0.90 (canny), 0.90 (segmentation)
 # and the block colour in 5 of 8. Here: IoU 0.86–0.94 for both shape tasks; colour blocks right for red,
 # blue, yellow, not green (→ blue); over the six palette colours 4 of 6 (purple → blue too).
 
 
+def drawn_conditions(seed: int, n: int = 6):
+    return drawn_condition_cases(np.random.default_rng(seed), n)
+
+
 @pytest.mark.parametrize("task", ["canny edge to image", "segmentation map to image"])
 def test_shape_tasks_put_the_shape_where_the_condition_is(toy, task):
     pipe, model = toy
     ious = []
-    for seed, (cx, cy, shape) in enumerate(PLACES):
-        scene = dataset.Scene((dataset.ShapeObject("green", shape, cx, cy, 12),), "white")
-        out = uc.generate(pipe, model, dataset.render(scene),
-                          uc.UniControlParams("a red object on a white background", task, seed=seed))
+    for picture, color, seed in drawn_conditions(3625):
+        out = uc.generate(pipe, model, picture, uc.UniControlParams(f"a {color} object on a white background", task, seed=seed))
         truth = fill_outline(out.condition) if task.startswith("canny") else out.condition[..., 0] > 127
         blob = reader.read_single(out.image)
         ious.append(0.0 if blob is None else reader.mask_iou(blob.mask, truth))
-    print(f"UniControl {task}: mask IoU {np.round(ious, 3).tolist()}")
-    assert min(ious) >= 0.7
+    print(f"UniControl {task} on drawn objects: mask IoU {np.round(ious, 3).tolist()}")
+    assert np.mean(np.array(ious) >= 0.7) >= 0.8
 
 
 def test_colour_blocks_give_the_block_colours(toy):
     pipe, model = toy
-    right = 0
-    for seed, color in enumerate(["red", "green", "blue", "yellow"]):
-        scene = dataset.Scene((dataset.ShapeObject(color, "circle", 32, 32, 16),), "white")
-        out = uc.generate(pipe, model, dataset.render(scene),
-                          uc.UniControlParams("a circle on a white background", "color blocks to image", seed=seed))
+    right = []
+    for picture, _, seed in drawn_conditions(3626):
+        color = reader.read_single(picture).color
+        out = uc.generate(pipe, model, picture, uc.UniControlParams("an object on a white background",
+                                                                    "color blocks to image", seed=seed))
         blob = reader.read_single(out.image)
-        right += blob is not None and blob.color == color
-    assert right >= 3
+        right.append(blob is not None and blob.color == color)
+    print(f"UniControl colour blocks on drawn objects: the block colour in {sum(right)} of {len(right)}")
+    assert np.mean(right) >= 0.75
 
 
 def test_changing_only_the_instruction_changes_the_routing(toy):

@@ -147,6 +147,27 @@ def moving_clip(rng: np.random.Generator, frames: int = 8, size: int = 64, speed
     return np.stack(clip), f"a {color} {shape} moving {direction} on a {background} background"
 
 
+ZOOMS: dict[str, float] = {"in": 1.0, "out": -1.0}  # the sign of log(scale) over a zooming clip
+
+
+def zooming_clip(rng: np.random.Generator, frames: int = 8, size: int = 64, zoom: str = "in",
+                 factor: float | None = None):
+    """One object under a camera zoom about the image centre → (uint8 frames (T, size, size, 3), caption without
+    the motion): its radius and its offset from the centre scale together by `factor` (1.4–1.8) over the clip,
+    growing for "in", shrinking for "out"; the largest frame keeps the whole object inside."""
+    factor = factor if factor is not None else rng.uniform(1.4, 1.8)
+    scales = factor ** (ZOOMS[zoom] * (np.arange(frames) / (frames - 1) - (zoom == "out")))  # 1 → f, or f → 1
+    largest = scales.max()
+    radius = rng.uniform(6.0, min(PAIR_RADIUS[1] * size, (size / 2 - 2) / largest))
+    reach = max(0.0, (size / 2 - 1) / largest - radius)  # the largest frame's centre offset keeps it inside
+    offset_x, offset_y = rng.uniform(-reach, reach, size=2) * 0.8
+    background = str(rng.choice(list(BACKGROUNDS)))
+    color, shape = str(rng.choice(list(PALETTE))), str(rng.choice(SHAPES))
+    clip = [render(Scene((ShapeObject(color, shape, size / 2 + offset_x * s, size / 2 + offset_y * s, radius * s),),
+                         background), size) for s in scales]
+    return np.stack(clip), f"a {color} {shape} on a {background} background"
+
+
 def object_mask(obj: ShapeObject, size: int = 64) -> np.ndarray:
     """Float mask (size, size) in [0, 1] of one object's pixels (anti-aliased like `render`)."""
     big = Image.new("L", (size * SUPERSAMPLE, size * SUPERSAMPLE), 0)

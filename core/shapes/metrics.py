@@ -100,6 +100,52 @@ def direction_score(frames, prompt: str, min_shift: float = 3.0) -> dict:
     return {"moved": bool(displacement >= min_shift), "kept": bool(kept), "displacement": round(float(displacement), 1)}
 
 
+# The Hub's camera motion LoRAs by name → how the object moves in the frame: a pan or tilt carries it the named way
+# (as the app's direction pads show it), a zoom about the centre grows ("in") or shrinks it ("out")
+CAMERA_MOTIONS: dict[str, tuple[str, str]] = {"pan-left": ("pan", "left"), "pan-right": ("pan", "right"),
+                                             "tilt-up": ("pan", "up"), "tilt-down": ("pan", "down"),
+                                             "zoom-in": ("zoom", "in"), "zoom-out": ("zoom", "out")}
+MIN_AREA_CHANGE = 0.10  # a zoom's object must grow or shrink by at least this share of its first frame's area
+
+
+def drawn_still_prompts(rng: np.random.Generator, n: int) -> list[str]:
+    """n single-object prompts drawn over the grammar (colours × shapes × backgrounds; the colour never the
+    background's), without motion words: what a camera LoRA is asked to move."""
+    prompts = []
+    for _ in range(n):
+        color, shape = str(rng.choice(list(dataset.PALETTE))), str(rng.choice(dataset.SHAPES))
+        background = str(rng.choice([b for b in dataset.BACKGROUNDS if b != color]))
+        prompts.append(f"a {color} {shape} on a {background} background")
+    return prompts
+
+
+def drawn_condition_cases(rng: np.random.Generator, n: int) -> list[tuple[np.ndarray, str, int]]:
+    """n (a picture of one object of any colour, shape, place and size on white — what a control model's condition
+    is made from; a colour for the prompt; a seed) drawn over the grammar."""
+    return [(dataset.render(dataset.random_scene(rng, 64, two_object_prob=0.0, background="white")),
+             str(rng.choice(list(dataset.PALETTE))), int(rng.integers(10**6))) for _ in range(n)]
+
+
+def camera_motion_score(frames, prompt: str, motion: str, min_shift: float = 3.0) -> dict:
+    """Read a generated clip under a camera motion (CAMERA_MOTIONS): did the object move ≥ `min_shift` px the
+    pan's way, or its area change ≥ MIN_AREA_CHANGE the zoom's way, and are every frame's colour and shape the
+    prompt's?"""
+    kind, way = CAMERA_MOTIONS[motion]
+    blobs = [reader.read_single(f) for f in frames]
+    if any(b is None for b in blobs):
+        return {"moved": False, "kept": False, "change": 0.0}
+    words = set(prompt.lower().split())
+    kept = all(b.color in words and b.shape in words for b in blobs)
+    if kind == "pan":
+        dx, dy = DIRECTIONS[way]
+        change = (blobs[-1].cx - blobs[0].cx) * dx + (blobs[-1].cy - blobs[0].cy) * dy
+        moved = change >= min_shift
+    else:
+        change = (blobs[-1].area / blobs[0].area - 1) * (1 if way == "in" else -1)
+        moved = change >= MIN_AREA_CHANGE
+    return {"moved": bool(moved), "kept": bool(kept), "change": round(float(change), 2)}
+
+
 def shift_class_accuracy(model, sample, sampler: str, steps: int, per_class: int, seed: int) -> float:
     """ShiftDDPM (`model`, sampled by `sample`, core.methods.shiftddpm's): share of samples whose colour and shape
     (read from pixels) are their class's ("red circle"); every class in one batch (one UNet call per step), one row
