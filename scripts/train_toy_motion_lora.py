@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 from pathlib import Path
 
@@ -128,7 +129,8 @@ def main() -> None:
     save_lora(unet, "camera", out)
     report = {"motion": args.motion, "steps": args.steps, "lr": args.lr, "batch": BATCH, "frames": FRAMES,
               "rank": RANK, "high_noise_bias": high_noise_bias, "x0_weight_cap": x0_weight_cap,
-              "threads": args.threads, "train_seconds": seconds} | evaluate(pipe, unet, args.motion)
+              "threads": args.threads, "train_seconds": seconds,
+              "cpu_seconds": round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]))} | evaluate(pipe, unet, args.motion)
     (out / "metrics.json").write_text(json.dumps(report, indent=2))
     write_card(out, report)
     print(json.dumps(report), flush=True)
@@ -136,7 +138,8 @@ def main() -> None:
 
 def write_card(out: Path, r: dict) -> None:
     kind, way = CAMERA_MOTIONS[r["motion"]]
-    moves = f"the object moves {way}" if kind == "pan" else f"a camera zoom {way} (the object {'grows' if way == 'in' else 'shrinks'})"
+    moves = (f"moving {way} (1.5–3 px per frame)" if kind == "pan" else
+             f"under a camera zoom {way} about the centre (size and offset {'grow' if way == 'in' else 'shrink'} 1.4–1.8× over the clip)")
     (out / "README.md").write_text(f"""---
 license: mit
 library_name: diffusers
@@ -151,11 +154,12 @@ A camera motion LoRA for `toy-motion` (the embedded AnimateDiff motion adapter),
 rank {r['rank']}. Load it as the Hub's: AnimateDiff tab → motion_lora, or `pipe.load_lora_weights(folder)`.
 Trained by `scripts/train_toy_motion_lora.py --motion {r['motion']}` (seed {SEED}).
 
-- **Data**: 64×64 clips of {r['frames']} frames, one filled shape (6 colours × 3 shapes × 3 backgrounds) under
+- **Data**: 64×64 clips of {r['frames']} frames, one filled shape (6 colours × 3 shapes × 3 backgrounds)
   {moves}; captions name the colour, shape and background, never the motion (10 % empty).
 - **Training**: over the frozen toy-sd + toy-motion + its domain LoRA; {r['steps']} steps of batch {r['batch']},
   AdamW lr {r['lr']} (warm-up 50, cosine), ε-loss{loss_words(r['high_noise_bias'], r['x0_weight_cap'])};
-  {r['train_seconds']} s on this 2-core CPU ({r['threads']} thread{'s' if r['threads'] > 1 else ''}).
+  {r['cpu_seconds']} s of CPU time for the run, training and the evaluation below ({r['threads']} thread{'s' if r['threads'] > 1 else ''} of this
+  2-core machine; {r['train_seconds']} s wall for the training, beside other work).
 - **Weights**: fp32 safetensors, {sum(f.stat().st_size for f in out.glob('*.safetensors')) / 1024:.0f} KiB.
 
 ## Metrics ({len(r['cases'])} drawn cases: prompts over colours × shapes × backgrounds and seeds, seed {r['eval_seed']})

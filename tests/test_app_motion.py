@@ -21,6 +21,22 @@ def test_animatediff_endpoint_gives_mp4_and_gif(client):
     assert reader.read_single(mp4_frames[0]) is not None
 
 
+def test_animatediff_takes_an_embedded_camera_lora_by_name(client):
+    """The tab's list offers the embedded camera LoRAs beside the Hub's; by name they load like the Hub's."""
+    def frames(motion_lora):
+        video, _ = client.predict(prompt="a red circle on a white background", motion_lora=motion_lora, frames=4,
+                                  steps=4, seed=0, api_name="/animatediff")
+        return read_video(video["video"] if isinstance(video, dict) else video)[0].astype(int)
+
+    plain, panned = frames(""), frames(config.EMBEDDED_MOTION_LORAS[0])
+    assert panned.shape == plain.shape and abs(panned - plain).max() > 10
+    page = client.config if isinstance(client.config, dict) else {}
+    listed = {str(choice[0] if isinstance(choice, (list, tuple)) else choice) for component in page.get("components", [])
+              if component.get("props", {}).get("label", "").startswith("motion_lora")
+              for choice in component["props"].get("choices", [])}
+    assert set(config.EMBEDDED_MOTION_LORAS) <= listed and set(config.HUB_MOTION_LORAS) <= listed
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"frames": 1000}, "frames must be a whole number from 2 to 32; got 1000"),
     ({"motion_lora": "../../etc/passwd"}, "motion LoRA|neither"),
