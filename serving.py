@@ -76,10 +76,12 @@ class EngineReplica:
         args = [progress if v == PROGRESS else v for v in args]
         kwargs = {k: (progress if v == PROGRESS else v) for k, v in kwargs.items()}
 
+        key = common.latest_task(name)
+
         def work():
             try:
-                with calls.running(call, common.ENGINE_TASKS[common.latest_task(name)].exclusive):
-                    for kind, value in common.engine_task(common.latest_task(name), args, kwargs):
+                with calls.running(call, common.ENGINE_TASKS[key].exclusive):
+                    for kind, value in common.engine_task(key, args, kwargs):
                         post(kind, value)
                 post("done")
             except calls.Cancelled:

@@ -93,11 +93,16 @@ def latest_task(name: str) -> str:
     return _LATEST[name]
 
 
-def call_arguments(name: str, args, kwargs) -> dict:
-    """A call of the handler `name` as {parameter: value}, its defaults filled in."""
-    bound = inspect.signature(ENGINE_TASKS[latest_task(name)].fn).bind_partial(*args, **kwargs)
+def bound_arguments(fn: Callable, args, kwargs) -> dict:
+    """A call of `fn` as {parameter: value}, its defaults filled in."""
+    bound = inspect.signature(fn).bind_partial(*args, **kwargs)
     bound.apply_defaults()
     return dict(bound.arguments)
+
+
+def call_arguments(name: str, args, kwargs) -> dict:
+    """A call of the handler `name` (the last page's) as {parameter: value}, its defaults filled in."""
+    return bound_arguments(ENGINE_TASKS[latest_task(name)].fn, args, kwargs)
 
 
 def use_remote_engine(engine) -> None:
@@ -112,9 +117,8 @@ def gpu_seconds(key: str, args, kwargs) -> int:
     task = ENGINE_TASKS[key]
     estimate = Z.overhead_s
     if task.gpu_seconds is not None:
-        bound = inspect.signature(task.fn).bind_partial(*args, **kwargs)
-        bound.apply_defaults()
-        estimate += task.gpu_seconds(**{name: value for name, value in bound.arguments.items() if name != "progress"})
+        arguments = bound_arguments(task.fn, args, kwargs)
+        estimate += task.gpu_seconds(**{name: value for name, value in arguments.items() if name != "progress"})
     if estimate > Z.ceiling_s:
         raise gr.Error(f"this run needs about {estimate:.0f} s of GPU time and a ZeroGPU call may take at most "
                        f"{Z.ceiling_s} s: use fewer steps or frames, or run the app on a dedicated GPU (an A10G or "

@@ -1,6 +1,7 @@
 """Tab: Prompt-to-Prompt (docs/METHODS.md §0) — endpoint /p2p. Also the edit controls /null_text reuses."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import gradio as gr
@@ -119,19 +120,22 @@ ROLE_COLORS = {"reweight_words": "#f59e0b", "blend_words": "#10b981", "blend_exc
 ALIGNMENT_COLORS = {"kept": "#d1d5db", "added": "#10b981", "changed": "#f59e0b"}
 
 
-_alignment_tokenizer = []  # CLIP's BPE (every base model here shares it), built on first use
 CLIP_CONTEXT = 77  # CLIP's text context in tokens
 
 
-def alignment_items(source: str, target: str, edit_mode: str) -> list:
+@functools.cache
+def alignment_tokenizer():
+    """CLIP's BPE, which every base model here shares, built on first use."""
     from core.tokenizer import clip_tokenizer
-    if not _alignment_tokenizer:
-        _alignment_tokenizer.append(clip_tokenizer(CLIP_CONTEXT))
+    return clip_tokenizer(CLIP_CONTEXT)
+
+
+def alignment_items(source: str, target: str, edit_mode: str) -> list:
     if not (source or "").strip() or not (target or "").strip():
         return []
     mode = edit_mode if edit_mode in ("replace", "refine") else "auto"
     items = []
-    for word, what in word_alignment(_alignment_tokenizer[0], source, target, mode):
+    for word, what in word_alignment(alignment_tokenizer(), source, target, mode):
         items += [(word, what), (" ", None)]
     return items[:-1]
 
