@@ -22,7 +22,7 @@ torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 LONGEST_FIRST = ["test_reliability.py", "test_shiftddpm.py", "test_motion_behaviour.py",
                  "test_videocomposer_behaviour.py", "test_video_behaviour.py", "test_engine_calls.py", "test_rehearsal.py",
                  "test_p2p_behaviour.py", "test_pointing_browser.py", "test_diffusionclip.py", "test_freedom.py",
-                 "test_serving.py",
+                 "test_serving.py", "test_motion_lora_behaviour.py",
                  "test_video_mechanics.py", "test_embedded_models.py", "test_app_motion.py", "test_t2i_adapter.py"]
 
 

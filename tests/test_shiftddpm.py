@@ -118,21 +118,22 @@ def test_toy_shiftddpm_takes_no_class_input_and_has_one_shift_per_class(toy_mode
     assert spread > 0.1  # E(c) differs between classes
 
 
-# Measured on the shipped toy-shiftddpm (20,000 steps, batch 32, 2,600 s of CPU; E(c) fixed at 3 × the
-# class mean image + a shape texture). The first shipped model (3,500 steps, mean image only) was at 0.40:
-# the mean carries the colour, not the shape; at 12,000 steps DDIM-50 still trailed DDPM by 0.11 pooled.
-# This probe (4 per class, seed 500): DDPM-1000 0.903, DDIM-50 0.819; the card's (seed 1000): 0.931 / 0.875;
-# DDIM-50 at 8 per class, seeds 500 / 1000 / 7: 0.882 / 0.875 / 0.833 (chance 0.056).
+# Measured on the shipped toy-shiftddpm (20,000 steps at lr 5e-4, then 5,000 more at 2e-4; batch 32; E(c) fixed at
+# 3 × the class mean image + a shape texture). The first shipped model (3,500 steps, mean image only) was at 0.40:
+# the mean carries the colour, not the shape; at 12,000 steps DDIM-50 still trailed DDPM by 0.11 pooled. The card's
+# probes (seed 1000): DDPM-1000 0.903; DDIM-50 at 8 per class, seeds 1000 / 7 / 500: 0.875 / 0.868 / 0.896 (at
+# 20,000 steps: 0.875 / 0.833 / 0.882). This probe's seed (2026) is none of the card's: DDIM-50 0.868 (also at
+# seed 31); the misses are neighbouring palette colours (blue ↔ purple, yellow ↔ orange) and unreadable samples.
 @pytest.fixture(scope="module")
 def accuracies(toy_model):
-    result = {"DDPM-1000": shift_class_accuracy(toy_model, shiftddpm.sample, "DDPM", 1000, per_class=4, seed=500),
-              "DDIM-50": shift_class_accuracy(toy_model, shiftddpm.sample, "DDIM", 50, per_class=4, seed=500)}
+    result = {"DDPM-1000": shift_class_accuracy(toy_model, shiftddpm.sample, "DDPM", 1000, per_class=4, seed=2026),
+              "DDIM-50": shift_class_accuracy(toy_model, shiftddpm.sample, "DDIM", 50, per_class=8, seed=2026)}
     print(f"toy-shiftddpm class accuracy: {result}")
     return result
 
 
 def test_toy_shiftddpm_class_accuracy(accuracies):
-    """The default variant (prior shift), every class × 4 samples at a seed the card did not use: both samplers."""
+    """The default variant (prior shift), every class × 4 (DDPM) or 8 (DDIM) samples at a seed the card did not use."""
     assert accuracies["DDPM-1000"] >= 0.85
     assert accuracies["DDIM-50"] >= 0.85
 
