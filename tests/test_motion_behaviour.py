@@ -63,6 +63,11 @@ def tuned_clips(models):
 
 # Measured on the example clip (a red circle moving right, tuned as above, 25 steps): guidance 7.5 → every frame
 # blue, centroid correlation 0.94; 6 → 0.94; 12.5 (the official value) mixes green into the blue frames on toy-sd.
+# On 6 drawn cases (two drawn clips tuned, three new colours each) 1 of 6 hold at either guidance: the orange circle
+# moving down loses its path (correlation −0.66…0.55), the yellow square keeps it (0.94–0.99) but turns red, not
+# orange or blue, in two of three: tuned on one clip, toy-sd's colour words do not carry over to the new colour.
+@pytest.mark.xfail(strict=True, reason="measured on drawn cases: 1 of 6 edits recolour every frame and follow the "
+                   "source's path (both guidance values); the line is 80%")
 @pytest.mark.parametrize("guidance_scale", [6.0, 7.5])
 def test_tune_a_video_edit_follows_the_source_motion(models, tuned_clips, guidance_scale):
     pipe = models.pipeline()
@@ -187,6 +192,10 @@ def dreamix_run(models, media, **kwargs):
 DREAMIX_CASES = 6
 
 
+# On 6 drawn clips: the path is kept in all (correlation 0.80–0.99) but the new colour in every frame in 3 of 6
+# (orange → purple, yellow → orange, red → blue missed: neighbouring palette colours or dark backgrounds).
+@pytest.mark.xfail(strict=True, reason="measured on drawn clips: 3 of 6 edits recolour every frame and keep the path; "
+                   "the line is 80%")
 def test_dreamix_edit_recolours_and_keeps_the_motion(models):
     held = []
     for clip, caption, new_color in drawn_clips(3616, DREAMIX_CASES):

@@ -129,6 +129,10 @@ def fatezero_recolour_held(pipe, clip, caption, new_color) -> tuple[bool, str]:
 FATEZERO_CASES = 6
 
 
+# On 6 drawn clips (draw 3608) none holds: reconstruction 30.2–32.1 dB in all, the path kept in 3 of 6, but the
+# edited object's mask drifts (IoU down to 0.00–0.58 in some frame) — the toy-sd word-swap drift of P2P, per frame.
+@pytest.mark.xfail(strict=True, reason="measured on drawn clips: 0 of 6 recolour every frame with the mask kept (IoU "
+                   "≥ 0.75; min IoU 0.00–0.58), reconstruction ≥ 30 dB in all; the line is 80%")
 def test_fatezero_recolours_every_frame_and_keeps_motion(pipe):
     """With toy-sd's recommended unconditional prompt, the source (its studio.json), on drawn clips (colour, shape,
     background, direction, place and speed) and drawn new colours. Measured on the example clip (a red circle moving

@@ -39,7 +39,7 @@ def drawn_references(seed: int, n: int) -> list[tuple[np.ndarray, list, tuple[in
         masks = [reader.read_single(frame) for frame in clip]
         if any(m is None for m in masks):
             continue
-        _, color, shape, _, direction, _, background, _ = caption.split()
+        _, color, shape, _, direction, _, _, background, _ = caption.split()
         new_color = str(rng.choice([c for c in PALETTE if c not in (color, background)]))
         new_shape = str(rng.choice([s for s in SHAPES if s != shape]))
         cases.append((clip, [m.mask for m in masks], DIRECTIONS[direction], f"a {new_color} {new_shape}",
