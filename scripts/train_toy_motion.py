@@ -95,12 +95,7 @@ def main() -> None:
         p.requires_grad_(True)
     optimizer = torch.optim.AdamW(trainable, lr=LR, weight_decay=0.0)
     checkpoint = Checkpoint(args.work / "motion.pt", every=100)
-    start = 0
-    if (state := checkpoint.load()) is not None:
-        unet.load_state_dict(state["unet"], strict=False)
-        optimizer.load_state_dict(state["optimizer"])
-        start = state["step"]
-        print(f"resumed at step {start}", flush=True)
+    start = checkpoint.resume(optimizer, {"unet": unet}, strict=False)  # only the trained parameters are saved
     unet.train()
     first_batch = steps_trained(earlier) if earlier else 0  # a continuation draws new batches
     for step in range(start, 0 if args.eval_only else args.steps):

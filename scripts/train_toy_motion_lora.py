@@ -103,12 +103,7 @@ def main() -> None:
     unet.set_adapters(["domain", "camera"], [1.0, 1.0])
     optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=0.0)
     checkpoint = Checkpoint(work / "lora.pt", every=50)
-    start = 0
-    if (state := checkpoint.load()) is not None:
-        unet.load_state_dict(state["unet"], strict=False)
-        optimizer.load_state_dict(state["optimizer"])
-        start = state["step"]
-        print(f"resumed at step {start}", flush=True)
+    start = checkpoint.resume(optimizer, {"unet": unet}, strict=False)  # only the LoRA's parameters are saved
     unet.train()
     for step in range(start, 0 if args.eval_only else args.steps):
         rng = np.random.default_rng([SEED, step])

@@ -141,13 +141,7 @@ def main() -> None:
     old = [p for n, p in unet.named_parameters() if not n.startswith("conv_in.")]
     optimizer = torch.optim.AdamW([{"params": old}, {"params": new, "lr_scale": NEW_LR_SCALE}], lr=LR, weight_decay=0.0)
     checkpoint = Checkpoint(args.work / "videocomposer.pt", every=100)
-    start = 0
-    if (state := checkpoint.load()) is not None:
-        unet.load_state_dict(state["unet"])
-        composer.load_state_dict(state["composer"])
-        optimizer.load_state_dict(state["optimizer"])
-        start = state["step"]
-        print(f"resumed at step {start}", flush=True)
+    start = checkpoint.resume(optimizer, {"unet": unet, "composer": composer})
     unet.train()
     composer.train()
     # a continuation draws new batches, past every step of the runs it goes on from (the first

@@ -109,12 +109,12 @@ MIN_AREA_CHANGE = 0.10  # a zoom's object must grow or shrink by at least this s
 
 
 def drawn_still_prompts(rng: np.random.Generator, n: int) -> list[str]:
-    """n single-object prompts drawn over the grammar (colours × shapes × backgrounds; the colour never the
-    background's), without motion words: what a camera LoRA is asked to move."""
+    """n single-object prompts drawn over the grammar (colours × shapes × backgrounds), without motion words: what a
+    camera LoRA is asked to move."""
     prompts = []
     for _ in range(n):
         color, shape = str(rng.choice(list(dataset.PALETTE))), str(rng.choice(dataset.SHAPES))
-        background = str(rng.choice([b for b in dataset.BACKGROUNDS if b != color]))
+        background = str(rng.choice(list(dataset.BACKGROUNDS)))
         prompts.append(f"a {color} {shape} on a {background} background")
     return prompts
 

@@ -46,6 +46,17 @@ class Checkpoint:
         self.elapsed_before = state.get("elapsed", 0.0)
         return state
 
+    def resume(self, optimizer: torch.optim.Optimizer, modules: dict[str, torch.nn.Module], strict: bool = True) -> int:
+        """Load the saved modules (by their keys in the state) and optimizer if a checkpoint exists; the step to go on
+        from (0 for a fresh run). `strict=False` where only the trained parameters were saved."""
+        if (state := self.load()) is None:
+            return 0
+        for key, module in modules.items():
+            module.load_state_dict(state[key], strict=strict)
+        optimizer.load_state_dict(state["optimizer"])
+        print(f"resumed at step {state['step']}", flush=True)
+        return state["step"]
+
     def elapsed(self) -> float:
         """CPU wall time of this stage over all its sittings."""
         return self.elapsed_before + time.time() - self.started
