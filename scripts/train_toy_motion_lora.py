@@ -83,6 +83,8 @@ def main() -> None:
     parser.add_argument("--plain-loss", action="store_true", help="uniform steps, unweighted ε-loss")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--work", type=Path)
+    parser.add_argument("--init-from", type=Path, help="go on from a saved LoRA (its folder, with its metrics.json); "
+                        "the card gives both runs")
     parser.add_argument("--eval-only", action="store_true")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (1 when two trainings share 2 cores)")
     args = parser.parse_args()
@@ -95,7 +97,13 @@ def main() -> None:
     motion = config.MODELS_DIR / config.EMBEDDED_MOTION_ADAPTER
     unet = inflate(pipe.unet, MotionAdapter.from_pretrained(motion, use_safetensors=True))
     load_lora(unet, str(motion / config.MOTION_DOMAIN_LORA_DIR), "domain", local=True)
-    add_lora(unet, "camera", RANK, MOTION_ATTENTION)
+    earlier = None
+    if args.init_from is None:
+        add_lora(unet, "camera", RANK, MOTION_ATTENTION)
+    else:
+        load_lora(unet, str(args.init_from), "camera", local=True, weight_name=config.LORA_FILE)
+        earlier = json.loads((args.init_from / "metrics.json").read_text())
+    data_offset = earlier["steps"] + earlier.get("earlier", {}).get("steps", 0) if earlier else 0
     unet.requires_grad_(False)
     trainable = lora_parameters(unet, "camera")
     for p in trainable:
@@ -106,7 +114,7 @@ def main() -> None:
     start = checkpoint.resume(optimizer, {"unet": unet}, strict=False)  # only the LoRA's parameters are saved
     unet.train()
     for step in range(start, 0 if args.eval_only else args.steps):
-        rng = np.random.default_rng([SEED, step])
+        rng = np.random.default_rng([SEED, data_offset + step])  # a continued run sees clips the first did not
         clips, captions = zip(*(motion_clip(rng, args.motion) for _ in range(BATCH)))
         captions = ["" if rng.random() < 0.1 else still_caption(c) for c in captions]
         x0 = video_latents(pipe, np.stack(clips))
@@ -122,10 +130,17 @@ def main() -> None:
     unet.eval().requires_grad_(False)
     out.mkdir(parents=True, exist_ok=True)
     save_lora(unet, "camera", out)
-    report = {"motion": args.motion, "steps": args.steps, "lr": args.lr, "batch": BATCH, "frames": FRAMES,
-              "rank": RANK, "high_noise_bias": high_noise_bias, "x0_weight_cap": x0_weight_cap,
-              "threads": args.threads, "train_seconds": seconds,
-              "cpu_seconds": round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]))} | evaluate(pipe, unet, args.motion)
+    if args.eval_only and earlier:  # re-measure a saved LoRA: its training figures stay, its metrics are new
+        report = earlier | evaluate(pipe, unet, args.motion)
+    else:
+        report = {"motion": args.motion, "steps": args.steps, "lr": args.lr, "batch": BATCH, "frames": FRAMES,
+                  "rank": RANK, "high_noise_bias": high_noise_bias, "x0_weight_cap": x0_weight_cap,
+                  "threads": args.threads, "train_seconds": seconds,
+                  "cpu_seconds": round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]))}
+        report |= evaluate(pipe, unet, args.motion)
+        if earlier:
+            report["earlier"] = {key: earlier[key] for key in ("steps", "lr", "high_noise_bias", "x0_weight_cap",
+                                                               "cpu_seconds")}
     (out / "metrics.json").write_text(json.dumps(report, indent=2))
     write_card(out, report)
     print(json.dumps(report), flush=True)
@@ -154,7 +169,7 @@ Trained by `scripts/train_toy_motion_lora.py --motion {r['motion']}` (seed {SEED
 - **Training**: over the frozen toy-sd + toy-motion + its domain LoRA; {r['steps']} steps of batch {r['batch']},
   AdamW lr {r['lr']} (warm-up 50, cosine), ε-loss{loss_words(r['high_noise_bias'], r['x0_weight_cap'])};
   {r['cpu_seconds']} s of CPU time for the run, training and the evaluation below ({r['threads']} thread{'s' if r['threads'] > 1 else ''} of this
-  2-core machine; {r['train_seconds']} s wall for the training, beside other work).
+  2-core machine; {r['train_seconds']} s wall for the training, beside other work).{continued_words(r)}
 - **Weights**: fp32 safetensors, {sum(f.stat().st_size for f in out.glob('*.safetensors')) / 1024:.0f} KiB.
 
 ## Metrics ({len(r['cases'])} drawn cases: prompts over colours × shapes × backgrounds and seeds, seed {r['eval_seed']})
@@ -170,6 +185,16 @@ Per case ({'px the named way' if kind == 'pan' else 'area change the named way'}
 Limits: the toy motion module was trained blind to frame order (its card), so the LoRA has to learn to read the
 frames' positions itself; without it toy-motion moves the object either way, set by the seed.
 """)
+
+
+def continued_words(r: dict) -> str:
+    """The card's words for a run that went on from a saved LoRA (--init-from)."""
+    if "earlier" not in r:
+        return ""
+    e = r["earlier"]
+    return (f"\n  It went on from a LoRA trained {e['steps']} steps at lr {e['lr']} (ε-loss"
+            f"{loss_words(e['high_noise_bias'], e['x0_weight_cap'])}; {e['cpu_seconds']} s of CPU time): "
+            f"{e['cpu_seconds'] + r['cpu_seconds']} s in all.")
 
 
 if __name__ == "__main__":

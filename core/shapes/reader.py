@@ -15,6 +15,9 @@ from .dataset import BACKGROUNDS, PALETTE
 
 FOREGROUND_DISTANCE = 60.0  # RGB distance from the background that counts as object
 MIN_AREA_FRACTION = 0.004  # blobs smaller than this fraction of the image are noise
+# Mean row width over the top third / over the bottom third of a blob: an upright triangle 0.2, a circle or a
+# square 1.0 (a circle cut by the frame's edge stays near 1 or above).
+TRIANGLE_TAPER = 0.7
 
 
 @dataclass
@@ -60,12 +63,23 @@ def _ideal_shapes(h: int, w: int) -> dict[str, np.ndarray]:
     }
 
 
+def taper(crop: np.ndarray) -> float:
+    """Mean row width of the top third of a cropped mask over that of its bottom third."""
+    widths = crop.sum(axis=1).astype(np.float64)
+    third = max(1, len(widths) // 3)
+    return float(widths[:third].mean() / max(widths[-third:].mean(), 1.0))
+
+
 def classify_shape(blob_mask: np.ndarray) -> str:
-    """The shape whose ideal drawing in the blob's bounding box overlaps it best (IoU)."""
+    """A triangle when the blob narrows towards its top (TRIANGLE_TAPER), else the circle or square whose ideal
+    drawing in the blob's bounding box overlaps it best (IoU). The taper comes first because a decoder rounds a small
+    triangle's corners until its IoU with the ideal circle or square ties with the triangle's."""
     ys, xs = np.nonzero(blob_mask)
     crop = blob_mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    if taper(crop) < TRIANGLE_TAPER:
+        return "triangle"
     ideals = _ideal_shapes(*crop.shape)
-    return max(ideals, key=lambda k: mask_iou(crop, ideals[k]))
+    return max(("circle", "square"), key=lambda k: mask_iou(crop, ideals[k]))
 
 
 def read_objects(image: np.ndarray, max_objects: int = 2) -> list[Blob]:
