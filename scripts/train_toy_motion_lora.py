@@ -35,7 +35,7 @@ from core.sampling import encode_prompts, frame_context  # noqa: E402
 from core.shapes import dataset  # noqa: E402
 from core.shapes.metrics import CAMERA_MOTIONS, camera_motion_score, drawn_still_prompts  # noqa: E402
 from core.training.epsilon import epsilon_loss, frozen_pipeline, loss_words, video_latents  # noqa: E402
-from core.training.loop import Checkpoint, optimizer_step  # noqa: E402
+from core.training.loop import CONTINUED_FROM, Checkpoint, optimizer_step, steps_trained  # noqa: E402
 from core.training.lora import MOTION_ATTENTION, add_lora, lora_parameters, save_lora  # noqa: E402
 
 SEED = 0
@@ -89,7 +89,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (1 when two trainings share 2 cores)")
     args = parser.parse_args()
     name = f"toy-motion-lora-{args.motion}"
-    out, work = args.out or config.MODELS_DIR / name, args.work or Path("runs") / name
+    # a continuation keeps its own checkpoints: resuming the first run's would skip the new steps
+    out = args.out or config.MODELS_DIR / name
+    work = args.work or Path("runs") / (f"{name}-continued" if args.init_from else name)
     high_noise_bias, x0_weight_cap = (False, 1.0) if args.plain_loss else (True, X0_WEIGHT_CAP)
     torch.set_num_threads(args.threads)
     torch.manual_seed(SEED)
@@ -103,7 +105,7 @@ def main() -> None:
     else:
         load_lora(unet, str(args.init_from), "camera", local=True, weight_name=config.LORA_FILE)
         earlier = json.loads((args.init_from / "metrics.json").read_text())
-    data_offset = earlier["steps"] + earlier.get("earlier", {}).get("steps", 0) if earlier else 0
+    data_offset = steps_trained(earlier) if earlier else 0
     unet.requires_grad_(False)
     trainable = lora_parameters(unet, "camera")
     for p in trainable:
@@ -111,7 +113,8 @@ def main() -> None:
     unet.set_adapters(["domain", "camera"], [1.0, 1.0])
     optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=0.0)
     checkpoint = Checkpoint(work / "lora.pt", every=50)
-    start = checkpoint.resume(optimizer, {"unet": unet}, strict=False)  # only the LoRA's parameters are saved
+    # only the LoRA's parameters are saved; re-measuring a saved LoRA measures that one, not a checkpoint
+    start = 0 if args.eval_only and earlier else checkpoint.resume(optimizer, {"unet": unet}, strict=False)
     unet.train()
     for step in range(start, 0 if args.eval_only else args.steps):
         rng = np.random.default_rng([SEED, data_offset + step])  # a continued run sees clips the first did not
@@ -139,8 +142,7 @@ def main() -> None:
                   "cpu_seconds": round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]))}
         report |= evaluate(pipe, unet, args.motion)
         if earlier:
-            report["earlier"] = {key: earlier[key] for key in ("steps", "lr", "high_noise_bias", "x0_weight_cap",
-                                                               "cpu_seconds")}
+            report[CONTINUED_FROM] = earlier
     (out / "metrics.json").write_text(json.dumps(report, indent=2))
     write_card(out, report)
     print(json.dumps(report), flush=True)
@@ -189,10 +191,10 @@ frames' positions itself; without it toy-motion moves the object either way, set
 
 def continued_words(r: dict) -> str:
     """The card's words for a run that went on from a saved LoRA (--init-from)."""
-    if "earlier" not in r:
+    if CONTINUED_FROM not in r:
         return ""
-    e = r["earlier"]
-    return (f"\n  It went on from a LoRA trained {e['steps']} steps at lr {e['lr']} (ε-loss"
+    e = r[CONTINUED_FROM]
+    return (f"\n  It went on from a LoRA trained {steps_trained(e)} steps (last at lr {e['lr']}, ε-loss"
             f"{loss_words(e['high_noise_bias'], e['x0_weight_cap'])}; {e['cpu_seconds']} s of CPU time): "
             f"{e['cpu_seconds'] + r['cpu_seconds']} s in all.")
 

@@ -58,37 +58,32 @@ def test_an_embedded_lora_loads_into_a_plain_diffusers_animatediff_pipeline():
     assert np.abs(moved - plain).max() > 0.01
 
 
-SCORES: dict[str, list[dict]] = {}
-
-
-def lora_scores(models, name):
+@pytest.fixture(scope="module", params=config.EMBEDDED_MOTION_LORAS)
+def lora_scores(request, models):
     """The LoRA at 1.0 beside the domain LoRA on drawn prompts and seeds, read from pixels (once per LoRA)."""
-    if name not in SCORES:
-        motion = name.removeprefix("toy-motion-lora-")
-        pipe, unet = models.pipeline(), models.motion_unet()
-        adapter = models.motion_lora(unet, name)
-        rng = np.random.default_rng([DRAW_SEED, config.EMBEDDED_MOTION_LORAS.index(name)])
-        scores = []
-        for prompt in drawn_still_prompts(rng, CASES_PER_LORA):
-            params = animatediff.AnimateDiffParams(prompt, frames=8, steps=25, seed=int(rng.integers(10**6)))
-            frames = animatediff.generate(pipe, unet, params, loras={"domain": 1.0, adapter: 1.0})
-            scores.append(camera_motion_score(frames, prompt, motion) | {"prompt": prompt})
-        print(f"{name}: moved its way {np.mean([s['moved'] for s in scores]):.2f}, kept "
-              f"{np.mean([s['kept'] for s in scores]):.2f}; {[(s['prompt'], s['change']) for s in scores]}")
-        SCORES[name] = scores
-    return SCORES[name]
+    name = request.param
+    motion = name.removeprefix("toy-motion-lora-")
+    pipe, unet = models.pipeline(), models.motion_unet()
+    adapter = models.motion_lora(unet, name)
+    rng = np.random.default_rng([DRAW_SEED, config.EMBEDDED_MOTION_LORAS.index(name)])
+    scores = []
+    for prompt in drawn_still_prompts(rng, CASES_PER_LORA):
+        params = animatediff.AnimateDiffParams(prompt, frames=8, steps=25, seed=int(rng.integers(10**6)))
+        frames = animatediff.generate(pipe, unet, params, loras={"domain": 1.0, adapter: 1.0})
+        scores.append(camera_motion_score(frames, prompt, motion) | {"prompt": prompt})
+    print(f"{name}: moved its way {np.mean([s['moved'] for s in scores]):.2f}, kept "
+          f"{np.mean([s['kept'] for s in scores]):.2f}; {[(s['prompt'], s['change']) for s in scores]}")
+    return scores
 
 
 # Measured (draw 2036, 16 cases each): moved its way pan-left 0.94, pan-right 0.94 (+1…+30 px), zoom-in 1.00.
-@pytest.mark.parametrize("name", config.EMBEDDED_MOTION_LORAS)
-def test_camera_lora_moves_the_object_its_way(models, name):
-    assert np.mean([s["moved"] for s in lora_scores(models, name)]) >= 0.8
+def test_camera_lora_moves_the_object_its_way(lora_scores):
+    assert np.mean([s["moved"] for s in lora_scores]) >= 0.8
 
 
 # Colour and shape in every frame, same draws: pan-left 0.88, pan-right 0.81, zoom-in 0.88 (the cards' draw, 12 cases:
 # 1.00 / 0.92 / 0.83). The misses are the motion module's: an object whose shape or colour drifts in some frame
 # (red ↔ purple, yellow ↔ orange), as toy-motion does without a LoRA (test_motion_behaviour). 16 cases, not 8: at a
 # true rate near 0.9, 8 cases fall under 0.8 one time in five (the first 8-case draw read 0.88 / 0.75 / 0.75).
-@pytest.mark.parametrize("name", config.EMBEDDED_MOTION_LORAS)
-def test_camera_lora_keeps_colour_and_shape(models, name):
-    assert np.mean([s["kept"] for s in lora_scores(models, name)]) >= 0.8
+def test_camera_lora_keeps_colour_and_shape(lora_scores):
+    assert np.mean([s["kept"] for s in lora_scores]) >= 0.8
